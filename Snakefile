@@ -1,0 +1,27 @@
+# vidstage: labelled video URLs -> trained, honestly evaluated video classifiers.
+# Table of contents; each stage lives in workflow/rules/<stage>.smk and calls `python -m lib`.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/augment.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/scale.smk"
+include: "workflow/rules/scaled_features.smk"
+include: "workflow/rules/folds.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

@@ -1,0 +1,45 @@
+"""Memory discipline for per-video loops: release what the last video held and log RSS."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import psutil
+
+_MiB = 1024 * 1024
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MiB."""
+    return psutil.Process().memory_info().rss / _MiB
+
+
+def release(log: logging.Logger | None = None, label: str = "") -> float:
+    """Collect garbage, empty the CUDA cache when torch has one, and log RSS.
+
+    Call it once after each video, after the loop has dropped its own references (frames,
+    decoders, models' activations). Returns the RSS in MiB.
+    """
+    gc.collect()
+    _empty_cuda_cache()
+    rss = rss_mb()
+    if log is not None:
+        log.info("rss_mb=%.1f %s", rss, label)
+    return rss
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CPU ``MemoryError`` and CUDA/accelerator out-of-memory errors."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _empty_cuda_cache() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")  # only if a stage already imported it: importing costs 1 s
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,216 @@
+"""Sharded, resumable processing of a table, one unit (video or clip) at a time.
+
+A shard is a slice of the input table in its order: job ``i`` of ``n`` (0-based) takes rows
+``[i*rows//n, (i+1)*rows//n)``, so the shard count never changes what a row produces.
+
+Resume: Snakemake deletes the declared outputs of a failed job, so progress is kept in a
+file it does not know about: ``<progress_dir>/<stage>/<i+1>-of-<n>-<fingerprint>.csv``,
+one block of CSV rows per finished unit, appended with a single ``write(2)`` and fsynced
+the moment the unit is done. kill -9 cannot split one write to a regular file, so after a
+crash the file holds whole units plus, at worst (power loss), a torn last line, which is
+cut off. A rerun skips the units already there and redoes at most the one in flight. The
+fingerprint covers the stage's parameters and the shard's input rows, so progress made
+under other settings or other inputs is never reused. When the shard's output is safely
+written, the progress file is removed: a later forced rerun recomputes from scratch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+from tqdm import tqdm
+
+from lib import schemas
+from lib.memory import release
+
+log = logging.getLogger(__name__)
+
+_SHARD_RE = re.compile(r"^(\d+)-of-(\d+)$")
+# Column of the progress file marking a finished unit that produced no output rows.
+_EMPTY = "__no_output__"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Job ``index`` (0-based) of ``count``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """Parse Snakemake's scatter item ``"2-of-4"`` (1-based) into ``Shard(1, 4)``."""
+        m = _SHARD_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"shard {text!r} is not of the form 'I-of-N' (e.g. 1-of-4)")
+        i, n = int(m.group(1)), int(m.group(2))
+        if not 1 <= i <= n:
+            raise ValueError(f"shard {text!r}: I must be between 1 and N")
+        return cls(i - 1, n)
+
+    @property
+    def name(self) -> str:
+        return f"{self.index + 1}-of-{self.count}"
+
+    def bounds(self, n_rows: int) -> tuple[int, int]:
+        """Row range ``[start, end)`` of this shard over a table of ``n_rows`` rows."""
+        return self.index * n_rows // self.count, (self.index + 1) * n_rows // self.count
+
+    def slice(self, table: pd.DataFrame) -> pd.DataFrame:
+        start, end = self.bounds(len(table))
+        return table.iloc[start:end]
+
+
+def fingerprint(params: dict, rows: pd.DataFrame) -> str:
+    """A short hash of a job's parameters and its input rows."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(rows.to_csv(index=False).encode())
+    return h.hexdigest()[:12]
+
+
+class ProgressFile:
+    """Append-only CSV of finished units for one shard; survives the job's failure."""
+
+    def __init__(self, path: Path, fieldnames: list[str]):
+        self.path = path
+        self.fieldnames = list(fieldnames) + [_EMPTY]
+
+    def load(self, kind: str, key: str) -> tuple[pd.DataFrame, set]:
+        """Finished rows and the keys of every finished unit, after cutting a torn last line."""
+        empty = pd.DataFrame(columns=self.fieldnames[:-1])
+        if not self.path.exists():
+            return empty, set()
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            log.warning("%s: cutting a torn last line (%d bytes)", self.path, len(data) - cut)
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+        header = data.split(b"\n", 1)[0].decode()
+        if header != ",".join(self.fieldnames):
+            log.warning("%s: columns changed since it was written; starting over", self.path)
+            self.path.unlink()
+            return empty, set()
+        text = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+        keys = set(text[key])
+        rows = text[text[_EMPTY] == ""].drop(columns=_EMPTY)
+        buf = io.StringIO(rows.to_csv(index=False))
+        return schemas.read_csv_typed(buf, kind), keys
+
+    def append(self, rows: list[dict]) -> None:
+        """Append one unit's rows in a single write, then fsync."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.fieldnames, lineterminator="\n")
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+        data = buf.getvalue().encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def run_shard(
+    table: pd.DataFrame,
+    shard: Shard,
+    *,
+    stage: str,
+    key: str,
+    process: Callable[[dict], list[dict]],
+    on_error: Callable[[dict, Exception], list[dict]],
+    out_kind: str,
+    out_columns: list[str],
+    output: str | Path,
+    progress_dir: str | Path,
+    params: dict,
+    skip: Callable[[dict], list[dict] | None] | None = None,
+) -> pd.DataFrame:
+    """Process one shard of ``table`` unit by unit, resumably, and write its output table.
+
+    ``process(row)`` returns the output rows of one input row (possibly none); it should not
+    raise, but if it does, ``on_error(row, exc)`` turns the exception into rows with a
+    reason, so one bad video never stops the shard. ``skip(row)``, when given, may return
+    rows for a unit that needs no work (e.g. an invalid video) without counting as work.
+    The output is the union of resumed and new rows in input order, written atomically.
+    """
+    rows = shard.slice(table)
+    progress_path = _progress_path(progress_dir, stage, shard, params, rows)
+    progress = ProgressFile(progress_path, out_columns)
+    _, done_keys = progress.load(out_kind, key)
+    todo = [r for r in rows.to_dict("records") if r[key] not in done_keys]
+    log.info(
+        "%s shard %s: %d rows, %d already done (resumed from %s), %d to do",
+        stage, shard.name, len(rows), len(rows) - len(todo), progress_path, len(todo),
+    )  # fmt: skip
+    for row in tqdm(todo, desc=f"{stage} {shard.name}", unit=key.split("_")[0], **_tqdm_kw()):
+        out = skip(row) if skip is not None else None
+        if out is None:
+            try:
+                out = process(row)
+            except Exception as exc:  # one bad unit must not stop the shard
+                log.exception("%s %s=%s failed", stage, key, row[key])
+                out = on_error(row, exc)
+        # A unit always leaves a row in the progress file, even with no output, so that a
+        # rerun knows it was finished: the marker row carries only the key.
+        progress.append(out if out else [{key: row[key], _EMPTY: 1}])
+        release(log, f"{key}={row[key]}")
+    result = _ordered(progress.load(out_kind, key)[0], rows[key], key)
+    written = schemas.write_table(result, output, out_kind)
+    progress_path.unlink(missing_ok=True)
+    log.info("%s shard %s: wrote %d rows to %s", stage, shard.name, len(written), output)
+    return written
+
+
+def _ordered(done: pd.DataFrame, keys: pd.Series, key: str) -> pd.DataFrame:
+    """Rows of ``done`` in the order of the input ``keys`` (stable within a unit)."""
+    order = {k: i for i, k in enumerate(keys)}
+    done = done.assign(__order__=done[key].map(order))
+    done = done.sort_values("__order__", kind="stable").drop(columns="__order__")
+    return done.reset_index(drop=True)
+
+
+def _progress_path(progress_dir, stage: str, shard: Shard, params: dict, rows) -> Path:
+    folder = Path(progress_dir) / stage
+    fp = fingerprint(params, rows)
+    path = folder / f"{shard.name}-{fp}.csv"
+    # Progress of this shard made under other parameters or inputs is stale: drop it.
+    for stale in folder.glob(f"{shard.name}-*.csv"):
+        if stale != path:
+            log.info("removing stale progress %s", stale)
+            stale.unlink()
+    return path
+
+
+def _tqdm_kw() -> dict:
+    """Progress bars: lively on a terminal, one line every 30 s in a log file."""
+    if sys.stderr.isatty():
+        return {}
+    return {"mininterval": 30.0, "ascii": True}
+
+
+def concat_tables(paths: Iterable[str | Path], kind: str) -> pd.DataFrame:
+    """Concatenate shard tables in shard order (the order their paths are given in)."""
+    frames = [schemas.read_table(p, kind) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return schemas.conform(pd.DataFrame(columns=schemas.columns(kind)), kind)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,372 @@
+"""The sharded stages: each reads its input table, processes one shard unit by unit
+(resumably, see :mod:`lib.shards`) and writes its shard table.
+
+Each ``*_shard`` function is what one Snakemake job runs; each is an ordinary function of
+explicit parameters and can be called (and tested) without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lib import schemas
+from lib.shards import Shard, run_shard
+from lib.utils import relpath
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROGRESS_DIR = "results/.progress"
+
+
+def _passthrough(row: dict, names: list[str]) -> dict:
+    return {n: row[n] for n in names}
+
+
+# ---------------------------------------------------------------------------- download
+def download_shard(
+    manifest: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    videos_dir: str | Path = "data/videos",
+    options: dict | None = None,
+    retry_failed: bool = True,
+    previous: str | Path | None = None,
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Download one shard of the manifest with yt-dlp; one ledger row per manifest row.
+
+    Files already in ``videos_dir`` are not downloaded again. With ``retry_failed=False``
+    and a ``previous`` download table, rows that failed before keep their failure row
+    instead of being tried again (retrying only failures is the default behaviour of a
+    rerun: successes are on disk and skipped).
+    """
+    from lib.download import build_ydl_options, download_video
+
+    options = dict(options or {})
+    table = schemas.read_table(manifest, "manifest")
+    ydl_options = build_ydl_options(out_dir=videos_dir, **options)
+    earlier = {}
+    if not retry_failed and previous and Path(previous).exists():
+        prev = schemas.read_table(previous, "download")
+        earlier = {r["video_id"]: r for r in prev.to_dict("records") if r["status"] == "failed"}
+    base = ["video_id", "url", "label", "dup_group", "platform", "is_original"]
+
+    def skip(row):
+        if row["video_id"] in earlier:
+            return [earlier[row["video_id"]]]
+        return None
+
+    def process(row):
+        result = download_video(row["url"], row["video_id"], videos_dir, ydl_options=ydl_options)
+        return [{**_passthrough(row, base), **result}]
+
+    def on_error(row, exc):
+        return [
+            {**_passthrough(row, base), "status": "failed", "path": "", "reason": "other",
+             "error": f"{type(exc).__name__}: {exc}"}
+        ]  # fmt: skip
+
+    run_shard(
+        table, shard, stage="download", key="video_id", process=process, on_error=on_error,
+        skip=skip, out_kind="download", out_columns=schemas.columns("download"),
+        output=output, progress_dir=progress_dir,
+        params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed},
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- validate
+_PROBE_COLUMNS = [c for c in schemas.columns("videos") if c not in
+                  ("video_id", "path", "label", "dup_group", "platform", "is_original")]  # fmt: skip
+
+
+def validate_shard(
+    downloads: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    limits: dict | None = None,
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Probe every downloaded video with PyAV; failed downloads get ``valid=False``."""
+    from lib.probe import probe_video
+
+    limits = dict(limits or {})
+    table = schemas.read_table(downloads, "download")
+    base = ["video_id", "path", "label", "dup_group", "platform", "is_original"]
+
+    def invalid(row, reason):
+        probe = {c: _empty_value(c) for c in _PROBE_COLUMNS}
+        return [{**_passthrough(row, base), **probe, "valid": False, "reason": reason}]
+
+    def skip(row):
+        if row["status"] == "failed":
+            return invalid(row, f"not_downloaded:{row['reason'] or 'other'}")
+        return None
+
+    def process(row):
+        probe = probe_video(row["path"], **limits)
+        return [{**_passthrough(row, base), **{c: probe[c] for c in _PROBE_COLUMNS}}]
+
+    def on_error(row, exc):
+        return invalid(row, f"probe_error:{type(exc).__name__}")
+
+    run_shard(
+        table, shard, stage="validate", key="video_id", process=process, on_error=on_error,
+        skip=skip, out_kind="videos", out_columns=schemas.columns("videos"), output=output,
+        progress_dir=progress_dir, params={"limits": limits},
+    )  # fmt: skip
+
+
+def _empty_value(column: str):
+    kind = schemas.TABLES["videos"][column]
+    return {"str": "", "int": 0, "float": float("nan"), "bool": False}[kind]
+
+
+# ---------------------------------------------------------------------------- augment
+def augment_shard(
+    videos: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    clips_dir: str | Path = "data/clips",
+    n_augmentations: int = 10,
+    seed: int = 0,
+    max_frames: int = 250,
+    crf: int = 18,
+    preset: str = "veryfast",
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Write ``n_augmentations`` augmented clips per valid video, plus the original.
+
+    The video is decoded once; every augmentation's encoder is fed from the same frames.
+    Each clip's parameters come from (video id, augmentation index, seed) only.
+    """
+    from lib.augment import make_augmentation
+    from lib.video import FrameReader, VideoWriter
+
+    table = schemas.read_table(videos, "videos")
+
+    def skip(row):
+        return [] if not row["valid"] else None
+
+    def clip_row(row, clip_id, path, aug_idx, augmentation, status="ok", reason=""):
+        return {"clip_id": clip_id, "video_id": row["video_id"], "path": path,
+                "aug_idx": aug_idx, "augmentation": augmentation, "label": row["label"],
+                "dup_group": row["dup_group"], "status": status, "reason": reason}  # fmt: skip
+
+    def process(row):
+        vid = row["video_id"]
+        rows = [clip_row(row, f"{vid}__orig", row["path"], -1, "none")]
+        if n_augmentations <= 0:
+            return rows
+        augs = [make_augmentation(vid, k, seed) for k in range(n_augmentations)]
+        out_dir = Path(clips_dir) / vid
+        paths = [out_dir / f"{vid}__a{k}.mp4" for k in range(n_augmentations)]
+        with FrameReader(row["path"]) as reader:
+            fps = float(row["fps"]) if row["fps"] > 0 else reader.fps
+            writers = [VideoWriter(p, fps=fps, crf=crf, preset=preset) for p in paths]
+            try:
+                for t, frame in enumerate(reader.iter_frames(stop=max_frames)):
+                    for aug, writer in zip(augs, writers):
+                        writer.write(aug.apply(frame, t))
+            except BaseException as exc:
+                for w in writers:
+                    w.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            for w in writers:
+                w.close()
+        for k, (aug, p) in enumerate(zip(augs, paths)):
+            rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))
+        return rows
+
+    def on_error(row, exc):
+        vid, reason = row["video_id"], f"augment_error:{type(exc).__name__}: {exc}"
+        failed = [clip_row(row, f"{vid}__a{k}", "", k, "", "failed", reason)
+                  for k in range(n_augmentations)]  # fmt: skip
+        return [clip_row(row, f"{vid}__orig", row["path"], -1, "none"), *failed]
+
+    run_shard(
+        table, shard, stage="augment", key="video_id", process=process, on_error=on_error,
+        skip=skip, out_kind="clips", out_columns=schemas.columns("clips"), output=output,
+        progress_dir=progress_dir,
+        params={"n": n_augmentations, "seed": seed, "max_frames": max_frames, "crf": crf,
+                "preset": preset, "dir": str(clips_dir)},
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- features
+def _feature_shard(
+    clips_table,
+    output,
+    shard: Shard,
+    *,
+    stage: str,
+    names: tuple[str, ...],
+    compute,
+    sampling: dict,
+    progress_dir,
+    params: dict,
+) -> None:
+    """Shared driver of both feature stages: sample frames, compute, one row per clip."""
+    from lib.video import FrameReader, sample_fraction
+
+    def skip(row):
+        if row["status"] != "ok":
+            return [failed(row, f"upstream_failed:{row['reason']}")]
+        return None
+
+    def failed(row, reason):
+        return {"clip_id": row["clip_id"], "status": "failed", "reason": reason,
+                **{n: float("nan") for n in names}}  # fmt: skip
+
+    def process(row):
+        with FrameReader(row["path"]) as reader:
+            indices = sample_fraction(reader.n_frames, **sampling)
+            frames = (frame for _, frame in reader.read(indices))
+            values = compute(row, reader, frames)
+        return [{"clip_id": row["clip_id"], "status": "ok", "reason": "",
+                 **{n: float(values[n]) for n in names}}]  # fmt: skip
+
+    def on_error(row, exc):
+        return [failed(row, f"feature_error:{type(exc).__name__}: {exc}")]
+
+    run_shard(
+        clips_table, shard, stage=stage, key="clip_id", process=process, on_error=on_error,
+        skip=skip, out_kind="features_stage", out_columns=["clip_id", "status", "reason", *names],
+        output=output, progress_dir=progress_dir, params={**params, "sampling": sampling},
+    )  # fmt: skip
+
+
+def features_shard(
+    clips: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    sampling: dict | None = None,
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Handcrafted features of every clip (noise residual, DCT, sharpness, blockiness, codec)."""
+    from lib.features import HANDCRAFTED_FEATURES, handcrafted_features
+
+    def compute(row, reader, frames):
+        return handcrafted_features(
+            frames, bitrate=reader.bit_rate, fps=reader.fps, width=reader.width,
+            height=reader.height,
+        )  # fmt: skip
+
+    _feature_shard(
+        schemas.read_table(clips, "clips"), output, shard, stage="features",
+        names=HANDCRAFTED_FEATURES, compute=compute, sampling=dict(sampling or {}),
+        progress_dir=progress_dir, params={},
+    )  # fmt: skip
+
+
+def scaled_features_shard(
+    scaled: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    sampling: dict | None = None,
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Features of the scaled clips: edges, texture, colour, blockiness, up/down-scale flags."""
+    from lib.features import SCALED_FEATURES, scaled_features
+
+    def compute(row, reader, frames):
+        return scaled_features(
+            frames, orig_width=row["orig_width"], orig_height=row["orig_height"],
+            scaled_width=row["scaled_width"], scaled_height=row["scaled_height"],
+        )  # fmt: skip
+
+    _feature_shard(
+        schemas.read_table(scaled, "scaled"), output, shard, stage="scaled_features",
+        names=SCALED_FEATURES, compute=compute, sampling=dict(sampling or {}),
+        progress_dir=progress_dir, params={},
+    )  # fmt: skip
+
+
+def merge_features(handcrafted: str | Path, scaled: str | Path, output: str | Path) -> None:
+    """Join both feature tables on clip_id into ``features.parquet`` (clip_id + floats).
+
+    A clip whose features failed in either stage keeps its row with NaN values; the
+    status and reason stay in the two stage tables, and training reports what it skipped.
+    """
+    hc = schemas.read_table(handcrafted, "features_stage")
+    sc = schemas.read_table(scaled, "features_stage")
+    merged = hc.drop(columns=["status", "reason"]).merge(
+        sc.drop(columns=["status", "reason"]), on="clip_id", how="left", validate="one_to_one"
+    )
+    schemas.write_table(merged, output, "features")
+
+
+# ---------------------------------------------------------------------------- scale
+def scale_shard(
+    clips: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    scaled_dir: str | Path = "data/scaled",
+    method: str = "letterbox",
+    size: int = 256,
+    model: str | None = None,
+    chunk_frames: int = 100,
+    crf: int = 18,
+    preset: str = "veryfast",
+    device: str = "auto",
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Scale every clip onto a fixed square canvas, streamed ``chunk_frames`` at a time.
+
+    With the autoencoder, an out-of-memory chunk is halved; when even one frame does not
+    fit, the clip is redone with letterbox and the reason recorded in ``scale_method``.
+    """
+    from lib.scale import ScaleFallback, make_scaler, scale_frames
+    from lib.video import FrameReader, VideoWriter
+
+    table = schemas.read_table(clips, "clips")
+    scaler = make_scaler(method, size=size, model=model, device=device)
+    fallback = make_scaler("letterbox", size=size) if method != "letterbox" else None
+
+    def row_for(row, path, used, reason, reader, status="ok"):
+        return {"clip_id": row["clip_id"], "video_id": row["video_id"], "path": path,
+                "scale_method": used, "orig_width": reader.width if reader else 0,
+                "orig_height": reader.height if reader else 0,
+                "scaled_width": size if status == "ok" else 0,
+                "scaled_height": size if status == "ok" else 0,
+                "status": status, "reason": reason}  # fmt: skip
+
+    def encode(src, dst, use):
+        with FrameReader(src) as reader, VideoWriter(dst, fps=reader.fps, crf=crf,
+                                                     preset=preset) as writer:  # fmt: skip
+            for frame in scale_frames(reader.iter_chunks(chunk_frames), use):
+                writer.write(frame)
+            return reader
+
+    def skip(row):
+        if row["status"] != "ok":
+            return [row_for(row, "", "", f"upstream_failed:{row['reason']}", None, "failed")]
+        return None
+
+    def process(row):
+        dst = Path(scaled_dir) / row["video_id"] / f"{row['clip_id']}.mp4"
+        try:
+            reader = encode(row["path"], dst, scaler)
+            return [row_for(row, relpath(dst), scaler.method, "", reader)]
+        except ScaleFallback as exc:
+            log.warning("%s: %s; falling back to letterbox", row["clip_id"], exc)
+            reader = encode(row["path"], dst, fallback)
+            return [row_for(row, relpath(dst), "letterbox", f"fallback:{exc}", reader)]
+
+    def on_error(row, exc):
+        return [row_for(row, "", "", f"scale_error:{type(exc).__name__}: {exc}", None, "failed")]
+
+    run_shard(
+        table, shard, stage="scale", key="clip_id", process=process, on_error=on_error,
+        skip=skip, out_kind="scaled", out_columns=schemas.columns("scaled"), output=output,
+        progress_dir=progress_dir,
+        params={"method": method, "size": size, "model": model, "chunk": chunk_frames,
+                "crf": crf, "preset": preset, "dir": str(scaled_dir)},
+    )  # fmt: skip
+

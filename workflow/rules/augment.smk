@@ -1,0 +1,41 @@
+# Stage 3: augmented clips of every valid video (data/clips/), plus the untouched original
+# (aug_idx -1). Parameters are seeded by the video id and the global seed only.
+
+
+rule augment:
+    input:
+        "results/videos.csv",
+    output:
+        "results/shards/augment/{scatteritem}.csv",
+    log:
+        "logs/augment/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/augment/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime(120),
+    params:
+        n=config["augment"]["n_augmentations"],
+        max_frames=config["augment"]["max_frames"],
+        crf=config["augment"]["crf"],
+        preset=config["augment"]["preset"],
+        seed=config["seed"],
+    shell:
+        "python -m lib augment --videos {input} --shard {wildcards.scatteritem}"
+        " --n-augmentations {params.n} --max-frames {params.max_frames} --crf {params.crf}"
+        " --preset {params.preset} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule gather_augment:
+    input:
+        gather.shards("results/shards/augment/{scatteritem}.csv"),
+    output:
+        "results/clips.csv",
+    log:
+        "logs/gather_augment/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind clips --out {output} {input} > {log} 2>&1"

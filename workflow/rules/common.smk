@@ -1,0 +1,66 @@
+# Config validation, sharding and the input functions every rule file uses.
+import json
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+scattergather:
+    shards=config["shards"],
+
+
+# The one Python environment of every rule, for --software-deployment-method conda.
+ENV = "../../envs/vidstage.yaml"
+
+MODELS = list(config["train"]["models"])
+FOLDS = list(range(config["folds"]["k"]))
+
+
+def mem_mb(base):
+    """Memory request that grows with each retry of a failed job."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def runtime(base):
+    """Runtime request (minutes) that grows with each retry of a failed job."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def as_json(section):
+    """A config section as one JSON argument for the `python -m lib` command line."""
+    return json.dumps(section, sort_keys=True)
+
+
+def dataset_inputs(wildcards):
+    """Files the manifest is built from, so that editing them reruns ingest."""
+    fmt, path = config["dataset"]["format"], config["dataset"]["path"]
+    if fmt == "demo":
+        return [f"{path}/index.csv"]
+    if fmt == "fvc":
+        return [f"{path}/FVC.csv", f"{path}/FVC_dup.csv"]
+    if fmt in ("csv", "wlasl"):
+        return [path]
+    return []
+
+
+def prediction_files():
+    return expand(
+        "results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS
+    )
+
+
+def get_final_output():
+    return [
+        "results/manifest.csv",
+        "results/download.csv",
+        "results/videos.csv",
+        "results/clips.csv",
+        "results/scaled.csv",
+        "results/features.parquet",
+        "results/folds.csv",
+        *prediction_files(),
+        "results/metrics.csv",
+        "results/summary.csv",
+        "results/reports/evaluation.md",
+    ]

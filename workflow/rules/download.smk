@@ -1,0 +1,41 @@
+# Stage 1: download with yt-dlp into data/videos/, sharded over the manifest. Files already
+# on disk are not fetched again; each manifest row gets a ledger row (status, reason, error).
+
+
+rule download:
+    input:
+        "results/manifest.csv",
+    output:
+        "results/shards/download/{scatteritem}.csv",
+    log:
+        "logs/download/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/download/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime(120),
+    params:
+        options=as_json(config["download"]["options"]),
+        retry_failed=(
+            ""
+            if config["download"]["retry_failed"]
+            else "--no-retry-failed --previous results/download.csv"
+        ),
+    shell:
+        "python -m lib download --manifest {input} --shard {wildcards.scatteritem}"
+        " --options {params.options:q} {params.retry_failed} --out {output} > {log} 2>&1"
+
+
+rule gather_download:
+    input:
+        gather.shards("results/shards/download/{scatteritem}.csv"),
+    output:
+        "results/download.csv",
+    log:
+        "logs/gather_download/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind download --out {output} {input} > {log} 2>&1"

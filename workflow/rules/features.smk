@@ -1,0 +1,51 @@
+# Stage 4: handcrafted features of every clip over sampled frames (noise residual, 8x8 DCT,
+# sharpness, gradients, blockiness, codec figures). Also the merge of both feature stages.
+
+
+rule features:
+    input:
+        "results/clips.csv",
+    output:
+        "results/shards/features/{scatteritem}.csv",
+    log:
+        "logs/features/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/features/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(1500),
+        runtime=runtime(120),
+    params:
+        sampling=as_json(config["features"]),
+    shell:
+        "python -m lib features --clips {input} --shard {wildcards.scatteritem}"
+        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+
+
+rule gather_features:
+    input:
+        gather.shards("results/shards/features/{scatteritem}.csv"),
+    output:
+        "results/features_handcrafted.csv",
+    log:
+        "logs/gather_features/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind features_stage --out {output} {input} > {log} 2>&1"
+
+
+rule merge_features:
+    input:
+        handcrafted="results/features_handcrafted.csv",
+        scaled="results/features_scaled.csv",
+    output:
+        "results/features.parquet",
+    log:
+        "logs/merge_features/merge.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib merge-features --handcrafted {input.handcrafted}"
+        " --scaled {input.scaled} --out {output} > {log} 2>&1"

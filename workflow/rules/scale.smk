@@ -1,0 +1,43 @@
+# Stage 5: every clip letterboxed (or autoencoded) onto a fixed square canvas, streamed in
+# chunks of frames, written to data/scaled/.
+
+
+rule scale:
+    input:
+        "results/clips.csv",
+    output:
+        "results/shards/scale/{scatteritem}.csv",
+    log:
+        "logs/scale/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/scale/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime(120),
+    params:
+        method=config["scale"]["method"],
+        size=config["scale"]["size"],
+        model=config["scale"]["model"],
+        chunk=config["scale"]["chunk_frames"],
+        crf=config["scale"]["crf"],
+        device=config["scale"]["device"],
+    shell:
+        "python -m lib scale --clips {input} --shard {wildcards.scatteritem}"
+        " --method {params.method} --size {params.size} --model {params.model:q}"
+        " --chunk-frames {params.chunk} --crf {params.crf} --device {params.device}"
+        " --out {output} > {log} 2>&1"
+
+
+rule gather_scale:
+    input:
+        gather.shards("results/shards/scale/{scatteritem}.csv"),
+    output:
+        "results/scaled.csv",
+    log:
+        "logs/gather_scale/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind scaled --out {output} {input} > {log} 2>&1"

@@ -1,0 +1,36 @@
+# Stage 6: features of the scaled clips (edge density, texture, colour spread, blockiness,
+# up/down-scale flags).
+
+
+rule scaled_features:
+    input:
+        "results/scaled.csv",
+    output:
+        "results/shards/scaled_features/{scatteritem}.csv",
+    log:
+        "logs/scaled_features/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/scaled_features/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(1500),
+        runtime=runtime(120),
+    params:
+        sampling=as_json(config["features"]),
+    shell:
+        "python -m lib scaled-features --scaled {input} --shard {wildcards.scatteritem}"
+        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+
+
+rule gather_scaled_features:
+    input:
+        gather.shards("results/shards/scaled_features/{scatteritem}.csv"),
+    output:
+        "results/features_scaled.csv",
+    log:
+        "logs/gather_scaled_features/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind features_stage --out {output} {input} > {log} 2>&1"

@@ -1,0 +1,36 @@
+# Stage 2: validate every download with PyAV (frames, fps, size, codec, a decode of the
+# first, middle and last frame); broken files get valid=false and a reason, never a crash.
+
+
+rule validate:
+    input:
+        "results/download.csv",
+    output:
+        "results/shards/validate/{scatteritem}.csv",
+    log:
+        "logs/validate/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/validate/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime(60),
+    params:
+        limits=as_json(config["validate"]),
+    shell:
+        "python -m lib validate --downloads {input} --shard {wildcards.scatteritem}"
+        " --limits {params.limits:q} --out {output} > {log} 2>&1"
+
+
+rule gather_validate:
+    input:
+        gather.shards("results/shards/validate/{scatteritem}.csv"),
+    output:
+        "results/videos.csv",
+    log:
+        "logs/gather_validate/gather.log",
+    conda:
+        ENV
+    shell:
+        "python -m lib gather --kind videos --out {output} {input} > {log} 2>&1"
