@@ -232,6 +232,8 @@ def read_csv_typed(source, kind: str) -> pd.DataFrame:
             out[name] = col.replace("", "nan").astype("float64")
             if kind_of == "int":
                 out[name] = out[name].astype("int64")
+        elif (col == "").all():  # no value to infer a type from: text, in every shard alike
+            out[name] = col.astype("str")
         else:
             try:
                 out[name] = col.replace("", "nan").astype("float64")

@@ -1,0 +1,482 @@
+"""Download stage, per video: fetch one URL with yt-dlp the way a careful user runs it.
+
+A careful user of yt-dlp retries with exponential backoff, sleeps between requests, never
+follows playlists, keeps partial downloads under ``.part`` names (so a cut download never
+looks complete and can resume), skips what is already on disk, and reads the reason of a
+failure instead of crashing on it. :func:`build_ydl_options` writes those choices down as
+yt-dlp's own params dict (the names ``yt_dlp.parse_options`` produces from command-line
+flags); :func:`download_video` runs one URL and always returns a row for
+``results/download.csv``; :func:`classify_error` turns yt-dlp's messages into a short
+reason that a table can be grouped by.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yt_dlp
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import ContentTooShortError, GeoRestrictedError, UnsupportedError, parse_bytes
+
+from lib.utils import relpath
+
+log = logging.getLogger(__name__)
+
+#: Every value ``download_video`` may put in ``reason`` ("" when the download worked).
+REASONS = (
+    "unavailable",
+    "private",
+    "removed",
+    "geo",
+    "network",
+    "http_404",
+    "unsupported",
+    "file_urls_disabled",
+    "other",
+)
+
+#: Last suffixes of files that yt-dlp is still writing or that a crash left behind.
+INCOMPLETE_SUFFIXES = frozenset({"part", "ytdl", "temp", "tmp"})
+
+#: The retry kinds yt-dlp knows for ``retry_sleep_functions``; a plain expression applies
+#: to these three (yt-dlp's command line applies it to ``http`` only, but YouTube serves
+#: DASH fragments and extractors hit rate limits, and both deserve the same backoff).
+RETRY_SLEEP_KINDS = ("http", "fragment", "file_access", "extractor")
+_PLAIN_RETRY_SLEEP_KINDS = ("http", "fragment", "extractor")
+
+_MAX_ERROR_CHARS = 500
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_SLEEP_EXPR_RE = re.compile(rf"(?:(linear|exp)=)?({_NUMBER})(?::({_NUMBER})?)?(?::({_NUMBER}))?")
+
+
+@dataclass(frozen=True)
+class RetrySleep:
+    """yt-dlp's ``--retry-sleep`` expression as a picklable callable: attempt n -> seconds.
+
+    ``exp=START[:LIMIT[:BASE=2]]`` sleeps ``min(START * BASE**n, LIMIT)``;
+    ``linear=START[:LIMIT[:STEP=START]]`` sleeps ``min(START + STEP*n, LIMIT)``; a bare
+    number sleeps that long every time. Same semantics as yt-dlp's own parser (which builds
+    lambdas that cannot be pickled into worker processes).
+    """
+
+    op: str  # "exp", "linear" or "const"
+    start: float
+    limit: float
+    step: float
+
+    @classmethod
+    def parse(cls, expr: str) -> "RetrySleep":
+        """Parse a yt-dlp retry-sleep expression; ValueError when it is not one."""
+        match = _SLEEP_EXPR_RE.fullmatch(expr.strip())
+        if match is None:
+            raise ValueError(f"invalid retry sleep expression {expr!r} (e.g. 'exp=1:30', 'linear=1::2', '5')")
+        op, start, limit, step = match.groups()
+        limit_value = float(limit) if limit else float("inf")
+        if op == "exp":
+            return cls("exp", float(start), limit_value, float(step or 2))
+        if op or limit:
+            return cls("linear", float(start), limit_value, float(step or start))
+        return cls("const", float(start), limit_value, 0.0)
+
+    def __call__(self, n: int) -> float:
+        if self.op == "exp":
+            return min(self.start * self.step**n, self.limit)
+        return min(self.start + self.step * n, self.limit)
+
+
+def _retry_sleep_functions(retry_sleep: str | Mapping[str, str] | None) -> dict[str, RetrySleep]:
+    """Map ``retry_sleep`` (one expression, or kind -> expression) to yt-dlp's dict."""
+    if not retry_sleep:
+        return {}
+    if isinstance(retry_sleep, str):
+        function = RetrySleep.parse(retry_sleep)
+        return {kind: function for kind in _PLAIN_RETRY_SLEEP_KINDS}
+    functions = {}
+    for kind, expr in retry_sleep.items():
+        if kind not in RETRY_SLEEP_KINDS:
+            raise ValueError(f"unknown retry sleep kind {kind!r}; expected one of {RETRY_SLEEP_KINDS}")
+        if expr:
+            functions[kind] = RetrySleep.parse(str(expr))
+    return functions
+
+
+def build_ydl_options(
+    *,
+    out_dir: str | os.PathLike,
+    format: str = "bv*[height<=1080]+ba/b[height<=1080]/b",  # noqa: A002 (yt-dlp's name)
+    retries: int = 3,
+    fragment_retries: int = 3,
+    extractor_retries: int = 2,
+    socket_timeout: float = 30.0,
+    sleep_interval: float = 0.0,
+    max_sleep_interval: float = 0.0,
+    sleep_requests: float = 0.0,
+    retry_sleep: str | Mapping[str, str] | None = "exp=1:30",
+    cookiefile: str | os.PathLike | None = None,
+    download_archive: str | os.PathLike | None = None,
+    allow_file_urls: bool = False,
+    rate_limit: int | str | None = None,
+    ffmpeg_location: str | os.PathLike | None = None,
+) -> dict:
+    """The yt-dlp params dict for the download stage, built once and reused per video.
+
+    Parameters use yt-dlp's meaning: ``retries``/``fragment_retries``/``extractor_retries``
+    are retry counts, ``retry_sleep`` is the backoff between them (``"exp=1:30"`` = 1, 2,
+    4, ... s capped at 30 s; a mapping ``{"http": ..., "fragment": ...}`` sets kinds one by
+    one; a plain expression applies to http, fragment and extractor retries).
+    ``sleep_interval``..``max_sleep_interval`` is a random pause before each download and
+    ``sleep_requests`` a pause between the extractor's requests (politeness towards the
+    site; yt-dlp draws the random pause itself, it never affects results).
+    ``rate_limit`` is bytes per second (an int or yt-dlp's "2M" form). ``ffmpeg_location``
+    defaults to imageio-ffmpeg's binary (there is no system ffmpeg; it merges video and
+    audio formats). ``file://`` URLs only work with ``allow_file_urls`` (yt-dlp disables
+    them for security).
+
+    ``out_dir`` goes in as ``paths["home"]``; :func:`download_video` sets ``outtmpl``
+    (``<video_id>.%(ext)s``), ``paths`` and ``logger`` per call. Raises ValueError for
+    inconsistent settings (a configuration error, not a bad video).
+    """
+    for name, value in (
+        ("retries", retries),
+        ("fragment_retries", fragment_retries),
+        ("extractor_retries", extractor_retries),
+        ("sleep_interval", sleep_interval),
+        ("max_sleep_interval", max_sleep_interval),
+        ("sleep_requests", sleep_requests),
+    ):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if socket_timeout <= 0:
+        raise ValueError(f"socket_timeout must be > 0, got {socket_timeout!r}")
+    if max_sleep_interval and not sleep_interval:
+        raise ValueError("max_sleep_interval needs sleep_interval (the lower bound of the random pause)")
+    if max_sleep_interval and max_sleep_interval < sleep_interval:
+        raise ValueError("max_sleep_interval must be >= sleep_interval")
+
+    if ffmpeg_location is None:
+        import imageio_ffmpeg
+
+        ffmpeg_location = imageio_ffmpeg.get_ffmpeg_exe()
+
+    options: dict = {
+        "format": format,
+        "paths": {"home": os.fspath(out_dir)},
+        "quiet": True,
+        "no_warnings": False,  # warnings still reach the logger
+        "noprogress": True,
+        "color": {"stdout": "no_color", "stderr": "no_color"},
+        "noplaylist": True,
+        # A URL that still yields a playlist (a tweet with two videos): take its first entry,
+        # so one video_id never becomes several files.
+        "playlist_items": "1",
+        "merge_output_format": "mp4",
+        "ffmpeg_location": os.fspath(ffmpeg_location),
+        "retries": int(retries),
+        "fragment_retries": int(fragment_retries),
+        "extractor_retries": int(extractor_retries),
+        "retry_sleep_functions": _retry_sleep_functions(retry_sleep),
+        "socket_timeout": float(socket_timeout),
+        # Partial downloads stay under .part names (never complete-looking) and resume.
+        "nopart": False,
+        "continuedl": True,
+        # The file's mtime is when it arrived, not the server's Last-Modified: Snakemake
+        # compares mtimes.
+        "updatetime": False,
+    }
+    if sleep_interval:
+        options["sleep_interval"] = float(sleep_interval)
+        if max_sleep_interval:
+            options["max_sleep_interval"] = float(max_sleep_interval)
+    if sleep_requests:
+        options["sleep_interval_requests"] = float(sleep_requests)
+    if cookiefile is not None:
+        options["cookiefile"] = os.fspath(cookiefile)
+    if download_archive is not None:
+        options["download_archive"] = os.fspath(download_archive)
+    if allow_file_urls:
+        options["enable_file_urls"] = True
+    if rate_limit is not None:
+        limit = parse_bytes(rate_limit) if isinstance(rate_limit, str) else int(rate_limit)
+        if limit is None or limit <= 0:
+            raise ValueError(f"rate_limit must be a positive byte rate, got {rate_limit!r}")
+        options["ratelimit"] = limit
+    return options
+
+
+def find_complete_download(out_dir: str | os.PathLike, video_id: str) -> Path | None:
+    """The finished file ``<out_dir>/<video_id>.<ext>``, or None.
+
+    Not complete: yt-dlp's work files (``.part``, ``.ytdl``, ``.temp``, ``.tmp``), its
+    per-format files before a merge (``<id>.f137.mp4``: a second dot), and the
+    ``.tmp-*`` files of :func:`lib.utils.atomic_path`. Several candidates (a re-run with
+    another format) resolve to the first by name, so the answer is deterministic.
+    """
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        return None
+    prefix = f"{video_id}."
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.startswith(prefix):
+            continue
+        ext = entry.name[len(prefix) :]
+        if not ext or "." in ext or not re.fullmatch(r"[A-Za-z0-9_]+", ext):
+            continue
+        if ext.lower() in INCOMPLETE_SUFFIXES or ext.lower().startswith("tmp"):
+            continue
+        if entry.is_file():
+            return entry
+    return None
+
+
+# --- error classification -------------------------------------------------------------
+
+_FILE_URLS_RE = re.compile(r"file:// urls are disabled|enable[-_ ]file[-_ ]urls")
+_UNSUPPORTED_RE = re.compile(r"unsupported url|is not a valid url|no suitable (?:extractor|info ?extractor)")
+_HTTP_404_RE = re.compile(r"http error 404\b|\b404:? not found\b")
+_HTTP_410_RE = re.compile(r"http error 410\b|\b410:? gone\b")
+_NETWORK_RE = re.compile(
+    r"timed? ?out|timeout"
+    r"|connection (?:refused|reset|aborted|broken|closed)"
+    r"|remote end closed connection|remotedisconnected|failed to establish a new connection"
+    r"|name or service not known|temporary failure in name resolution|nodename nor servname"
+    r"|getaddrinfo failed|name resolution|network is unreachable|no route to host|broken pipe"
+    r"|\[errno (?:101|104|110|111|113|-2|-3)\]"
+    r"|bytes read, \d+ more expected|downloaded \d+ bytes, expected \d+ bytes|incompleteread"
+    r"|eof occurred in violation of protocol|unexpected eof"
+    r"|http error (?:5\d\d|429)\b|too many requests|try again later|rate.?limit"
+)
+# yt-dlp's own format selection failing is not the site withdrawing the video.
+_FORMAT_RE = re.compile(r"requested format is not available|no video formats found")
+_PRIVATE_RE = re.compile(
+    r"\bprivate (?:video|post|tweet|account|content)\b|\b(?:video|account|post|content) is private\b"
+    r"|\bset to private\b|\bthis video is private\b|\bprotected (?:tweet|account)"
+)
+_REMOVED_RE = re.compile(
+    r"has been removed|been deleted|was deleted|removed by|removed for violating|removed from"
+    r"|no longer available|has been terminated|account (?:\w+ )?terminated|copyright claim"
+    r"|has been suspended|account suspended|\bsuspended account"
+)
+_GEO_RE = re.compile(
+    r"available (?:in|from) your (?:country|location|region|area)"
+    r"|geo[- ]?restrict|geo[- ]?block|blocked in your country|not available in your country"
+)
+_UNAVAILABLE_RE = re.compile(
+    r"unavailable|not available|isn't available|is not available|does not exist|doesn't exist"
+    r"|no video could be found|no video found|no media (?:links )?found|this live event will begin"
+    r"|premieres in|video not found|content not found"
+)
+# "ERROR: [youtube] abc123: " -- the extractor and id prefix. The id comes from the URL
+# and may contain any word ("private_clip"), so it must not take part in classification.
+_PREFIX_RE = re.compile(r"^\s*(?:error:\s*)?(?:\[[^\]]*\]\s*(?:[^\s:]+:\s+)?)?")
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
+
+
+def classify_error(message: str) -> str:
+    """Map a yt-dlp / HTTP error message to one of :data:`REASONS` (never "").
+
+    Checked from the most technical to the most descriptive: file:// refused, unsupported
+    URL, HTTP 404, HTTP 410 (removed), network trouble (timeouts, refused/reset
+    connections, DNS, cut transfers, HTTP 5xx/429 and "try again later" rate limits: all
+    worth retrying later), then the site's own words: private, removed, geo-blocked,
+    unavailable. Anything else (403, sign-in/age gates, no matching format, empty files) is
+    "other". The extractor/id prefix and URLs are ignored so that a video named
+    "private_clip" does not read as private.
+    """
+    text = _URL_RE.sub(" ", _PREFIX_RE.sub("", (message or "").lower(), count=1))
+    if _FILE_URLS_RE.search(text):
+        return "file_urls_disabled"
+    if _UNSUPPORTED_RE.search(text):
+        return "unsupported"
+    if _HTTP_404_RE.search(text):
+        return "http_404"
+    if _HTTP_410_RE.search(text):
+        return "removed"
+    if _NETWORK_RE.search(text):
+        return "network"
+    if _FORMAT_RE.search(text):
+        return "other"
+    if _PRIVATE_RE.search(text):
+        return "private"
+    if _REMOVED_RE.search(text):
+        return "removed"
+    if _GEO_RE.search(text):
+        return "geo"
+    if _UNAVAILABLE_RE.search(text):
+        return "unavailable"
+    return "other"
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it: yt-dlp's ``exc_info``/``cause`` and Python's chaining."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) >= 2 and isinstance(exc_info[1], BaseException):
+            pending.append(exc_info[1])
+        cause = getattr(current, "cause", None)
+        if isinstance(cause, BaseException):
+            pending.append(cause)
+        pending.extend([current.__cause__, current.__context__])
+    return seen
+
+
+def _reason_from_exception(exc: BaseException) -> str:
+    """A reason from yt-dlp's exception types, for messages whose words say nothing."""
+    for item in _exception_chain(exc):
+        if isinstance(item, GeoRestrictedError):
+            return "geo"
+        if isinstance(item, UnsupportedError):
+            return "unsupported"
+        if isinstance(item, HTTPError):
+            status = getattr(item, "status", None)
+            if status == 404:
+                return "http_404"
+            if status == 410:
+                return "removed"
+            if status == 429 or (isinstance(status, int) and status >= 500):
+                return "network"
+        if isinstance(item, (TransportError, ContentTooShortError, TimeoutError, ConnectionError)):
+            return "network"
+    return "other"
+
+
+def one_line(message: str, *, max_chars: int = _MAX_ERROR_CHARS) -> str:
+    """``message`` as one trimmed line without colour codes or the "ERROR: " tag."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message or "")
+    text = " ".join(text.split())
+    text = re.sub(r"^ERROR:\s*", "", text)
+    if len(text) > max_chars:
+        text = text[: max_chars - 3].rstrip() + "..."
+    return text
+
+
+class _YtDlpLogCapture:
+    """The ``logger`` object yt-dlp writes to: keeps errors/warnings, forwards to logging.
+
+    yt-dlp prints ``ERROR:`` lines even when quiet unless it is given a logger; with one,
+    every message arrives here and nothing reaches the terminal.
+    """
+
+    def __init__(self, video_id: str):
+        self.video_id = video_id
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.in_archive = False  # yt-dlp skipped the URL: its download_archive lists it
+
+    def debug(self, message: str) -> None:
+        if "already been recorded in the archive" in message:
+            self.in_archive = True
+        log.debug("%s: %s", self.video_id, message)
+
+    def info(self, message: str) -> None:
+        log.debug("%s: %s", self.video_id, message)
+
+    def warning(self, message: str) -> None:
+        if message.strip():
+            self.warnings.append(message)
+            log.info("%s: yt-dlp warning: %s", self.video_id, one_line(message))
+
+    def error(self, message: str) -> None:
+        if message.strip():
+            self.errors.append(message)
+            log.info("%s: yt-dlp error: %s", self.video_id, one_line(message))
+
+
+def _escape_template(text: str) -> str:
+    """``text`` as a literal inside a yt-dlp output template (``%`` starts a field)."""
+    return text.replace("%", "%%")
+
+
+def _row(status: str, path: str = "", reason: str = "", error: str = "") -> dict:
+    return {"status": status, "path": path, "reason": reason, "error": error}
+
+
+def _remove_complete_looking(out_dir: Path, video_id: str) -> None:
+    """Delete finished-looking files for ``video_id`` after a failed attempt.
+
+    Only files this attempt made can be there (a finished file makes the call a skip), e.g.
+    a direct download whose post-processing failed. ``.part`` files stay: they never look
+    complete and let the next attempt resume.
+    """
+    while (leftover := find_complete_download(out_dir, video_id)) is not None:
+        try:
+            leftover.unlink()
+            log.info("%s: removed %s left by a failed download", video_id, leftover.name)
+        except OSError as exc:
+            log.warning("%s: could not remove %s: %s", video_id, leftover, exc)
+            return
+
+
+def download_video(url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_options: dict) -> dict:
+    """Download ``url`` to ``<out_dir>/<video_id>.<ext>``; a ``download.csv`` row, never raises.
+
+    Returns ``{"status", "path", "reason", "error"}``: status "ok" (downloaded now),
+    "skipped" (a finished file was already there; no network access at all) or "failed";
+    ``path`` relative to the current directory with forward slashes ("" on failure);
+    ``reason`` one of :data:`REASONS` ("" unless failed); ``error`` yt-dlp's message on
+    one line. ``ydl_options`` comes from :func:`build_ydl_options`; it is copied, and its
+    ``outtmpl``, ``paths`` and ``logger`` are set for this call.
+
+    A failed download leaves no finished-looking file (yt-dlp's ``.part`` may stay, to
+    resume). ``video_id`` must be a bare file stem (ingest sanitises it); a path separator
+    is a programming error and raises ValueError.
+    """
+    if (
+        not video_id
+        or video_id in {".", ".."}
+        or any(sep and sep in video_id for sep in ("/", "\\", os.sep, os.altsep))
+    ):
+        raise ValueError(f"video_id must be a bare file stem, got {video_id!r}")
+
+    folder = Path(out_dir)
+    try:
+        existing = find_complete_download(folder, video_id)
+    except OSError as exc:
+        return _row("failed", reason="other", error=one_line(f"cannot read {folder}: {exc}"))
+    if existing is not None:
+        log.debug("%s: already downloaded as %s", video_id, existing.name)
+        return _row("skipped", path=relpath(existing))
+
+    capture = _YtDlpLogCapture(video_id)
+    params = dict(ydl_options)
+    params.update(
+        {
+            "outtmpl": {"default": f"{_escape_template(video_id)}.%(ext)s"},
+            "paths": {"home": os.fspath(folder)},
+            "logger": capture,
+        }
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with yt_dlp.YoutubeDL(params) as ydl:
+            ydl.extract_info(url, download=True)
+        finished = find_complete_download(folder, video_id)
+        if finished is None:
+            notes = " ".join(capture.warnings + capture.errors)
+            if capture.in_archive:
+                message = "listed in the download archive but the file is missing"
+            else:
+                message = "yt-dlp reported success but no file arrived"
+            return _row("failed", reason="other", error=one_line(f"{message} {notes}".strip()))
+        return _row("ok", path=relpath(finished))
+    except Exception as exc:  # noqa: BLE001 - per-item function: a bad video must not stop the stage
+        message = str(exc) or (capture.errors[-1] if capture.errors else type(exc).__name__)
+        reason = classify_error(message)
+        if reason == "other":
+            reason = _reason_from_exception(exc)
+        try:
+            _remove_complete_looking(folder, video_id)
+        except OSError as cleanup_exc:
+            log.warning("%s: could not clean up after a failed download: %s", video_id, cleanup_exc)
+        return _row("failed", reason=reason, error=one_line(message))

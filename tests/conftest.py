@@ -1,0 +1,56 @@
+"""Shared fixtures: a private copy of the workflow to run Snakemake in, and its runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# What a workflow run needs from the repository (never results/, data/, .venv/).
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "envs", "configs")
+
+
+def workflow_env() -> dict:
+    """Environment for Snakemake runs: this venv first on PATH (rules call `python -m lib`)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    env.pop("SNAKEMAKE_PROFILE", None)
+    return env
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow into ``dest`` so a test run writes nothing into the checkout."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True):
+    """Run Snakemake in ``workdir``; on failure, show its output and the job logs."""
+    cmd = [str(BIN / "snakemake"), *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=workflow_env(), capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+    if check and proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}"
+                         for p in sorted((workdir / "logs").rglob("*.log")))  # fmt: skip
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-5000:]}\n"
+                    f"{proc.stderr[-5000:]}\n{logs[-20000:]}")  # fmt: skip
+    return proc
+
+
+@pytest.fixture
+def workflow_dir(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "wf")

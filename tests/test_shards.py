@@ -1,0 +1,146 @@
+"""Shard slicing and resume: a shard killed with SIGKILL resumes where it stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib import schemas
+from lib.shards import ProgressFile, Shard, concat_tables, run_shard
+
+
+def test_shard_bounds_cover_every_row_once():
+    for n_rows in (0, 1, 7, 100, 101):
+        for count in (1, 2, 3, 8):
+            covered = []
+            for i in range(count):
+                start, end = Shard(i, count).bounds(n_rows)
+                covered += list(range(start, end))
+            assert covered == list(range(n_rows))
+
+
+def test_shard_parse():
+    assert Shard.parse("2-of-4") == Shard(1, 4)
+    assert Shard(1, 4).name == "2-of-4"
+    for bad in ("0-of-4", "5-of-4", "2of4", "a-of-b"):
+        with pytest.raises(ValueError):
+            Shard.parse(bad)
+
+
+def test_progress_file_cuts_torn_line(tmp_path):
+    cols = schemas.columns("folds")
+    pf = ProgressFile(tmp_path / "p.csv", cols)
+    pf.append([{"video_id": "a", "dup_group": "g", "label": "real", "fold": 1}])
+    with open(pf.path, "ab") as f:  # a torn write, as after a power loss
+        f.write(b"b,g,fa")
+    rows, keys = pf.load("folds", "video_id")
+    assert list(rows["video_id"]) == ["a"] and keys == {"a"}
+    assert pf.path.read_bytes().endswith(b"\n")
+
+
+# A shard run as its own process, so that the test can kill -9 it like a dying node.
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import pandas as pd
+    from lib.shards import Shard, run_shard
+    table = pd.DataFrame({"video_id": [f"v{i:02d}" for i in range(12)],
+                          "dup_group": [f"g{i // 3}" for i in range(12)],
+                          "label": ["real", "fake"] * 6})
+    delay, log = float(sys.argv[3]), open(sys.argv[4], "a")
+    def process(row):
+        log.write(row["video_id"] + "\\n"); log.flush()
+        time.sleep(delay)
+        if row["video_id"] == "v05":
+            return []                      # a unit with no output rows
+        if row["video_id"] == "v07":
+            raise RuntimeError("corrupt")  # a bad unit must not stop the shard
+        return [{**row, "fold": int(row["video_id"][1:]) * 7 % 5}]
+    def on_error(row, exc):
+        return [{**row, "fold": 0, "error": str(exc)}]
+    run_shard(table, Shard.parse(sys.argv[1]), stage="toy", key="video_id", process=process,
+              on_error=on_error, out_kind="folds", out_columns=["video_id", "dup_group",
+              "label", "fold", "error"], output=sys.argv[2], progress_dir=sys.argv[5],
+              params={"p": 1})
+    """
+)
+
+
+def _run(tmp_path, shard, out, delay, calls, progress, **kw):
+    script = tmp_path / "shard_job.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    args = [sys.executable, str(script), shard, str(out), str(delay), str(calls), str(progress)]
+    return subprocess.Popen(args, env=env, start_new_session=True, **kw)
+
+
+def test_killed_shard_resumes_and_matches_uninterrupted_run(tmp_path):
+    ref, calls_ref = tmp_path / "ref.csv", tmp_path / "calls_ref.txt"
+    assert _run(tmp_path, "1-of-1", ref, 0.0, calls_ref, tmp_path / "prog_ref").wait() == 0
+
+    out, calls = tmp_path / "out.csv", tmp_path / "calls.txt"
+    progress = tmp_path / "prog"
+    proc = _run(tmp_path, "1-of-1", out, 0.3, calls, progress)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until a few videos are finished
+        files = list((progress / "toy").glob("*.csv"))
+        if files and files[0].read_text().count("\n") >= 5:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed shard must not leave its output"
+    first = calls.read_text().split()
+    assert 4 <= len(first) < 12
+
+    assert _run(tmp_path, "1-of-1", out, 0.0, calls, progress).wait() == 0
+    second = calls.read_text().split()[len(first):]
+    # The rerun skipped every finished video and redid at most the one in flight.
+    assert set(second).isdisjoint(first[:-1])
+    assert sorted(set(first) | set(second)) == [f"v{i:02d}" for i in range(12)]
+    assert len(second) <= 12 - len(first) + 1
+
+    got, want = pd.read_csv(out), pd.read_csv(ref)
+    pd.testing.assert_frame_equal(got, want)
+    assert got["video_id"].is_unique and "v05" not in set(got["video_id"])
+    assert got.loc[got.video_id == "v07", "error"].item() == "corrupt"
+    assert not list((progress / "toy").glob("*.csv")), "progress is removed after success"
+
+
+def test_results_do_not_depend_on_shard_count(tmp_path):
+    whole = tmp_path / "whole.csv"
+    assert _run(tmp_path, "1-of-1", whole, 0.0, tmp_path / "c1", tmp_path / "p1").wait() == 0
+    parts = []
+    for i in (1, 2, 3):
+        part = tmp_path / f"part{i}.csv"
+        assert _run(tmp_path, f"{i}-of-3", part, 0.0, tmp_path / "c3", tmp_path / "p3").wait() == 0
+        parts.append(part)
+    gathered = concat_tables(parts, "folds")  # what the gather rule does
+    pd.testing.assert_frame_equal(gathered, schemas.read_table(whole, "folds"))
+
+
+def test_progress_under_other_params_is_not_reused(tmp_path):
+    table = pd.DataFrame({"video_id": ["a", "b"], "dup_group": ["g", "h"], "label": ["x", "y"]})
+    seen = []
+
+    def run(fold):
+        def process(row):
+            seen.append(row["video_id"])
+            return [{**row, "fold": fold}]
+
+        return run_shard(table, Shard(0, 1), stage="t", key="video_id", process=process,
+                         on_error=None, out_kind="folds", out_columns=schemas.columns("folds"),
+                         output=tmp_path / "o.csv", progress_dir=tmp_path / "p",
+                         params={"fold": fold})  # fmt: skip
+
+    assert list(run(1)["fold"]) == [1, 1]
+    assert list(run(2)["fold"]) == [2, 2]
+    assert seen == ["a", "b", "a", "b"]
