@@ -34,7 +34,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
     name = type(exc).__name__
-    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return name == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
 
 
 def _empty_cuda_cache() -> None:

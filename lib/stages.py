@@ -7,6 +7,7 @@ explicit parameters and can be called (and tested) without Snakemake.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -164,19 +165,15 @@ def augment_shard(
         augs = [make_augmentation(vid, k, seed) for k in range(n_augmentations)]
         out_dir = Path(clips_dir) / vid
         paths = [out_dir / f"{vid}__a{k}.mp4" for k in range(n_augmentations)]
-        with FrameReader(row["path"]) as reader:
+        # One decode feeds every augmentation's encoder; the stack closes them together
+        # and, if anything fails, discards every temporary file (no half-written clip).
+        with FrameReader(row["path"]) as reader, contextlib.ExitStack() as stack:
             fps = float(row["fps"]) if row["fps"] > 0 else reader.fps
-            writers = [VideoWriter(p, fps=fps, crf=crf, preset=preset) for p in paths]
-            try:
-                for t, frame in enumerate(reader.iter_frames(stop=max_frames)):
-                    for aug, writer in zip(augs, writers):
-                        writer.write(aug.apply(frame, t))
-            except BaseException as exc:
-                for w in writers:
-                    w.__exit__(type(exc), exc, exc.__traceback__)
-                raise
-            for w in writers:
-                w.close()
+            writers = [stack.enter_context(VideoWriter(p, fps=fps, crf=crf, preset=preset))
+                       for p in paths]  # fmt: skip
+            for t, frame in enumerate(reader.iter_frames(stop=max_frames)):
+                for aug, writer in zip(augs, writers):
+                    writer.write(aug.apply(frame, t))
         for k, (aug, p) in enumerate(zip(augs, paths)):
             rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))
         return rows
