@@ -19,6 +19,7 @@ include: "workflow/rules/scaled_features.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/completeness.smk"
 
 
 rule all:

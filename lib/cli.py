@@ -122,8 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gather", help="concatenate shard tables in shard order")
     p.add_argument("--kind", required=True, help="table kind (lib/schemas.py)")
+    p.add_argument("--stage", default=None, help="stage name, to log its failures by reason")
     p.add_argument("--out", required=True)
     p.add_argument("inputs", nargs="+")
+
+    p = sub.add_parser("completeness", help="expected vs present rows per stage, and why")
+    p.add_argument("--root", default=".", help="folder holding results/ (default: .)")
+    p.add_argument("--md", required=True, help="markdown report to write")
+    p.add_argument("--csv", required=True, help="per-stage counts to write")
+    p.add_argument("--n-augmentations", type=int, required=True)
 
     p = sub.add_parser("merge-features", help="join both feature tables into one parquet")
     p.add_argument("--handcrafted", required=True)
@@ -195,7 +202,15 @@ def run(args: argparse.Namespace) -> None:
     elif cmd == "gather":
         from lib.shards import concat_tables
 
-        schemas.write_table(concat_tables(args.inputs, args.kind), args.out, args.kind)
+        table = schemas.write_table(concat_tables(args.inputs, args.kind), args.out, args.kind)
+        if args.stage:
+            from lib.completeness import log_stage_summary
+
+            log_stage_summary(args.stage, table)
+    elif cmd == "completeness":
+        from lib.completeness import write_completeness
+
+        write_completeness(args.root, args.md, args.csv, n_augmentations=args.n_augmentations)
     elif cmd == "merge-features":
         stages.merge_features(args.handcrafted, args.scaled, args.out)
     elif cmd == "folds":

@@ -24,6 +24,19 @@ def _passthrough(row: dict, names: list[str]) -> dict:
     return {n: row[n] for n in names}
 
 
+def _extra_columns(table, out_kind: str, drop: tuple[str, ...] = ()) -> list[str]:
+    """Input columns beyond the stage's contract that travel on (e.g. a WLASL segment)."""
+    spec = schemas.TABLES[out_kind]
+    return [c for c in table.columns if c not in spec and c not in drop]
+
+
+def segment(row: dict) -> tuple[int, int | None]:
+    """The ``[start, stop)`` frames to keep (``frame_start``/``frame_end``; -1 = to the end)."""
+    start = int(row.get("frame_start", 0) or 0)
+    end = int(row.get("frame_end", -1))
+    return max(start, 0), (None if end < 0 else end)
+
+
 # ---------------------------------------------------------------------------- download
 def download_shard(
     manifest: str | Path,
@@ -52,7 +65,7 @@ def download_shard(
     if not retry_failed and previous and Path(previous).exists():
         prev = schemas.read_table(previous, "download")
         earlier = {r["video_id"]: r for r in prev.to_dict("records") if r["status"] == "failed"}
-    base = ["video_id", "url", "label", "dup_group", "platform", "is_original"]
+    extras = _extra_columns(table, "download")
 
     def skip(row):
         if row["video_id"] in earlier:
@@ -61,17 +74,17 @@ def download_shard(
 
     def process(row):
         result = download_video(row["url"], row["video_id"], videos_dir, ydl_options=ydl_options)
-        return [{**_passthrough(row, base), **result}]
+        return [{**row, **result}]
 
     def on_error(row, exc):
         return [
-            {**_passthrough(row, base), "status": "failed", "path": "", "reason": "other",
+            {**row, "status": "failed", "path": "", "reason": "other",
              "error": f"{type(exc).__name__}: {exc}"}
         ]  # fmt: skip
 
     run_shard(
         table, shard, stage="download", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="download", out_columns=schemas.columns("download"),
+        skip=skip, out_kind="download", out_columns=schemas.columns("download") + extras,
         output=output, progress_dir=progress_dir,
         params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed},
     )  # fmt: skip
@@ -95,7 +108,8 @@ def validate_shard(
 
     limits = dict(limits or {})
     table = schemas.read_table(downloads, "download")
-    base = ["video_id", "path", "label", "dup_group", "platform", "is_original"]
+    extras = _extra_columns(table, "videos", drop=("url", "status", "error"))
+    base = ["video_id", "path", "label", "dup_group", "platform", "is_original", *extras]
 
     def invalid(row, reason):
         probe = {c: _empty_value(c) for c in _PROBE_COLUMNS}
@@ -115,7 +129,7 @@ def validate_shard(
 
     run_shard(
         table, shard, stage="validate", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="videos", out_columns=schemas.columns("videos"), output=output,
+        skip=skip, out_kind="videos", out_columns=schemas.columns("videos") + extras, output=output,
         progress_dir=progress_dir, params={"limits": limits},
     )  # fmt: skip
 
@@ -159,22 +173,32 @@ def augment_shard(
 
     def process(row):
         vid = row["video_id"]
-        rows = [clip_row(row, f"{vid}__orig", row["path"], -1, "none")]
-        if n_augmentations <= 0:
-            return rows
-        augs = [make_augmentation(vid, k, seed) for k in range(n_augmentations)]
+        start, stop = segment(row)
+        trimmed = start > 0 or stop is not None
         out_dir = Path(clips_dir) / vid
+        # The original is the untouched file, unless the corpus names a segment of it
+        # (WLASL): then the segment is cut out, encoded like the augmented clips.
+        augs = [make_augmentation(vid, k, seed) for k in range(n_augmentations)]
         paths = [out_dir / f"{vid}__a{k}.mp4" for k in range(n_augmentations)]
+        if trimmed:
+            augs, paths = [None, *augs], [out_dir / f"{vid}__orig.mp4", *paths]
+            rows = [clip_row(row, f"{vid}__orig", relpath(paths[0]), -1, f"segment:{start}-{stop}")]
+        else:
+            rows = [clip_row(row, f"{vid}__orig", row["path"], -1, "none")]
+        if not paths:
+            return rows
         # One decode feeds every augmentation's encoder; the stack closes them together
         # and, if anything fails, discards every temporary file (no half-written clip).
         with FrameReader(row["path"]) as reader, contextlib.ExitStack() as stack:
             fps = float(row["fps"]) if row["fps"] > 0 else reader.fps
             writers = [stack.enter_context(VideoWriter(p, fps=fps, crf=crf, preset=preset))
                        for p in paths]  # fmt: skip
-            for t, frame in enumerate(reader.iter_frames(stop=max_frames)):
+            last = start + max_frames if stop is None else min(stop, start + max_frames)
+            for t, frame in enumerate(reader.iter_frames(start=start, stop=last)):
                 for aug, writer in zip(augs, writers):
-                    writer.write(aug.apply(frame, t))
-        for k, (aug, p) in enumerate(zip(augs, paths)):
+                    writer.write(frame if aug is None else aug.apply(frame, t))
+        augmented = [(a, p) for a, p in zip(augs, paths) if a is not None]
+        for k, (aug, p) in enumerate(augmented):
             rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))
         return rows
 

@@ -38,4 +38,4 @@ rule gather_augment:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind clips --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind clips --stage augment --out {output} {input} > {log} 2>&1"

@@ -63,4 +63,5 @@ def get_final_output():
         "results/metrics.csv",
         "results/summary.csv",
         "results/reports/evaluation.md",
+        "results/reports/completeness.md",
     ]

@@ -38,4 +38,4 @@ rule gather_download:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind download --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind download --stage download --out {output} {input} > {log} 2>&1"

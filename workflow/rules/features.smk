@@ -33,7 +33,7 @@ rule gather_features:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind features_stage --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind features_stage --stage features --out {output} {input} > {log} 2>&1"
 
 
 rule merge_features:

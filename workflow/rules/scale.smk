@@ -40,4 +40,4 @@ rule gather_scale:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind scaled --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind scaled --stage scale --out {output} {input} > {log} 2>&1"

@@ -33,4 +33,4 @@ rule gather_scaled_features:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind features_stage --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind features_stage --stage scaled_features --out {output} {input} > {log} 2>&1"

@@ -33,4 +33,4 @@ rule gather_validate:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind videos --out {output} {input} > {log} 2>&1"
+        "python -m lib gather --kind videos --stage validate --out {output} {input} > {log} 2>&1"

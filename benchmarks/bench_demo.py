@@ -1,0 +1,121 @@
+"""Benchmark of the whole demo: wall time, and each stage's time and peak memory.
+
+Runs the demo exactly as `make demo` does, from a clean copy of the workflow (so nothing is
+cached), then reads the rules' `benchmark:` files and writes a table to docs/BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/bench_demo.py [--shards 2] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import cpu_model, write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "envs", "configs")
+SHARDED = ("download", "validate", "augment", "features", "scale", "scaled_features")
+
+
+def run_demo(workdir: Path, shards: int) -> float:
+    """Copy the workflow into ``workdir``, run the demo, return its wall time in seconds."""
+    for name in WORKFLOW:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, workdir / name)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "--profile", "profiles/local",
+           "--set-scatter", f"shards={shards}"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def stage_table(workdir: Path) -> pd.DataFrame:
+    """Per rule: jobs, summed and slowest job time, and the largest peak RSS of a job."""
+    rows = []
+    for tsv in sorted((workdir / "results/benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(workdir / "results/benchmarks").parts[0]
+        b = pd.read_csv(tsv, sep="\t")
+        rows.append({"rule": rule, "s": float(b["s"].iloc[0]), "max_rss": float(b["max_rss"].iloc[0])})
+    df = pd.DataFrame(rows)
+    return (df.groupby("rule", sort=False)
+              .agg(jobs=("s", "size"), total_s=("s", "sum"), slowest_job_s=("s", "max"),
+                   peak_rss_mb=("max_rss", "max"))
+              .reset_index())  # fmt: skip
+
+
+def throughput(workdir: Path, stages: pd.DataFrame) -> pd.DataFrame:
+    """Frames per second per core of the pixel stages (one job = one core)."""
+    clips = pd.read_csv(workdir / "results/clips.csv")
+    videos = pd.read_csv(workdir / "results/videos.csv")
+    frames = dict(zip(videos["video_id"], videos["frames"]))
+    n_aug = int((clips["aug_idx"] >= 0).sum())
+    src_frames = sum(frames[v] for v in videos.loc[videos["valid"], "video_id"])
+    # augment decodes each valid video once and encodes its augmented clips (≤ max_frames each)
+    clip_frames = clips["video_id"].map(frames).sum()
+    out = []
+    for rule, n in (("augment", src_frames), ("scale", clip_frames)):
+        t = stages.loc[stages["rule"] == rule, "total_s"]
+        if len(t):
+            out.append({"stage": rule, "frames": int(n), "fps_per_core": n / float(t.iloc[0])})
+    out.append({"stage": "augment (clips written)", "frames": n_aug, "fps_per_core": float("nan")})
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--keep", default=None, help="run in this folder and keep it")
+    args = parser.parse_args()
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="vidstage-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    wall = run_demo(workdir, args.shards)
+    stages = stage_table(workdir)
+    videos = pd.read_csv(workdir / "results/videos.csv")
+    clips = pd.read_csv(workdir / "results/clips.csv")
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    auc = summary[(summary["metric"] == "roc_auc")].pivot(index="model", columns="level",
+                                                          values="mean")  # fmt: skip
+    lines = [
+        f"Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), "
+        f"`python benchmarks/bench_demo.py --shards {args.shards}` (a clean copy, nothing cached).",
+        "",
+        f"**Whole demo: {wall:.0f} s wall** (target: under 300 s) — {len(videos)} videos "
+        f"({int(videos['valid'].sum())} valid), {len(clips)} clips, "
+        f"{args.shards} shards per stage.",
+        "",
+        "Per rule, from the rules' `benchmark:` files (`total_s` sums the rule's jobs; "
+        "`peak_rss_mb` is the largest job):",
+        "",
+        stages.round(2).to_markdown(index=False),
+        "",
+        "Throughput of the pixel stages (frames per second per core):",
+        "",
+        throughput(workdir, stages).round(1).to_markdown(index=False),
+        "",
+        "Out-of-fold ROC-AUC on the demo (mean over folds):",
+        "",
+        auc.round(3).to_markdown(),
+    ]
+    path = write_section("demo", "## Demo run\n\n" + "\n".join(lines) + "\n")
+    print(path.read_text())
+    if not args.keep:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Stage drivers called directly (no Snakemake): segments, determinism, bad rows kept."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from hostile_media import write_video
+from lib import schemas
+from lib.probe import probe_video
+from lib.shards import Shard
+from lib.stages import augment_shard, validate_shard
+from lib.video import FrameReader
+
+
+def _videos_table(tmp_path: Path, **extra) -> Path:
+    """A one-video videos.csv (paths relative to tmp_path, which is the cwd)."""
+    (tmp_path / "data/videos").mkdir(parents=True)
+    write_video(tmp_path / "data/videos/v1.mp4", frames=30, width=64, height=48, noise=True)
+    probe = probe_video("data/videos/v1.mp4")
+    row = {"video_id": "v1", "path": "data/videos/v1.mp4", "label": "real", "dup_group": "g1",
+           "platform": "local", "is_original": True, **probe, **extra}  # fmt: skip
+    schemas.write_table(pd.DataFrame([row]), tmp_path / "videos.csv", "videos")
+    return tmp_path / "videos.csv"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_augment_honours_a_segment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    videos = _videos_table(tmp_path, frame_start=5, frame_end=17)
+    augment_shard(videos, tmp_path / "clips.csv", Shard(0, 1), n_augmentations=2, seed=1,
+                  progress_dir=tmp_path / "progress")  # fmt: skip
+    clips = schemas.read_table(tmp_path / "clips.csv", "clips")
+    assert list(clips["aug_idx"]) == [-1, 0, 1]
+    assert clips.loc[0, "augmentation"] == "segment:5-17"
+    for path in clips["path"]:
+        with FrameReader(path) as reader:
+            assert reader.n_frames == 12, path
+    with FrameReader("data/videos/v1.mp4") as src, FrameReader(clips.loc[0, "path"]) as cut:
+        candidates = {i: f.astype(int) for i, f in src.read([4, 5, 6])}
+        first_cut = next(iter(cut.read([0])))[1].astype(int)
+    error = {i: abs(f - first_cut).mean() for i, f in candidates.items()}
+    assert min(error, key=error.get) == 5, f"the cut starts at frame_start: {error}"
+
+
+def test_augment_is_deterministic_and_location_independent(tmp_path, monkeypatch):
+    results = []
+    for where in ("a", "b/deeper"):
+        root = tmp_path / where
+        root.mkdir(parents=True)
+        monkeypatch.chdir(root)
+        videos = _videos_table(root)
+        augment_shard(videos, root / "clips.csv", Shard(0, 1), n_augmentations=3, seed=7,
+                      progress_dir=root / "progress")  # fmt: skip
+        clips = schemas.read_table(root / "clips.csv", "clips")
+        results.append((clips, [_md5(root / p) for p in clips["path"][1:]]))
+    pd.testing.assert_frame_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1], "same seed and id give bitwise-identical clips"
+    assert results[0][0]["path"].str.startswith("data/clips/v1/").iloc[1:].all()
+
+
+def test_failed_downloads_keep_their_row_in_videos(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/videos").mkdir(parents=True)
+    write_video(tmp_path / "data/videos/ok.mp4", frames=5)
+    (tmp_path / "data/videos/bad.mp4").write_text("not a video")
+    rows = [
+        {"video_id": "ok", "path": "data/videos/ok.mp4", "status": "ok", "reason": ""},
+        {"video_id": "bad", "path": "data/videos/bad.mp4", "status": "ok", "reason": ""},
+        {"video_id": "gone", "path": "", "status": "failed", "reason": "http_404"},
+    ]
+    table = pd.DataFrame([{**r, "url": f"https://x/{r['video_id']}", "label": "fake",
+                           "dup_group": "g", "platform": "other", "error": "",
+                           "is_original": True, "frame_start": 0, "frame_end": -1}
+                          for r in rows])  # fmt: skip
+    schemas.write_table(table, tmp_path / "download.csv", "download")
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    videos = schemas.read_table(tmp_path / "videos.csv", "videos").set_index("video_id")
+    assert list(videos.index) == ["ok", "bad", "gone"]
+    assert videos.loc["ok", "valid"] and videos.loc["ok", "frames"] == 5
+    assert not videos.loc["bad", "valid"] and videos.loc["bad", "reason"] == "not_a_video"
+    assert videos.loc["gone", "reason"] == "not_downloaded:http_404"
+    assert "frame_end" in videos.columns, "extra manifest columns travel on"

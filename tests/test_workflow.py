@@ -1,0 +1,179 @@
+"""The workflow as users run it: lint, dry run, the demo end to end, and resume after kill -9."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import BIN, REPO, copy_workflow, snakemake, workflow_env
+from lib import schemas
+from lib.folds import check_folds
+
+STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
+          "folds", "train", "evaluate")  # fmt: skip
+
+# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards.
+SMALL = "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
+
+TABLES = {  # contract tables compared between runs (url holds the absolute checkout path)
+    "results/manifest.csv": ("manifest", ["url"]),
+    "results/download.csv": ("download", ["url"]),
+    "results/videos.csv": ("videos", []),
+    "results/clips.csv": ("clips", []),
+    "results/scaled.csv": ("scaled", []),
+    "results/features.parquet": ("features", []),
+    "results/folds.csv": ("folds", []),
+    "results/metrics.csv": ("metrics", []),
+    "results/summary.csv": ("summary", []),
+}
+
+
+def small_workflow(dest: Path) -> Path:
+    wf = copy_workflow(dest)
+    (wf / "small.yaml").write_text(SMALL)
+    return wf
+
+
+def run_demo(wf: Path, *extra: str):
+    return snakemake(wf, "--profile", "profiles/local", "--configfile", "small.yaml", *extra)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The small demo, run once uninterrupted; other tests compare against it."""
+    wf = small_workflow(tmp_path_factory.mktemp("uninterrupted"))
+    run_demo(wf)
+    return wf
+
+
+def test_lint_and_snakefmt_are_clean():
+    lint = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=REPO, env=workflow_env(),
+                          capture_output=True, text=True)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "."], cwd=REPO,
+                         capture_output=True, text=True)  # fmt: skip
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
+    out = snakemake(workflow_dir, "-n").stdout
+    for stage in STAGES:
+        assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
+    total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
+    shards, models, folds = 2, 3, 5
+    gathers = 7  # six gathers + the merge of both feature tables
+    singletons = 6  # demo_corpus, manifest, folds, evaluate, completeness, all
+    assert total == 6 * shards + models * folds + gathers + singletons
+
+
+def test_job_count_does_not_grow_with_videos(workflow_dir):
+    big = workflow_dir / "big.yaml"
+    big.write_text("demo:\n  n_groups: 400\n")
+    small = snakemake(workflow_dir, "-n").stdout
+    large = snakemake(workflow_dir, "-n", "--configfile", "big.yaml").stdout
+    count = lambda text: re.search(r"^total\s+(\d+)$", text, re.M).group(1)  # noqa: E731
+    assert count(small) == count(large)
+
+
+def test_manifest_alone_looks_at_a_corpus(workflow_dir):
+    (workflow_dir / "small.yaml").write_text(SMALL)
+    out = snakemake(workflow_dir, "results/manifest.csv", "--cores", "1",
+                    "--configfile", "small.yaml").stdout  # fmt: skip
+    manifest = schemas.read_table(workflow_dir / "results/manifest.csv", "manifest")
+    assert manifest["dup_group"].nunique() == 10
+    assert not (workflow_dir / "results/download.csv").exists()
+    assert (workflow_dir / "results/reports/ingest.md").exists()
+
+
+@pytest.mark.slow
+def test_demo_writes_every_contract_file(demo_run):
+    for rel, (kind, _) in TABLES.items():
+        assert len(schemas.read_table(demo_run / rel, kind)) > 0, rel
+    for model in ("logreg", "linear_svm", "shuffled_control"):
+        for k in range(3):
+            d = demo_run / f"results/models/{model}/fold-{k}"
+            assert (d / "model.joblib").exists() and (d / "train_info.json").exists()
+            schemas.read_table(d / "predictions.csv", "predictions")
+    for report in ("evaluation.md", "roc.png", "completeness.md", "ingest.md"):
+        assert (demo_run / "results/reports" / report).stat().st_size > 0
+    for stage in ("download", "validate", "augment", "features", "scale", "scaled_features"):
+        assert len(list((demo_run / "results/benchmarks" / stage).glob("*.tsv"))) == 2
+        assert len(list((demo_run / "logs" / stage).glob("*.log"))) == 2
+
+
+@pytest.mark.slow
+def test_planted_broken_files_are_caught_with_a_reason(demo_run):
+    videos = schemas.read_table(demo_run / "results/videos.csv", "videos")
+    manifest = schemas.read_table(demo_run / "results/manifest.csv", "manifest")
+    assert len(videos) == len(manifest), "every manifest row has a videos row"
+    invalid = videos[~videos["valid"]]
+    assert len(invalid) >= 3, invalid
+    assert (invalid["reason"] != "").all()
+    codes = set(invalid["reason"].str.split(":").str[0])
+    assert codes & {"truncated", "not_a_video", "empty_file", "not_downloaded"}, codes
+    clips = schemas.read_table(demo_run / "results/clips.csv", "clips")
+    assert set(clips["video_id"]).isdisjoint(invalid["video_id"])
+
+
+@pytest.mark.slow
+def test_no_group_straddles_folds_and_clips_follow_originals(demo_run):
+    folds = schemas.read_table(demo_run / "results/folds.csv", "folds")
+    check_folds(folds)
+    clips = schemas.read_table(demo_run / "results/clips.csv", "clips")
+    for model in ("logreg",):
+        for k in range(3):
+            preds = schemas.read_table(
+                demo_run / f"results/models/{model}/fold-{k}/predictions.csv", "predictions")
+            fold_of = preds["video_id"].map(folds.set_index("video_id")["fold"])
+            assert (fold_of == k).all(), "a held-out clip's video belongs to the held-out fold"
+            per_video = clips[clips["video_id"].isin(preds["video_id"])].groupby("video_id").size()
+            assert (preds.groupby("video_id").size() == per_video).all(), \
+                "every clip (original and augmentations) of a held-out video is held out"
+
+
+def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: float = 300):
+    """Wait until a shard of ``stage`` has finished ``min_units`` units (and is still going)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        for f in (wf / "results/.progress" / stage).glob("*.csv"):
+            if f.read_text().count("\n") > min_units:  # header + units
+                return
+        time.sleep(0.05)
+    pytest.fail(f"no {stage} progress after {timeout} s")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stage_then_resume_equals_uninterrupted_run(demo_run, tmp_path):
+    wf = small_workflow(tmp_path / "killed")
+    cmd = [str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", "small.yaml"]
+    with open(tmp_path / "first.log", "w") as out:
+        proc = subprocess.Popen(cmd, cwd=wf, env=workflow_env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            _wait_for_progress(wf, "features", 3, proc)
+        finally:  # a dying node: Snakemake and every job, no cleanup
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not (wf / "results/features_handcrafted.csv").exists()
+    snakemake(wf, "--unlock")
+    run_demo(wf, "--rerun-incomplete")
+
+    # The resumed shard skipped what it had finished before the kill.
+    logs = "".join(p.read_text() for p in (wf / "logs/features").glob("*.log"))
+    resumed = [int(n) for n in re.findall(r"(\d+) already done", logs)]
+    assert max(resumed) >= 3, logs[-2000:]
+
+    for rel, (kind, drop) in TABLES.items():
+        got = schemas.read_table(wf / rel, kind).drop(columns=drop)
+        want = schemas.read_table(demo_run / rel, kind).drop(columns=drop)
+        pd.testing.assert_frame_equal(got, want, obj=rel)
+    features = schemas.read_table(wf / "results/features.parquet", "features")
+    assert features["clip_id"].is_unique
