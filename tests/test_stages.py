@@ -88,3 +88,23 @@ def test_failed_downloads_keep_their_row_in_videos(tmp_path, monkeypatch):
     assert not videos.loc["bad", "valid"] and videos.loc["bad", "reason"] == "not_a_video"
     assert videos.loc["gone", "reason"] == "not_downloaded:http_404"
     assert "frame_end" in videos.columns, "extra manifest columns travel on"
+
+
+def test_every_hostile_file_gets_one_row_with_its_verdict(tmp_path, monkeypatch):
+    from hostile_media import hostile_set
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "data/videos"
+    folder.mkdir(parents=True)
+    cases = hostile_set(folder)
+    rows = [{"video_id": f"h{i:02d}", "url": f"file://{p}", "label": "fake", "dup_group": "g",
+             "platform": "local", "status": "ok", "path": os.path.relpath(p, tmp_path),
+             "reason": "", "error": "", "is_original": True}
+            for i, (p, _, _) in enumerate(cases)]  # fmt: skip
+    schemas.write_table(pd.DataFrame(rows), tmp_path / "download.csv", "download")
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    videos = schemas.read_table(tmp_path / "videos.csv", "videos")
+    assert list(videos["video_id"]) == [r["video_id"] for r in rows]
+    for (path, valid, reason), got in zip(cases, videos.itertuples()):
+        assert (got.valid, got.reason) == (valid, reason), path.name
