@@ -1,0 +1,314 @@
+"""Tests for the bundled demo corpus generator (lib/demo.py).
+
+Small corpora (3–6 groups) generated into tmp folders; every file is decoded with PyAV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import lib.demo as demo
+from lib.demo import generate_demo_corpus
+
+N_GROUPS = 6
+CODEC_OF_EXTENSION = {".mp4": "h264", ".webm": "vp9", ".avi": "mpeg4"}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def decode_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def frames_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    for frame in decode_frames(path):
+        digest.update(frame.tobytes())
+    return digest.hexdigest()
+
+
+def decodes_cleanly(path: Path) -> bool:
+    """True when PyAV opens the file and decodes at least one frame without any error."""
+    try:
+        return len(decode_frames(path)) > 0
+    except Exception:  # noqa: BLE001 - any failure means "not clean"
+        return False
+
+
+def probe(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        fps = float(stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    heights, widths = {f.shape[0] for f in frames}, {f.shape[1] for f in frames}
+    assert len(heights) == 1 and len(widths) == 1, "frame size changes inside a file"
+    return {
+        "codec": codec,
+        "fps": fps,
+        "n_frames": len(frames),
+        "width": widths.pop(),
+        "height": heights.pop(),
+    }
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def highpass_residual(y: np.ndarray) -> np.ndarray:
+    """|y - 3x3 box mean of y|: what is left after removing the local average (noise, edges)."""
+    padded = np.pad(y, 1, mode="edge")
+    box = sum(padded[dy : dy + y.shape[0], dx : dx + y.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+    return np.abs(y - box)
+
+
+def median_residual(frames: np.ndarray) -> float:
+    """Median over frames of the median |high-pass residual|: a robust noise estimate."""
+    return float(np.median([np.median(highpass_residual(luma(f))) for f in frames]))
+
+
+def blockiness_8x8(frames: np.ndarray) -> float:
+    """Mean horizontal luma step across 8-pixel column boundaries over the mean step elsewhere."""
+    steps = np.abs(np.diff(np.stack([luma(f) for f in frames]), axis=2)).mean(axis=(0, 1))
+    column = np.arange(steps.size)
+    return float(steps[column % 8 == 7].mean() / steps[column % 8 != 7].mean())
+
+
+def good_rows(index: pd.DataFrame) -> pd.DataFrame:
+    return index[~index["edits"].str.startswith("broken")]
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("demo_a")
+    return out, generate_demo_corpus(out, n_groups=N_GROUPS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def corpus_again(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("demo_b")
+    return out, generate_demo_corpus(out, n_groups=N_GROUPS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def probes(corpus) -> dict[str, dict]:
+    out, index = corpus
+    return {p: probe(out / p) for p in good_rows(index)["path"]}
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_index_and_decoded_frames(corpus, corpus_again):
+    (out_a, index_a), (out_b, index_b) = corpus, corpus_again
+    assert (out_a / "index.csv").read_bytes() == (out_b / "index.csv").read_bytes()
+    pd.testing.assert_frame_equal(index_a, index_b)
+    good = good_rows(index_a)
+    # every original plus one repost per codec: covers all three encoders and the repost path
+    sample = list(good[good["is_original"]]["path"]) + list(
+        good[~good["is_original"]].groupby("codec")["path"].first()
+    )
+    assert len(sample) >= N_GROUPS + 2
+    for name in sample:
+        assert frames_md5(out_a / name) == frames_md5(out_b / name), name
+
+
+def test_different_seed_gives_different_corpus(corpus, tmp_path):
+    out_a, index_a = corpus
+    index_c = generate_demo_corpus(tmp_path, n_groups=3, seed=1)
+    originals_a = {frames_md5(out_a / p) for p in index_a[index_a["is_original"]]["path"]}
+    originals_c = {frames_md5(tmp_path / p) for p in index_c[index_c["is_original"]]["path"]}
+    assert originals_a.isdisjoint(originals_c)
+
+
+# ----------------------------------------------------------------------------- table and files
+
+
+def test_index_csv_matches_returned_table_and_folder(corpus):
+    out, index = corpus
+    assert list(index.columns[:4]) == ["path", "label", "group", "is_original"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "index.csv", keep_default_na=False), index)
+    assert all("/" not in p and (out / p).is_file() for p in index["path"])
+    own_files = {p.name for p in out.iterdir() if p.name != "index.csv"}
+    assert own_files == set(index["path"])  # nothing unlisted, no temporary leftovers
+
+
+def test_groups_have_two_to_four_files_one_original_and_balanced_labels(corpus):
+    _, index = corpus
+    per_group = index.groupby("group")
+    assert sorted(per_group.groups) == list(range(N_GROUPS))
+    assert per_group.size().between(2, 4).all()
+    assert (per_group["is_original"].sum() == 1).all()
+    assert (per_group["label"].nunique() == 1).all()
+    group_labels = per_group["label"].first()
+    assert set(group_labels) == {"real", "fake"}
+    assert (group_labels == "real").sum() == (group_labels == "fake").sum() == N_GROUPS // 2
+    assert (index.loc[index["label"] == "real", "manipulation"] == "none").all()
+    assert (index.loc[index["label"] == "fake", "manipulation"] != "none").all()
+
+
+def test_good_files_decode_with_small_size_and_two_to_four_seconds(corpus, probes):
+    _, index = corpus
+    good = good_rows(index)
+    assert len(probes) == len(good) >= 2 * N_GROUPS - 3
+    for row in good.itertuples():
+        info = probes[row.path]
+        assert info["width"] <= 320 and info["height"] <= 240, row.path
+        assert info["width"] % 2 == 0 and info["height"] % 2 == 0, row.path
+        assert info["fps"] in (15.0, 24.0, 25.0), row.path
+        assert 2.0 <= info["n_frames"] / info["fps"] <= 4.0, (row.path, info)
+        assert info["codec"] == CODEC_OF_EXTENSION[Path(row.path).suffix] == row.codec, row.path
+
+
+def test_all_three_codecs_and_containers_appear(corpus, probes):
+    _, index = corpus
+    assert {Path(p).suffix for p in probes} == {".mp4", ".webm", ".avi"}
+    assert {info["codec"] for info in probes.values()} == {"h264", "vp9", "mpeg4"}
+
+
+def test_broken_files_are_planted_and_do_not_decode(corpus):
+    out, index = corpus
+    broken = index[index["edits"].str.startswith("broken")].set_index("edits")
+    assert sorted(broken.index) == ["broken:empty", "broken:text", "broken:truncated"]
+    assert not broken["is_original"].any()
+    assert all(Path(p).suffix == ".mp4" for p in broken["path"])
+    assert (out / broken.loc["broken:empty", "path"]).stat().st_size == 0
+    text = (out / broken.loc["broken:text", "path"]).read_bytes()
+    assert text.decode("utf-8").lstrip().lower().startswith("<!doctype html")
+    truncated = (out / broken.loc["broken:truncated", "path"]).read_bytes()
+    assert truncated[4:8] == b"ftyp" and len(truncated) > 1000  # the start of a real mp4
+    for name in broken["path"]:
+        assert not decodes_cleanly(out / name), name
+    # each broken file carries its group's label
+    group_label = index[index["is_original"]].set_index("group")["label"]
+    assert (broken["label"].to_numpy() == group_label[broken["group"]].to_numpy()).all()
+
+
+def test_reposts_are_near_duplicates_of_their_own_original(corpus):
+    """A repost's middle frame matches some frame of its own original better than any other's."""
+    out, index = corpus
+    good = good_rows(index)
+
+    def thumbnails(path: Path) -> np.ndarray:
+        rows = []
+        for frame in decode_frames(path):
+            t = np.asarray(
+                Image.fromarray(frame).convert("L").resize((16, 12), Image.BILINEAR), dtype=np.float32
+            )
+            t = t.ravel() - t.mean()
+            rows.append(t / (np.linalg.norm(t) + 1e-6))
+        return np.stack(rows)
+
+    originals = {r.group: thumbnails(out / r.path) for r in good[good["is_original"]].itertuples()}
+    reposts = good[~good["is_original"]]
+    assert len(reposts) >= N_GROUPS
+    for row in reposts.itertuples():
+        probe_thumb = thumbnails(out / row.path)
+        middle = probe_thumb[len(probe_thumb) // 2]
+        own = float((originals[row.group] @ middle).max())
+        other = max(float((thumbs @ middle).max()) for g, thumbs in originals.items() if g != row.group)
+        assert own > 0.6 and own > other + 0.1, (row.path, row.edits, own, other)
+    edits = set("+".join(reposts["edits"]).split("+"))
+    assert edits <= set(demo.REPOST_EDITS) and len(edits) >= 3
+
+
+def test_format_and_shape_do_not_depend_on_the_label(corpus, probes, tmp_path, monkeypatch):
+    """Flip every label: codecs, containers, edits, sizes, frame rates and lengths stay the same."""
+    out, index = corpus
+    original_assign = demo._assign_labels
+
+    def flipped(*, n_groups, seed):
+        return [
+            "fake" if label == "real" else "real" for label in original_assign(n_groups=n_groups, seed=seed)
+        ]
+
+    monkeypatch.setattr(demo, "_assign_labels", flipped)
+    flipped_index = generate_demo_corpus(tmp_path, n_groups=N_GROUPS, seed=0)
+    assert (flipped_index["label"] != index["label"]).all()
+    label_blind = ["path", "group", "is_original", "codec", "edits"]
+    pd.testing.assert_frame_equal(flipped_index[label_blind], index[label_blind])
+    for name, info in probes.items():
+        assert probe(tmp_path / name) == info, name
+
+
+# ----------------------------------------------------------------------------- class signal
+
+
+def test_real_and_fake_differ_in_highpass_residual_on_average(corpus):
+    """The 3x3 high-pass luma residual is larger for real videos than for fakes on average.
+
+    Per file: the median over pixels of |luma - 3x3 mean| on 6 frames spread over the video
+    (the median ignores the sparse edges and block borders that the mean also counts), then
+    averaged per class. It separates the classes on average, not file by file: a single
+    statistic is not meant to split them.
+    """
+    out, index = corpus
+    good = good_rows(index).copy()
+
+    def residual_level(path: Path) -> float:
+        frames = decode_frames(path)
+        chosen = np.linspace(0, len(frames) - 1, 6).astype(int)
+        return float(np.mean([np.median(highpass_residual(luma(frames[i]))) for i in chosen]))
+
+    good["residual"] = [residual_level(out / p) for p in good["path"]]
+    per_class = good.groupby("label")["residual"].mean()
+    assert per_class["real"] > 1.25 * per_class["fake"], per_class.to_dict()
+
+
+def test_camera_captures_carry_sensor_noise_and_rendered_content_does_not():
+    for seed in range(4):
+        noisy = demo._camera_capture(np.random.default_rng(seed), n_frames=3, width=160, height=120)
+        clean = demo._camera_capture(
+            np.random.default_rng(seed), n_frames=3, width=160, height=120, sigma=0.0
+        )
+        # same scene and motion (same rng stream); only the default sensor noise differs
+        assert median_residual(noisy) > 1.3, seed
+        assert median_residual(noisy) > median_residual(clean) + 0.8, seed
+        # fresh noise in every frame, not one fixed pattern
+        assert not np.array_equal(noisy[1].astype(int) - clean[1], noisy[2].astype(int) - clean[2])
+    rendered = demo._rendered_animation(np.random.default_rng(0), n_frames=4, width=160, height=120)
+    assert median_residual(rendered) < 0.3
+
+
+def test_double_compression_leaves_8x8_blocking():
+    rng = np.random.default_rng(1)
+    frames = demo._camera_capture(rng, n_frames=12, width=256, height=192, sigma=4.0)
+    first_pass = demo._Format(codec="mpeg4", bits_per_pixel=0.1, quantizer=8)
+    recompressed = demo._decode_all(io.BytesIO(demo._encode_bytes(frames, fps=15, fmt=first_pass)))
+    assert recompressed.shape == frames.shape
+    assert blockiness_8x8(frames) < 1.1
+    assert blockiness_8x8(recompressed) > 1.3
+
+
+# ----------------------------------------------------------------------------- reruns
+
+
+def test_rerun_overwrites_own_files_and_keeps_foreign_ones(tmp_path):
+    generate_demo_corpus(tmp_path, n_groups=3, seed=5)
+    (tmp_path / "notes.txt").write_text("not ours")
+    assert any(p.name.startswith("g002-") for p in tmp_path.iterdir())
+    index = generate_demo_corpus(tmp_path, n_groups=2, seed=5, plant_broken=False)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == set(index["path"]) | {"index.csv", "notes.txt"}
+    assert not any(name.startswith(("g002-", ".tmp-")) for name in names)
+    assert not index["edits"].str.startswith("broken").any()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "index.csv", keep_default_na=False), index)
+
+
+def test_rejects_fewer_than_two_groups(tmp_path):
+    with pytest.raises(ValueError, match="n_groups"):
+        generate_demo_corpus(tmp_path, n_groups=1)
