@@ -88,8 +88,8 @@ def main() -> None:
     videos = pd.read_csv(workdir / "results/videos.csv")
     clips = pd.read_csv(workdir / "results/clips.csv")
     summary = pd.read_csv(workdir / "results/summary.csv")
-    auc = summary[(summary["metric"] == "roc_auc")].pivot(index="model", columns="level",
-                                                          values="mean")  # fmt: skip
+    auc = summary[summary["metric"].isin(["roc_auc", "video_roc_auc"])].pivot(
+        index="model", columns="metric", values="mean")  # fmt: skip
     lines = [
         f"Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), "
         f"`python benchmarks/bench_demo.py --shards {args.shards}` (a clean copy, nothing cached).",

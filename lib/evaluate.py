@@ -1,8 +1,9 @@
 """Metrics per (model, fold) at clip and video level, their mean ± std, and a report.
 
-Clip level scores every held-out clip (originals and augmentations). Video level averages
-the per-class scores of a video's clips, grouped on the explicit ``video_id``, and predicts
-the best class of that average. Binary problems report precision/recall/F1 of the positive
+Clip level scores every held-out clip (originals and augmentations); its metrics keep the
+plain names (``accuracy``, ``roc_auc``, ...). Video level averages the per-class scores of a
+video's clips, grouped on the explicit ``video_id``, and predicts the best class of that
+average; its metrics are prefixed ``video_`` (``video_roc_auc``). Binary problems report precision/recall/F1 of the positive
 class and ROC-AUC of its score; multi-class ones report macro averages and one-vs-rest AUC.
 """
 
@@ -22,6 +23,7 @@ from lib.utils import atomic_path, atomic_write_text
 log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+LEVEL_PREFIX = {"clip": "", "video": "video_"}
 
 
 def score_columns(predictions: pd.DataFrame) -> list[str]:
@@ -92,12 +94,12 @@ def evaluate(
         model, fold = path.parent.parent.name, int(path.parent.name.removeprefix("fold-"))
         preds = schemas.read_table(path, "predictions")
         for level, values in fold_metrics(preds, positive_label=positive_label).items():
-            rows += [{"model": model, "fold": fold, "level": level, "metric": m, "value": v}
+            rows += [{"model": model, "fold": fold, "metric": LEVEL_PREFIX[level] + m, "value": v}
                      for m, v in values.items()]  # fmt: skip
         pooled.setdefault(model, []).append(preds)
-    metrics = pd.DataFrame(rows).sort_values(["model", "level", "metric", "fold"], kind="stable")
+    metrics = pd.DataFrame(rows).sort_values(["model", "metric", "fold"], kind="stable")
     metrics = schemas.write_table(metrics, metrics_path, "metrics")
-    summary = (metrics.groupby(["model", "level", "metric"], sort=True)["value"]
+    summary = (metrics.groupby(["model", "metric"], sort=True)["value"]
                .agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
                .reset_index())  # fmt: skip
     summary = schemas.write_table(summary, summary_path, "summary")
@@ -118,13 +120,12 @@ def summary_markdown(summary: pd.DataFrame, metrics: pd.DataFrame) -> str:
              f"Out-of-fold metrics over {n_folds} folds grouped by duplicate group "
              "(mean ± sample std over folds). `shuffled_control` is trained on permuted "
              "labels: a real model must clearly beat it.", ""]  # fmt: skip
-    for level in ("clip", "video"):
-        part = summary[summary["level"] == level]
+    for level, prefix in LEVEL_PREFIX.items():
         lines += [f"## {level.capitalize()} level", "", "| model | " + " | ".join(METRICS) + " |",
                   "|---" * (len(METRICS) + 1) + "|"]  # fmt: skip
-        for model, m in part.groupby("model", sort=True):
+        for model, m in summary.groupby("model", sort=True):
             cells = {r.metric: f"{r.mean:.3f} ± {r.std:.3f}" for r in m.itertuples()}
-            lines.append(f"| {model} | " + " | ".join(cells.get(k, "") for k in METRICS) + " |")
+            lines.append(f"| {model} | " + " | ".join(cells.get(prefix + k, "") for k in METRICS) + " |")
         lines.append("")
     lines += ["![ROC curves](roc.png)", ""]
     return "\n".join(lines)

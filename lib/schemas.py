@@ -105,8 +105,8 @@ TABLES: dict[str, dict[str, str]] = {
         "score": "float",
         "pred": "str",
     },
-    "metrics": {"model": "str", "fold": "int", "level": "str", "metric": "str", "value": "float"},
-    "summary": {"model": "str", "level": "str", "metric": "str", "mean": "float", "std": "float"},
+    "metrics": {"model": "str", "fold": "int", "metric": "str", "value": "float"},
+    "summary": {"model": "str", "metric": "str", "mean": "float", "std": "float"},
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
@@ -118,8 +118,6 @@ _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "scaled": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "features_stage": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "folds": {"fold": [pa.Check.ge(0)]},
-    "metrics": {"level": [pa.Check.isin(("clip", "video"))]},
-    "summary": {"level": [pa.Check.isin(("clip", "video"))]},
 }
 
 # Tables whose key column must be unique (one row per video / clip).

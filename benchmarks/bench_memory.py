@@ -1,0 +1,106 @@
+"""Peak memory of the features and scale stages on 1 min vs 10 min of 1080p.
+
+Each stage runs as the workflow runs it (`python -m lib <stage>` on a one-clip table), in
+its own process; its peak RSS comes from `getrusage(RUSAGE_CHILDREN)` of a fresh wrapper
+process, so nothing else is counted. Target: the two lengths within 10% of each other and
+every figure under 400 MB (the stages stream; memory must not grow with the video).
+
+    .venv/bin/python benchmarks/bench_memory.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reader import INPUTS, ensure_input, ensure_long_input  # noqa: E402
+from report import cpu_model, write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from lib import schemas  # noqa: E402
+
+WRAPPER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "dt = time.perf_counter() - t\n"
+    "print(rc, dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
+)
+
+
+def peak_rss(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``cmd`` in a fresh wrapper; return (seconds, peak RSS in MiB) of ``cmd`` alone."""
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], cwd=cwd, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    rc, seconds, rss = out.stdout.split()
+    if rc != "0":
+        raise RuntimeError(f"{cmd} failed: {out.stderr[-2000:]}")
+    return float(seconds), float(rss)
+
+
+def one_clip_table(work: Path, video: Path) -> Path:
+    row = {"clip_id": video.stem, "video_id": video.stem, "path": str(video), "aug_idx": -1,
+           "augmentation": "none", "label": "real", "dup_group": "g", "status": "ok",
+           "reason": ""}  # fmt: skip
+    path = work / f"{video.stem}.csv"
+    schemas.write_table(pd.DataFrame([row]), path, "clips")
+    return path
+
+
+def main() -> None:
+    one_minute = ensure_input(INPUTS["h264_1080p_60s_gop_default"])
+    inputs = {"1 min": one_minute, "10 min": ensure_long_input(one_minute, minutes=10)}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vidstage-mem-") as tmp:
+        work = Path(tmp)
+        for length, video in inputs.items():
+            clips = one_clip_table(work, video)
+            py = [sys.executable, "-m", "lib"]
+            for stage, cmd in (
+                ("features", py + ["features", "--clips", str(clips), "--out",
+                                   str(work / "f.csv"), "--progress-dir", str(work / "p")]),
+                ("scale", py + ["scale", "--clips", str(clips), "--out", str(work / "s.csv"),
+                                "--scaled-dir", str(work / "scaled"), "--progress-dir",
+                                str(work / "p")]),
+            ):  # fmt: skip
+                seconds, rss = peak_rss(cmd, REPO)
+                rows.append({"stage": stage, "video": length, "seconds": seconds, "peak_rss_mb": rss})
+                print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    wide = table.pivot(index="stage", columns="video", values="peak_rss_mb")
+    wide["10 min / 1 min"] = wide["10 min"] / wide["1 min"]
+    ok = (wide["10 min / 1 min"].sub(1).abs() <= 0.10) & (wide[["1 min", "10 min"]].max(axis=1) < 400)
+    wide["target met"] = ok.map({True: "yes", False: "NO"})
+    text = "\n".join([
+        "## Memory of the streaming stages",
+        "",
+        f"Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), "
+        "`python benchmarks/bench_memory.py`: `python -m lib features` and `python -m lib scale` "
+        "(letterbox 256, chunks of 100 frames) on one 1080p H.264 clip of 1 min and of 10 min "
+        "(the 1 min file stream-copied ten times). Peak RSS of the stage process alone.",
+        "",
+        "Peak RSS (MiB); target: 10 min within 10% of 1 min, all under 400 MB:",
+        "",
+        wide.round(3).to_markdown(),
+        "",
+        "Time (s):",
+        "",
+        table.pivot(index="stage", columns="video", values="seconds").round(1).to_markdown(),
+        "",
+    ])
+    print(write_section("memory", text).read_text())
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    main()
+    print(f"{time.perf_counter() - start:.0f} s")
