@@ -340,10 +340,11 @@ def scale_shard(
 ) -> None:
     """Scale every clip onto a fixed square canvas, streamed ``chunk_frames`` at a time.
 
+    Each frame is letterboxed as it is decoded, so a chunk holds canvas-sized frames only.
     With the autoencoder, an out-of-memory chunk is halved; when even one frame does not
     fit, the clip is redone with letterbox and the reason recorded in ``scale_method``.
     """
-    from lib.scale import ScaleFallback, make_scaler, scale_frames
+    from lib.scale import ScaleFallback, letterboxed_chunks, make_scaler, scale_frames
     from lib.video import FrameReader, VideoWriter
 
     table = schemas.read_table(clips, "clips")
@@ -361,7 +362,8 @@ def scale_shard(
     def encode(src, dst, use):
         with FrameReader(src) as reader, VideoWriter(dst, fps=reader.fps, crf=crf,
                                                      preset=preset) as writer:  # fmt: skip
-            for frame in scale_frames(reader.iter_chunks(chunk_frames), use):
+            chunks = letterboxed_chunks(reader.iter_frames(), size=size, chunk_frames=chunk_frames)
+            for frame in scale_frames(chunks, use, source_size=(reader.width, reader.height)):
                 writer.write(frame)
             return reader
 

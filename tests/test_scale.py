@@ -327,7 +327,7 @@ class _FakeScaler:
         self.message = message
         self.calls: list[int] = []
 
-    def scale_chunk(self, frames):
+    def scale_chunk(self, frames, *, source_size=None):
         self.calls.append(len(frames))
         if len(frames) > self.max_ok:
             raise self.error(self.message)
@@ -411,3 +411,20 @@ def test_float16_overflow_is_redone_in_float32(tmp_path):
     (out,) = scaler.scale_chunk([frame])
     assert scaler.dtype == torch.float32 and next(scaler.vae.parameters()).dtype == torch.float32
     assert np.abs(out.astype(int) - expected.numpy().astype(int)).max() <= 1
+
+
+def test_preletterboxed_frames_with_source_size_keep_black_bars(vae_dirs):
+    """The stage letterboxes each frame as it is decoded; the VAE still restores the bars."""
+    from lib.scale import letterboxed_chunks
+
+    root, _, _ = vae_dirs
+    scaler = AutoencoderScaler(str(root / "kl"), size=VAE_SIZE, device="cpu")
+    frame = np.random.default_rng(0).integers(0, 255, (30, 60, 3), dtype=np.uint8)
+    (chunk,) = list(letterboxed_chunks([frame, frame, frame], size=VAE_SIZE, chunk_frames=5))
+    assert len(chunk) == 3 and chunk[0].shape == (VAE_SIZE, VAE_SIZE, 3)
+    out = scaler.scale_chunk(chunk, source_size=(60, 30))
+    new_w, new_h, x0, y0 = letterbox_geometry(60, 30, VAE_SIZE)
+    bars = out[0].copy()
+    bars[y0 : y0 + new_h, x0 : x0 + new_w] = 0
+    assert bars.max() == 0 and out[0][y0 : y0 + new_h].std() > 0
+    assert [len(c) for c in letterboxed_chunks([frame] * 7, size=16, chunk_frames=3)] == [3, 3, 1]
