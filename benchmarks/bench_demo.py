@@ -20,27 +20,19 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import cpu_model, write_section  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "envs", "configs")
-SHARDED = ("download", "validate", "augment", "features", "scale", "scaled_features")
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(REPO / "tests")]
+from conftest import copy_workflow, workflow_env  # noqa: E402  (the tests' own helpers)
+from report import cpu_model, write_section  # noqa: E402
 
 
 def run_demo(workdir: Path, shards: int) -> float:
     """Copy the workflow into ``workdir``, run the demo, return its wall time in seconds."""
-    for name in WORKFLOW:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, workdir / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    copy_workflow(workdir)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--profile", "profiles/local",
            "--set-scatter", f"shards={shards}"]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=workdir, env=workflow_env(), check=True, capture_output=True)
     return time.perf_counter() - start
 
 
