@@ -174,6 +174,6 @@ def test_kill_9_mid_stage_then_resume_equals_uninterrupted_run(demo_run, tmp_pat
     for rel, (kind, drop) in TABLES.items():
         got = schemas.read_table(wf / rel, kind).drop(columns=drop)
         want = schemas.read_table(demo_run / rel, kind).drop(columns=drop)
-        pd.testing.assert_frame_equal(got, want, obj=rel)
+        pd.testing.assert_frame_equal(got, want, obj=rel, check_exact=True)  # bit for bit
     features = schemas.read_table(wf / "results/features.parquet", "features")
     assert features["clip_id"].is_unique
