@@ -65,3 +65,12 @@ def get_final_output():
         "results/reports/evaluation.md",
         "results/reports/completeness.md",
     ]
+
+
+# Compute nodes without internet: run the download stage on the host that runs Snakemake
+# (`local_download: true` in a config file; see docs/CLUSTER.md).
+if config["local_download"]:
+
+    localrules:
+        download,
+        gather_download,
