@@ -28,9 +28,8 @@ lint: $(STAMP)  ## snakemake --lint and snakefmt --check
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 
-bench: $(STAMP)  ## benchmarks -> docs/BENCHMARKS.md
-	$(BIN)/python benchmarks/bench_demo.py
-	$(BIN)/python benchmarks/bench_reader.py
+bench: $(STAMP)  ## every benchmark (median of >= 3 runs each) -> docs/BENCHMARKS.md
+	$(BIN)/python benchmarks/run_all.py
 
 clean-results:  ## remove everything the demo wrote (keeps .venv)
 	rm -rf results logs data .snakemake
