@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +17,17 @@ from lib.stages import augment_shard, validate_shard
 from lib.video import FrameReader
 
 
-def _videos_table(tmp_path: Path, **extra) -> Path:
-    """A one-video videos.csv (paths relative to tmp_path, which is the cwd)."""
+def _videos_table(tmp_path: Path, source: Path | None = None, **extra) -> Path:
+    """A one-video videos.csv (paths relative to tmp_path, which is the cwd).
+
+    ``source``: a video to copy in; the test helper's own x264 encode is not bitwise
+    repeatable, so tests comparing outputs must start from the same file.
+    """
     (tmp_path / "data/videos").mkdir(parents=True)
-    write_video(tmp_path / "data/videos/v1.mp4", frames=30, width=64, height=48, noise=True)
+    if source is None:
+        write_video(tmp_path / "data/videos/v1.mp4", frames=30, width=64, height=48, noise=True)
+    else:
+        shutil.copy2(source, tmp_path / "data/videos/v1.mp4")
     probe = probe_video("data/videos/v1.mp4")
     row = {"video_id": "v1", "path": "data/videos/v1.mp4", "label": "real", "dup_group": "g1",
            "platform": "local", "is_original": True, **probe, **extra}  # fmt: skip
@@ -50,12 +58,13 @@ def test_augment_honours_a_segment(tmp_path, monkeypatch):
 
 
 def test_augment_is_deterministic_and_location_independent(tmp_path, monkeypatch):
+    source = write_video(tmp_path / "source.mp4", frames=30, width=64, height=48, noise=True)
     results = []
     for where in ("a", "b/deeper"):
         root = tmp_path / where
         root.mkdir(parents=True)
         monkeypatch.chdir(root)
-        videos = _videos_table(root)
+        videos = _videos_table(root, source)
         augment_shard(videos, root / "clips.csv", Shard(0, 1), n_augmentations=3, seed=7,
                       progress_dir=root / "progress")  # fmt: skip
         clips = schemas.read_table(root / "clips.csv", "clips")
