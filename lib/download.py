@@ -289,27 +289,22 @@ def classify_error(message: str) -> str:
     "private_clip" does not read as private.
     """
     text = _URL_RE.sub(" ", _PREFIX_RE.sub("", (message or "").lower(), count=1))
-    if _FILE_URLS_RE.search(text):
-        return "file_urls_disabled"
-    if _UNSUPPORTED_RE.search(text):
-        return "unsupported"
-    if _HTTP_404_RE.search(text):
-        return "http_404"
-    if _HTTP_410_RE.search(text):
-        return "removed"
-    if _NETWORK_RE.search(text):
-        return "network"
-    if _FORMAT_RE.search(text):
-        return "other"
-    if _PRIVATE_RE.search(text):
-        return "private"
-    if _REMOVED_RE.search(text):
-        return "removed"
-    if _GEO_RE.search(text):
-        return "geo"
-    if _UNAVAILABLE_RE.search(text):
-        return "unavailable"
-    return "other"
+    return next((reason for pattern, reason in _REASON_RULES if pattern.search(text)), "other")
+
+
+# First match wins: the order above (transport problems before the site's own words).
+_REASON_RULES = (
+    (_FILE_URLS_RE, "file_urls_disabled"),
+    (_UNSUPPORTED_RE, "unsupported"),
+    (_HTTP_404_RE, "http_404"),
+    (_HTTP_410_RE, "removed"),
+    (_NETWORK_RE, "network"),
+    (_FORMAT_RE, "other"),
+    (_PRIVATE_RE, "private"),
+    (_REMOVED_RE, "removed"),
+    (_GEO_RE, "geo"),
+    (_UNAVAILABLE_RE, "unavailable"),
+)
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
