@@ -162,6 +162,8 @@ def run_shard(
         stage, shard.name, len(rows), len(rows) - len(todo), progress_path, len(todo),
     )  # fmt: skip
     for row in tqdm(todo, desc=f"{stage} {shard.name}", unit=key.split("_")[0], **_tqdm_kw()):
+        # Logged before the work, so that the log of a job killed mid-video names that video.
+        log.info("%s %s=%s: start", stage, key, row[key])
         out = skip(row) if skip is not None else None
         if out is None:
             try:
@@ -172,7 +174,7 @@ def run_shard(
         # A unit always leaves a row in the progress file, even with no output, so that a
         # rerun knows it was finished: the marker row carries only the key.
         progress.append(out if out else [{key: row[key], _EMPTY: 1}])
-        release(log, f"{key}={row[key]}")
+        release(log, f"{key}={row[key]}: done")
     result = _ordered(progress.load(out_kind, key)[0], rows[key], key)
     written = schemas.write_table(result, output, out_kind)
     progress_path.unlink(missing_ok=True)

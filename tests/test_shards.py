@@ -49,8 +49,9 @@ def test_progress_file_cuts_torn_line(tmp_path):
 # A shard run as its own process, so that the test can kill -9 it like a dying node.
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import logging, sys, time
     import pandas as pd
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     from lib.shards import Shard, run_shard
     table = pd.DataFrame({"video_id": [f"v{i:02d}" for i in range(12)],
                           "dup_group": [f"g{i // 3}" for i in range(12)],
@@ -144,3 +145,18 @@ def test_progress_under_other_params_is_not_reused(tmp_path):
     assert list(run(1)["fold"]) == [1, 1]
     assert list(run(2)["fold"]) == [2, 2]
     assert seen == ["a", "b", "a", "b"]
+
+
+def test_log_of_a_killed_shard_names_the_video_in_flight(tmp_path):
+    log_path = tmp_path / "job.log"
+    with open(log_path, "w") as log_file:
+        proc = _run(tmp_path, "1-of-1", tmp_path / "o.csv", 1.0, tmp_path / "calls.txt",
+                    tmp_path / "prog", stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.time() + 60
+        while time.time() < deadline and "v02: start" not in log_path.read_text():
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    text = log_path.read_text()
+    assert "video_id=v02: start" in text and "video_id=v02: done" not in text
+    assert "video_id=v01: done" in text
