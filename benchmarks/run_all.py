@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run_all.py      # or: make bench
 
 Each script generates its own inputs and rewrites its own section of docs/BENCHMARKS.md;
-every figure is the median of 3 runs or more. About 30 minutes on 2 cores.
+every figure is the median of 3 runs or more. About 18 minutes on 2 cores.
 """
 
 from __future__ import annotations
