@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> None:
         check_folds(folds)
         schemas.write_table(folds, args.out, "folds")
     elif cmd == "train":
-        from lib.models import train_fold
+        from lib.train.feature_models import train_fold
 
         train_fold(args.features, args.clips, args.folds, args.out_dir, model_name=args.model,
                    fold=args.fold, params=args.params, positive_label=args.positive_label,

@@ -18,7 +18,7 @@ WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "en
 
 
 def workflow_env() -> dict:
-    """Environment for Snakemake runs: this venv first on PATH (rules call `python -m lib`)."""
+    """Environment for Snakemake runs (rules run the interpreter that runs Snakemake)."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"

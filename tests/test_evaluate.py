@@ -11,7 +11,7 @@ import pytest
 
 from lib import schemas
 from lib.evaluate import classification_metrics, evaluate, video_level
-from lib.models import train_fold
+from lib.train.feature_models import train_fold
 
 
 def test_binary_metrics_known_answers():

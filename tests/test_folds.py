@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lib.folds import assign_folds, check_folds
-from lib.models import training_table
+from lib.train.feature_models import training_table
 
 
 def _videos(n_groups=30, seed=0):

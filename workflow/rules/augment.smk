@@ -23,7 +23,7 @@ rule augment:
         preset=config["augment"]["preset"],
         seed=config["seed"],
     shell:
-        "python -m lib augment --videos {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib augment --videos {input} --shard {wildcards.scatteritem}'
         " --n-augmentations {params.n} --max-frames {params.max_frames} --crf {params.crf}"
         " --preset {params.preset} --seed {params.seed} --out {output} > {log} 2>&1"
 
@@ -38,4 +38,4 @@ rule gather_augment:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind clips --stage augment --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind clips --stage augment --out {output} {input} > {log} 2>&1'

@@ -1,6 +1,9 @@
 # Config validation, sharding and the input functions every rule file uses.
 import json
+import os
+import sys
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
@@ -12,6 +15,18 @@ scattergather:
 
 # The one Python environment of every rule, for --software-deployment-method conda.
 ENV = "../../envs/vidstage.yaml"
+
+# Every job runs the package as `"$VIDSTAGE_PYTHON" -m lib`: the interpreter that runs
+# Snakemake, never whichever `python` comes first on the caller's PATH (a new user's shell
+# has not activated the venv; SLURM jobs inherit that PATH). Under conda deployment it is
+# the environment's own python. Jobs inherit this process's environment.
+os.environ.update(
+    VIDSTAGE_PYTHON=(
+        "python"
+        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+        else sys.executable
+    )
+)
 
 MODELS = list(config["train"]["models"])
 FOLDS = list(range(config["folds"]["k"]))

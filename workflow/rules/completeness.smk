@@ -21,5 +21,5 @@ rule completeness:
     params:
         n_aug=config["augment"]["n_augmentations"],
     shell:
-        "python -m lib completeness --md {output.md} --csv {output.csv}"
+        '"$VIDSTAGE_PYTHON" -m lib completeness --md {output.md} --csv {output.csv}'
         " --n-augmentations {params.n_aug} > {log} 2>&1"

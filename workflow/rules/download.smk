@@ -24,7 +24,7 @@ rule download:
             else "--no-retry-failed --previous results/download.csv"
         ),
     shell:
-        "python -m lib download --manifest {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib download --manifest {input} --shard {wildcards.scatteritem}'
         " --options {params.options:q} {params.retry_failed} --out {output} > {log} 2>&1"
 
 
@@ -38,4 +38,4 @@ rule gather_download:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind download --stage download --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind download --stage download --out {output} {input} > {log} 2>&1'

@@ -22,6 +22,6 @@ rule evaluate:
         positive=config["train"]["positive_label"],
         config=as_json(config),
     shell:
-        "python -m lib evaluate --metrics {output.metrics} --summary {output.summary}"
+        '"$VIDSTAGE_PYTHON" -m lib evaluate --metrics {output.metrics} --summary {output.summary}'
         " --report-dir results/reports --positive-label {params.positive:q}"
         " --config {params.config:q} {input} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule features:
     params:
         sampling=as_json(config["features"]),
     shell:
-        "python -m lib features --clips {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib features --clips {input} --shard {wildcards.scatteritem}'
         " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
 
 
@@ -33,7 +33,7 @@ rule gather_features:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind features_stage --stage features --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind features_stage --stage features --out {output} {input} > {log} 2>&1'
 
 
 rule merge_features:
@@ -47,5 +47,5 @@ rule merge_features:
     conda:
         ENV
     shell:
-        "python -m lib merge-features --handcrafted {input.handcrafted}"
+        '"$VIDSTAGE_PYTHON" -m lib merge-features --handcrafted {input.handcrafted}'
         " --scaled {input.scaled} --out {output} > {log} 2>&1"

@@ -15,5 +15,5 @@ rule folds:
         k=config["folds"]["k"],
         seed=config["seed"],
     shell:
-        "python -m lib folds --videos {input} --k {params.k} --seed {params.seed}"
+        '"$VIDSTAGE_PYTHON" -m lib folds --videos {input} --k {params.k} --seed {params.seed}'
         " --out {output} > {log} 2>&1"

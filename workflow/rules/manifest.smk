@@ -14,7 +14,7 @@ rule demo_corpus:
         n_groups=config["demo"]["n_groups"],
         seed=config["demo"]["seed"],
     shell:
-        "python -m lib demo-corpus --out-dir {params.out_dir:q} --n-groups {params.n_groups}"
+        '"$VIDSTAGE_PYTHON" -m lib demo-corpus --out-dir {params.out_dir:q} --n-groups {params.n_groups}'
         " --seed {params.seed} > {log} 2>&1"
 
 
@@ -33,6 +33,6 @@ rule manifest:
         path=config["dataset"]["path"],
         label_map=as_json(config["dataset"].get("label_map")),
     shell:
-        "python -m lib manifest --format {params.format} --path {params.path:q}"
+        '"$VIDSTAGE_PYTHON" -m lib manifest --format {params.format} --path {params.path:q}'
         " --label-map {params.label_map:q} --out {output.manifest} --report {output.report}"
         " > {log} 2>&1"

@@ -24,7 +24,7 @@ rule scale:
         crf=config["scale"]["crf"],
         device=config["scale"]["device"],
     shell:
-        "python -m lib scale --clips {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib scale --clips {input} --shard {wildcards.scatteritem}'
         " --method {params.method} --size {params.size} --model {params.model:q}"
         " --chunk-frames {params.chunk} --crf {params.crf} --device {params.device}"
         " --out {output} > {log} 2>&1"
@@ -40,4 +40,4 @@ rule gather_scale:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind scaled --stage scale --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind scaled --stage scale --out {output} {input} > {log} 2>&1'

@@ -19,7 +19,7 @@ rule scaled_features:
     params:
         sampling=as_json(config["features"]),
     shell:
-        "python -m lib scaled-features --scaled {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib scaled-features --scaled {input} --shard {wildcards.scatteritem}'
         " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
 
 
@@ -33,4 +33,4 @@ rule gather_scaled_features:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind features_stage --stage scaled_features --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind features_stage --stage scaled_features --out {output} {input} > {log} 2>&1'

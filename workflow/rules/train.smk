@@ -30,7 +30,7 @@ rule train:
         positive=config["train"]["positive_label"],
         seed=config["seed"],
     shell:
-        "python -m lib train --features {input.features} --clips {input.clips}"
+        '"$VIDSTAGE_PYTHON" -m lib train --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
         " --fold {wildcards.fold} --params {params.model_params:q}"
         " --positive-label {params.positive:q} --seed {params.seed} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule validate:
     params:
         limits=as_json(config["validate"]),
     shell:
-        "python -m lib validate --downloads {input} --shard {wildcards.scatteritem}"
+        '"$VIDSTAGE_PYTHON" -m lib validate --downloads {input} --shard {wildcards.scatteritem}'
         " --limits {params.limits:q} --out {output} > {log} 2>&1"
 
 
@@ -33,4 +33,4 @@ rule gather_validate:
     conda:
         ENV
     shell:
-        "python -m lib gather --kind videos --stage validate --out {output} {input} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind videos --stage validate --out {output} {input} > {log} 2>&1'
