@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-map", type=_json, default=None,
                    help='JSON {"source label": "target label" or null to drop}')  # fmt: skip
 
-    p = sub.add_parser("download", help="download one shard of the manifest with yt-dlp")
+    p = sub.add_parser("download", help="fetch one shard of the manifest (yt-dlp; local files linked)")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help="shard download table to write")
     p.add_argument("--videos-dir", default="data/videos")
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                    help="keep earlier failures (from --previous) instead of retrying them")  # fmt: skip
     p.add_argument("--previous", default=None, help="an earlier results/download.csv")
+    p.add_argument("--recheck", default=None,
+                   help="an earlier results/videos.csv: files it found broken are fetched "
+                        "again (unless --no-retry-failed)")  # fmt: skip
     _add_shard(p)
 
     p = sub.add_parser("validate", help="probe one shard of the downloads with PyAV")
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> None:
     elif cmd == "download":
         stages.download_shard(args.manifest, args.out, args.shard, videos_dir=args.videos_dir,
                               options=args.options, retry_failed=args.retry_failed,
-                              previous=args.previous, progress_dir=args.progress_dir)  # fmt: skip
+                              previous=args.previous, recheck=args.recheck,
+                              progress_dir=args.progress_dir)  # fmt: skip
     elif cmd == "validate":
         stages.validate_shard(args.downloads, args.out, args.shard, limits=args.limits,
                               progress_dir=args.progress_dir)  # fmt: skip

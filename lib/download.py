@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import ContentTooShortError, GeoRestrictedError, UnsupportedError, parse_bytes
 
-from lib.utils import relpath
+from lib.utils import atomic_path, relpath
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,10 @@ REASONS = (
     "http_404",
     "unsupported",
     "file_urls_disabled",
+    "empty",
+    "missing",
+    "unreadable",
+    "not_a_file",
     "other",
 )
 
@@ -236,6 +243,7 @@ def find_complete_download(out_dir: str | os.PathLike, video_id: str) -> Path | 
 
 # --- error classification -------------------------------------------------------------
 
+_EMPTY_RE = re.compile(r"did not get any data blocks|downloaded file is empty")
 _FILE_URLS_RE = re.compile(r"file:// urls are disabled|enable[-_ ]file[-_ ]urls")
 _UNSUPPORTED_RE = re.compile(r"unsupported url|is not a valid url|no suitable (?:extractor|info ?extractor)")
 _HTTP_404_RE = re.compile(r"http error 404\b|\b404:? not found\b")
@@ -281,11 +289,10 @@ def classify_error(message: str) -> str:
     """Map a yt-dlp / HTTP error message to one of :data:`REASONS` (never "").
 
     Checked from the most technical to the most descriptive: file:// refused, unsupported
-    URL, HTTP 404, HTTP 410 (removed), network trouble (timeouts, refused/reset
+    URL, an empty source (no data at all), HTTP 404, HTTP 410 (removed), network trouble (timeouts, refused/reset
     connections, DNS, cut transfers, HTTP 5xx/429 and "try again later" rate limits: all
     worth retrying later), then the site's own words: private, removed, geo-blocked,
-    unavailable. Anything else (403, sign-in/age gates, no matching format, empty files) is
-    "other". The extractor/id prefix and URLs are ignored so that a video named
+    unavailable. Anything else (403, sign-in/age gates, no matching format) is "other". The extractor/id prefix and URLs are ignored so that a video named
     "private_clip" does not read as private.
     """
     text = _URL_RE.sub(" ", _PREFIX_RE.sub("", (message or "").lower(), count=1))
@@ -295,6 +302,7 @@ def classify_error(message: str) -> str:
 # First match wins: the order above (transport problems before the site's own words).
 _REASON_RULES = (
     (_FILE_URLS_RE, "file_urls_disabled"),
+    (_EMPTY_RE, "empty"),
     (_UNSUPPORTED_RE, "unsupported"),
     (_HTTP_404_RE, "http_404"),
     (_HTTP_410_RE, "removed"),
@@ -413,6 +421,69 @@ def _remove_complete_looking(out_dir: Path, video_id: str) -> None:
             return
 
 
+def _check_video_id(video_id: str) -> None:
+    if (
+        not video_id
+        or video_id in {".", ".."}
+        or any(sep and sep in video_id for sep in ("/", "\\", os.sep, os.altsep))
+    ):
+        raise ValueError(f"video_id must be a bare file stem, got {video_id!r}")
+
+
+def local_source(url: str) -> Path | None:
+    """The local file a ``file://`` URL names, or None for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        return None
+    return Path(unquote(parts.path))
+
+
+def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os.PathLike) -> dict:
+    """Take a local file the corpus names as it is: ``<out_dir>/<video_id>.<ext>``, a
+    ``download.csv`` row like :func:`download_video`'s, never raises, no yt-dlp.
+
+    The file is hard-linked (no copy, no extra space; removing the link never touches the
+    source), or copied where a link is impossible (another file system). A finished file
+    already there is ``skipped``. Failures: ``missing`` (no such file), ``not_a_file`` (a
+    folder, FIFO, device), ``empty`` (0 bytes), ``unreadable`` (no permission, I/O error).
+    The extension is the source's (lower case), so validate sees the container it names.
+    """
+    _check_video_id(video_id)
+    folder, source = Path(out_dir), Path(source)
+    try:
+        existing = find_complete_download(folder, video_id)
+    except OSError as exc:
+        return _row("failed", reason="unreadable", error=one_line(f"cannot read {folder}: {exc}"))
+    if existing is not None:
+        return _row("skipped", path=relpath(existing))
+    try:
+        info = source.stat()
+    except FileNotFoundError:
+        return _row("failed", reason="missing", error=one_line(f"no such file: {source}"))
+    except OSError as exc:
+        return _row("failed", reason="unreadable", error=one_line(f"cannot read {source}: {exc}"))
+    if not stat.S_ISREG(info.st_mode):
+        return _row("failed", reason="not_a_file", error=one_line(f"not a regular file: {source}"))
+    if info.st_size == 0:
+        return _row("failed", reason="empty", error=one_line(f"empty file (0 bytes): {source}"))
+    ext = source.suffix[1:].lower()
+    if not re.fullmatch(r"[a-z0-9_]+", ext) or ext in INCOMPLETE_SUFFIXES or ext.startswith("tmp"):
+        ext = "video"
+    target = folder / f"{video_id}.{ext}"
+    try:
+        with open(source, "rb"):  # readable by this user, or the row says why not
+            pass
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+    except OSError as exc:
+        return _row("failed", reason="unreadable", error=one_line(f"cannot read {source}: {exc}"))
+    return _row("ok", path=relpath(target))
+
+
 def download_video(url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_options: dict) -> dict:
     """Download ``url`` to ``<out_dir>/<video_id>.<ext>``; a ``download.csv`` row, never raises.
 
@@ -427,13 +498,7 @@ def download_video(url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_o
     resume). ``video_id`` must be a bare file stem (ingest sanitises it); a path separator
     is a programming error and raises ValueError.
     """
-    if (
-        not video_id
-        or video_id in {".", ".."}
-        or any(sep and sep in video_id for sep in ("/", "\\", os.sep, os.altsep))
-    ):
-        raise ValueError(f"video_id must be a bare file stem, got {video_id!r}")
-
+    _check_video_id(video_id)
     folder = Path(out_dir)
     try:
         existing = find_complete_download(folder, video_id)

@@ -530,8 +530,13 @@ def _read_fvc(folder: Path, collector: _Collector) -> None:
             )
 
 
-def _read_table(csv_path: Path, collector: _Collector) -> None:
-    """The ``csv``/``demo`` format: url or path, label, optional group and is_original."""
+def _read_table(csv_path: Path, collector: _Collector, *, allow_file_urls: bool = False) -> None:
+    """The ``csv``/``demo`` format: url or path, label, optional group and is_original.
+
+    A ``path`` must stay inside the CSV's folder (else ``path_outside_corpus``); a
+    ``file://`` URL in the ``url`` column can name any file and is refused
+    (``file_url_refused``) unless ``allow_file_urls``.
+    """
     if not csv_path.is_file():
         raise FileNotFoundError(f"no such CSV: {csv_path}")
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
@@ -547,6 +552,9 @@ def _read_table(csv_path: Path, collector: _Collector) -> None:
             if problem:
                 collector.drop(problem, where)
                 continue
+            if urlsplit(url).scheme.lower() == "file" and not allow_file_urls:
+                collector.drop("file_url_refused", where)
+                continue
             if urlsplit(url).scheme.lower() == "file":
                 local = Path(unquote(urlsplit(url).path))
                 video_id = file_video_id(local, base_dir=base_dir)
@@ -561,6 +569,9 @@ def _read_table(csv_path: Path, collector: _Collector) -> None:
                 collector.drop("bad_path", where)
                 continue
             local = Path(os.path.abspath(base_dir / path_text))
+            if not local.is_relative_to(base_dir):
+                collector.drop("path_outside_corpus", where)
+                continue
             url = local.as_uri()
             video_id = file_video_id(local, base_dir=base_dir)
         if not row["label"]:
@@ -648,7 +659,7 @@ def wlasl_segment(frame_start: object, frame_end: object) -> tuple[int, int] | N
     return start0, end
 
 
-def _read_wlasl(json_path: Path, collector: _Collector) -> None:
+def _read_wlasl(json_path: Path, collector: _Collector, *, allow_file_urls: bool = False) -> None:
     if not json_path.is_file():
         raise FileNotFoundError(f"no such WLASL JSON: {json_path}")
     entries = json.loads(json_path.read_text(encoding="utf-8"))
@@ -671,6 +682,8 @@ def _read_wlasl(json_path: Path, collector: _Collector) -> None:
                 continue
             url = str(instance.get("url") or "").strip()
             problem = _url_problem(url, allow_file=True)
+            if not problem and urlsplit(url).scheme.lower() == "file" and not allow_file_urls:
+                problem = "file_url_refused"
             if problem:
                 collector.drop(problem, where)
                 continue
@@ -812,6 +825,7 @@ def build_manifest(
     keep_labels: list[str] | None = None,
     label_precedence: Sequence[str] = DEFAULT_LABEL_PRECEDENCE,
     folder_group: str = "video",
+    allow_file_urls: bool | None = None,
 ) -> tuple[pd.DataFrame, IngestReport]:
     """Read a corpus in format ``fmt`` at ``path`` into the manifest table and its report.
 
@@ -826,6 +840,9 @@ def build_manifest(
     label_precedence : tie-break order for videos listed with different labels
         (see :func:`resolve_label`).
     folder_group : ``folder`` format only: ``"video"`` or ``"parent"``.
+    allow_file_urls : accept ``file://`` URLs in a ``url`` column / WLASL ``url`` (they can
+        name any local file, so a corpus opts in); None = the format's default (only
+        ``demo`` opts in by itself). A ``path`` column and class folders never need it.
 
     Returns
     -------
@@ -839,18 +856,27 @@ def build_manifest(
         raise ValueError(f"unknown ingest format {fmt!r}; expected one of {FORMATS}")
     path = Path(path)
     collector = _Collector()
-    if fmt == "fvc":
-        _read_fvc(path, collector)
-        if label_map is None:
-            label_map = dict(FVC_DEFAULT_LABEL_MAP)
-    elif fmt == "csv":
-        _read_table(path, collector)
-    elif fmt == "demo":
-        _read_table(path / "index.csv", collector)
-    elif fmt == "folder":
-        _read_folder(path, collector, folder_group=folder_group)
-    else:
-        _read_wlasl(path, collector)
+    allow = fmt == "demo" if allow_file_urls is None else bool(allow_file_urls)
+    try:
+        if fmt == "fvc":
+            _read_fvc(path, collector)
+            if label_map is None:
+                label_map = dict(FVC_DEFAULT_LABEL_MAP)
+        elif fmt == "csv":
+            _read_table(path, collector, allow_file_urls=allow)
+        elif fmt == "demo":
+            _read_table(path / "index.csv", collector, allow_file_urls=allow)
+        elif fmt == "folder":
+            _read_folder(path, collector, folder_group=folder_group)
+        else:
+            _read_wlasl(path, collector, allow_file_urls=allow)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the "
+                         "corpus file as UTF-8 (CSV) or JSON") from None  # fmt: skip
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); fix the file") from None
+    except PermissionError as exc:
+        raise ValueError(f"cannot read the corpus: {exc}; give this user read access") from None
 
     group_name, groups_joined, groups_joined_by = _group_names(collector.listings)
     kept, mapping_counts = _map_labels(collector, label_map=label_map, keep_labels=keep_labels)
@@ -930,6 +956,22 @@ def build_manifest(
         report.groups,
     )
     return manifest, report
+
+
+def check_trainable(manifest: pd.DataFrame, report: IngestReport) -> None:
+    """Raise ValueError (naming the numbers and the fix) when no classifier can be trained on
+    ``manifest``: no video kept, or a single class. Called before the manifest is written."""
+    drops = ", ".join(f"{reason}: {n}" for reason, n in report.dropped.items()) or "none"
+    read = f"{report.rows_read_total} rows read, dropped by reason: {drops}"
+    if manifest.empty:
+        fix = ("check dataset.path and dataset.format, the label column and dataset.label_map "
+               "(a label mapped to null drops its rows); the ingest report lists examples")
+        raise ValueError(f"the corpus yields no video ({read}); {fix}")
+    labels = report.labels
+    if len(labels) < 2:
+        raise ValueError(f"the corpus has one class only ({', '.join(f'{k}: {v} videos' for k, v in labels.items())}; "
+                         f"{read}); a classifier needs at least two: add videos of another class "
+                         "or fix dataset.label_map")  # fmt: skip
 
 
 def _count_desc(values: pd.Series) -> dict[str, int]:

@@ -38,6 +38,22 @@ def segment(row: dict) -> tuple[int, int | None]:
 
 
 # ---------------------------------------------------------------------------- download
+#: Validate's verdicts on a file that a new download may repair (a cut transfer, an empty
+#: or garbled file); limits (too_large) and content (no_video_stream) are not retried.
+BROKEN_FILE_REASONS = ("missing", "empty_file", "not_a_video", "zero_frames", "truncated",
+                       "decode_error", "probe_error")  # fmt: skip
+
+
+def broken_downloads(videos: str | Path | None) -> dict[str, str]:
+    """``video_id -> path`` of files on disk that an earlier validate found broken."""
+    if not videos or not Path(videos).exists():
+        return {}
+    table = schemas.read_table(videos, "videos")
+    code = table["reason"].astype(str).str.split(":").str[0]
+    broken = table[~table["valid"] & code.isin(BROKEN_FILE_REASONS) & (table["path"] != "")]
+    return dict(zip(broken["video_id"], broken["path"]))
+
+
 def download_shard(
     manifest: str | Path,
     output: str | Path,
@@ -47,24 +63,32 @@ def download_shard(
     options: dict | None = None,
     retry_failed: bool = True,
     previous: str | Path | None = None,
+    recheck: str | Path | None = None,
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
-    """Download one shard of the manifest with yt-dlp; one ledger row per manifest row.
+    """Fetch one shard of the manifest; one ledger row per manifest row.
 
-    Files already in ``videos_dir`` are not downloaded again. With ``retry_failed=False``
-    and a ``previous`` download table, rows that failed before keep their failure row
-    instead of being tried again (retrying only failures is the default behaviour of a
-    rerun: successes are on disk and skipped).
+    Web URLs go through yt-dlp. Local files the corpus names (``file://`` URLs in the
+    manifest: a CSV's ``path`` column, class folders, and ``url`` cells of a corpus that
+    opted in) are linked or copied as they are (:func:`lib.download.fetch_local_file`),
+    with the same row, skip and failure reasons. Files already in ``videos_dir`` are not
+    fetched again, except those that ``recheck`` (an earlier ``results/videos.csv``) found
+    broken when ``retry_failed``: they are removed and fetched anew. With
+    ``retry_failed=False`` and a ``previous`` download table, rows that failed before keep
+    their failure row instead of being tried again.
     """
-    from lib.download import build_ydl_options, download_video
+    from lib.download import (build_ydl_options, download_video, fetch_local_file,
+                              find_complete_download, local_source)  # fmt: skip
 
     options = dict(options or {})
     table = schemas.read_table(manifest, "manifest")
     ydl_options = build_ydl_options(out_dir=videos_dir, **options)
-    earlier = {}
+    earlier, broken = {}, {}
     if not retry_failed and previous and Path(previous).exists():
         prev = schemas.read_table(previous, "download")
         earlier = {r["video_id"]: r for r in prev.to_dict("records") if r["status"] == "failed"}
+    if retry_failed:
+        broken = broken_downloads(recheck)
     extras = _extra_columns(table, "download")
 
     def skip(row):
@@ -73,7 +97,17 @@ def download_shard(
         return None
 
     def process(row):
-        result = download_video(row["url"], row["video_id"], videos_dir, ydl_options=ydl_options)
+        vid = row["video_id"]
+        if vid in broken:
+            found = find_complete_download(videos_dir, vid)
+            if found is not None and found.resolve() == Path(broken[vid]).resolve():
+                log.info("%s: validate found %s broken; fetching it again", vid, broken[vid])
+                found.unlink()
+        source = local_source(row["url"])
+        if source is not None:
+            result = fetch_local_file(source, vid, videos_dir)
+        else:
+            result = download_video(row["url"], vid, videos_dir, ydl_options=ydl_options)
         return [{**row, **result}]
 
     def on_error(row, exc):
@@ -86,7 +120,8 @@ def download_shard(
         table, shard, stage="download", key="video_id", process=process, on_error=on_error,
         skip=skip, out_kind="download", out_columns=schemas.columns("download") + extras,
         output=output, progress_dir=progress_dir,
-        params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed},
+        params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed,
+                "refetch": sorted(broken)},
     )  # fmt: skip
 
 

@@ -297,7 +297,7 @@ def test_file_url_refused_unless_allowed(workdir, video_bytes):
     assert (workdir / allowed["path"]).read_bytes() == video_bytes
 
 
-def test_file_url_zero_byte_fails_here_and_text_file_is_downloaded_for_validate(workdir):
+def test_file_url_zero_byte_fails_as_empty_and_text_file_is_downloaded_for_validate(workdir):
     """What the demo corpus's planted files do: documents yt-dlp's behaviour."""
     source = workdir / "source"
     source.mkdir()
@@ -307,7 +307,7 @@ def test_file_url_zero_byte_fails_here_and_text_file_is_downloaded_for_validate(
     options = fast_options(out_dir, allow_file_urls=True)
 
     empty = download_video((source / "empty.mp4").as_uri(), "vid_empty", out_dir, ydl_options=options)
-    assert (empty["status"], empty["reason"], empty["path"]) == ("failed", "other", "")
+    assert (empty["status"], empty["reason"], empty["path"]) == ("failed", "empty", "")
     assert "did not get any data blocks" in empty["error"].lower()
     assert find_complete_download(out_dir, "vid_empty") is None
 

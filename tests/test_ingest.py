@@ -362,9 +362,10 @@ def test_csv_format(tmp_path):
         "bad_url": 1,
         "empty_label": 1,
         "empty_url": 1,
+        "path_outside_corpus": 1,
         "unparsable": 1,
     }
-    assert report.duplicates_merged == 1 and len(manifest) == 4
+    assert report.duplicates_merged == 1 and len(manifest) == 3
     assert _accounting_holds(report)
     by_id = manifest.set_index("video_id")
     one = by_id.loc[file_video_id(tmp_path / "a" / "media" / "one.mp4", base_dir=tmp_path / "a")]
@@ -381,9 +382,24 @@ def test_csv_format(tmp_path):
     )
     assert youtube["url"] == "https://youtu.be/Y7MJlmbnLQA"  # first listing's URL
     assert report.label_conflicts == 1 and report.groups_joined == {"g2+g3": ["g2", "g3"]}
-    # A hostile relative path gives a harmless id.
-    hostile = [v for v in manifest["video_id"] if v.startswith("passwd_")]
-    assert len(hostile) == 1 and SAFE.match(hostile[0])
+    # A path escaping the corpus folder is refused, never fetched.
+    assert report.dropped_examples["path_outside_corpus"] == ["corpus.csv:6"]
+    assert not manifest["url"].str.contains("passwd").any()
+    assert all(SAFE.match(v) for v in manifest["video_id"])
+
+
+def test_csv_file_urls_need_the_corpus_to_opt_in(tmp_path):
+    target = tmp_path / "elsewhere" / "clip.mp4"
+    rows = [["", target.as_uri(), "fake"], ["media/a.mp4", "", "real"]]
+    corpus = _write_csv(tmp_path / "c" / "corpus.csv", ["path", "url", "label"], rows)
+    refused, report = build_manifest("csv", corpus)
+    assert report.dropped == {"file_url_refused": 1} and len(refused) == 1
+    allowed, report = build_manifest("csv", corpus, allow_file_urls=True)
+    assert report.dropped == {} and target.as_uri() in set(allowed["url"])
+    # The demo format opts in by itself; an explicit False still refuses.
+    (tmp_path / "c" / "index.csv").write_text((tmp_path / "c" / "corpus.csv").read_text())
+    assert len(build_manifest("demo", tmp_path / "c")[0]) == 2
+    assert len(build_manifest("demo", tmp_path / "c", allow_file_urls=False)[0]) == 1
 
 
 def test_csv_ids_independent_of_location(tmp_path):

@@ -13,7 +13,7 @@ from hostile_media import write_video
 from lib import schemas
 from lib.probe import probe_video
 from lib.shards import Shard
-from lib.stages import augment_shard, validate_shard
+from lib.stages import augment_shard, download_shard, validate_shard
 from lib.video import FrameReader
 
 
@@ -117,3 +117,69 @@ def test_every_hostile_file_gets_one_row_with_its_verdict(tmp_path, monkeypatch)
     assert list(videos["video_id"]) == [r["video_id"] for r in rows]
     for (path, valid, reason), got in zip(cases, videos.itertuples()):
         assert (got.valid, got.reason) == (valid, reason), path.name
+
+
+def _manifest(tmp_path: Path, sources: list[Path]) -> Path:
+    rows = [{"video_id": f"h{i:02d}", "url": p.absolute().as_uri(), "label": "fake",
+             "dup_group": "g", "platform": "local", "is_original": True, "frame_start": 0,
+             "frame_end": -1} for i, p in enumerate(sources)]  # fmt: skip
+    schemas.write_table(pd.DataFrame(rows), tmp_path / "manifest.csv", "manifest")
+    return tmp_path / "manifest.csv"
+
+
+def test_local_files_are_linked_without_yt_dlp_and_no_failure_is_other(tmp_path, monkeypatch):
+    """The hostile set named by a corpus: each file gets its own download and validate verdict."""
+    from hostile_media import hostile_set
+
+    monkeypatch.chdir(tmp_path)
+    cases = hostile_set(tmp_path / "corpus")
+    before = {p: _md5(p) for p, _, _ in cases if p.is_file()}
+    manifest = _manifest(tmp_path, [p for p, _, _ in cases])
+    download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), videos_dir="data/videos",
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    downloads = schemas.read_table(tmp_path / "download.csv", "download")
+    expected_failure = {"missing": "missing", "empty_file": "empty"}
+    for (path, _, verdict), got in zip(cases, downloads.itertuples()):
+        want = "not_a_file" if path.is_dir() else expected_failure.get(verdict, "")
+        assert (got.status, got.reason) == ("failed" if want else "ok", want), path.name
+        if not want:
+            assert got.path == f"data/videos/{got.video_id}{path.suffix.lower()}", path.name
+            assert os.path.samefile(got.path, path), "hard-linked, not copied"
+    assert "other" not in set(downloads["reason"])
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    videos = schemas.read_table(tmp_path / "videos.csv", "videos")
+    for (path, valid, verdict), got in zip(cases, videos.itertuples()):
+        if path.is_file() and path.stat().st_size:
+            assert (got.valid, got.reason) == (valid, verdict), path.name
+    assert not videos["reason"].str.contains("other").any()
+    assert before == {p: _md5(p) for p in before}, "the corpus files are never changed"
+    # A rerun finds every fetched file on disk: skipped, no new link.
+    download_shard(manifest, tmp_path / "again.csv", Shard(0, 1), videos_dir="data/videos",
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    again = schemas.read_table(tmp_path / "again.csv", "download")
+    assert set(again.loc[downloads["status"] == "ok", "status"]) == {"skipped"}
+
+
+def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    source = write_video(tmp_path / "corpus/good.mp4", frames=8, noise=True)
+    manifest = _manifest(tmp_path, [source])
+    (tmp_path / "data/videos").mkdir(parents=True)
+    (tmp_path / "data/videos/h00.mp4").write_bytes(source.read_bytes()[:2000])  # a cut transfer
+    first = dict(videos_dir="data/videos", progress_dir=tmp_path / "progress")
+    download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), **first)
+    assert schemas.read_table(tmp_path / "download.csv", "download").loc[0, "status"] == "skipped"
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+                   progress_dir=tmp_path / "progress")  # fmt: skip
+    assert schemas.read_table(tmp_path / "videos.csv", "videos").loc[0, "reason"] == "truncated"
+
+    download_shard(manifest, tmp_path / "kept.csv", Shard(0, 1), retry_failed=False,
+                   recheck=tmp_path / "videos.csv", **first)  # fmt: skip
+    assert schemas.read_table(tmp_path / "kept.csv", "download").loc[0, "status"] == "skipped"
+    download_shard(manifest, tmp_path / "retried.csv", Shard(0, 1),
+                   recheck=tmp_path / "videos.csv", **first)  # fmt: skip
+    retried = schemas.read_table(tmp_path / "retried.csv", "download")
+    assert (retried.loc[0, "status"], retried.loc[0, "path"]) == ("ok", "data/videos/h00.mp4")
+    assert _md5(tmp_path / "data/videos/h00.mp4") == _md5(source)

@@ -3,9 +3,19 @@ import json
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
+sys.path.insert(0, workflow.basedir)
+from lib.config import ConfigError, validate_config
+
+# Bad configuration stops here, before any job: every mistake named by its key, with the
+# fix (lib/config.py). Snakemake's own validate then fills in the schema's defaults.
+try:
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
 
 

@@ -1,5 +1,6 @@
-# Stage 1: download with yt-dlp into data/videos/, sharded over the manifest. Files already
-# on disk are not fetched again; each manifest row gets a ledger row (status, reason, error).
+# Stage 1: download with yt-dlp into data/videos/ (local corpus files are linked or copied),
+# sharded over the manifest. Files already on disk are not fetched again, unless an earlier
+# validate found them broken; each manifest row gets a ledger row (status, reason, error).
 
 
 rule download:
@@ -19,7 +20,7 @@ rule download:
     params:
         options=as_json(config["download"]["options"]),
         retry_failed=(
-            ""
+            "--recheck results/videos.csv"
             if config["download"]["retry_failed"]
             else "--no-retry-failed --previous results/download.csv"
         ),

@@ -32,7 +32,9 @@ rule manifest:
         format=config["dataset"]["format"],
         path=config["dataset"]["path"],
         label_map=as_json(config["dataset"].get("label_map")),
+        file_urls="--allow-file-urls" if config["dataset"]["allow_file_urls"] else "",
     shell:
         '"$VIDSTAGE_PYTHON" -m lib manifest --format {params.format} --path {params.path:q}'
-        " --label-map {params.label_map:q} --out {output.manifest} --report {output.report}"
+        " --label-map {params.label_map:q} {params.file_urls} --out {output.manifest}"
+        " --report {output.report}"
         " > {log} 2>&1"
