@@ -106,7 +106,36 @@ def _markdown(summary, reasons, manifest, tables, n_augmentations) -> str:
             lines += ["## Videos with fewer augmentations than configured", "",
                       f"{len(short)} valid videos have fewer than {n_augmentations} augmented clips"
                       + (": " + ", ".join(f"{v} ({n})" for v, n in short.head(50).items()) if len(short) else "."), ""]  # fmt: skip
+    lines += _left_out_of_training(tables)
     return "\n".join(lines)
+
+
+def left_out_of_training(tables: dict) -> pd.DataFrame:
+    """Clips that augment made but that miss a feature set (train leaves them out):
+    ``clip_id`` and which sets failed. Empty until both feature tables exist."""
+    if not {"augment", "features", "scaled_features"} <= set(tables):
+        return pd.DataFrame(columns=["clip_id", "missing"])
+    clips = tables["augment"]
+    made = set(clips.loc[ok_mask("augment", clips), "clip_id"])
+    missing: dict[str, list[str]] = {}
+    for stage in ("features", "scaled_features"):
+        table = tables[stage]
+        for clip_id in table.loc[~ok_mask(stage, table), "clip_id"]:
+            if clip_id in made:
+                missing.setdefault(clip_id, []).append(stage)
+    return pd.DataFrame({"clip_id": list(missing), "missing": ["+".join(v) for v in missing.values()]})
+
+
+def _left_out_of_training(tables: dict) -> list[str]:
+    if not {"augment", "features", "scaled_features"} <= set(tables):
+        return []
+    left = left_out_of_training(tables)
+    text = f"{len(left)} clips miss a feature set and are left out of training (counted per fold in `train_info.json`)"
+    if len(left):
+        counts = left["missing"].value_counts()
+        text += ": " + ", ".join(f"{n} missing {which}" for which, n in counts.items())
+        text += "; e.g. " + ", ".join(left["clip_id"].head(20))
+    return ["## Clips left out of training", "", text + ".", ""]
 
 
 def write_completeness(root: str | Path, md_path: str | Path, csv_path: str | Path, *,

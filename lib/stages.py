@@ -241,7 +241,13 @@ def augment_shard(
         vid, reason = row["video_id"], f"augment_error:{type(exc).__name__}: {exc}"
         failed = [clip_row(row, f"{vid}__a{k}", "", k, "", "failed", reason)
                   for k in range(n_augmentations)]  # fmt: skip
-        return [clip_row(row, f"{vid}__orig", row["path"], -1, "none"), *failed]
+        start, stop = segment(row)
+        if start > 0 or stop is not None:  # the original is the cut segment: it failed too
+            original = clip_row(row, f"{vid}__orig", "", -1, f"segment:{start}-{stop}",
+                                "failed", reason)  # fmt: skip
+        else:  # the original is the untouched file, which validate passed
+            original = clip_row(row, f"{vid}__orig", row["path"], -1, "none")
+        return [original, *failed]
 
     run_shard(
         table, shard, stage="augment", key="video_id", process=process, on_error=on_error,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lib.folds import assign_folds, check_folds
-from lib.train.feature_models import training_table
+from lib.train.feature_models import missing_feature_set, training_table
 
 
 def _videos(n_groups=30, seed=0):
@@ -48,8 +48,10 @@ def test_check_folds_catches_a_leak():
         check_folds(folds)
 
 
-def test_too_few_groups_names_the_fix():
-    with pytest.raises(ValueError, match="folds.k"):
+def test_too_few_groups_names_the_numbers_and_the_fix():
+    with pytest.raises(ValueError, match=r"3 duplicate groups among \d+ valid videos cannot fill 5 "
+                       r"folds \(3 groups, \d+ videos; fake: \d+ videos in 1 groups, real: .*\): "
+                       r"lower folds.k in the config to at most 3"):  # fmt: skip
         assign_folds(_videos(n_groups=3), n_folds=5)
 
 
@@ -62,7 +64,44 @@ def test_augmented_clips_follow_their_original():
     features = pd.DataFrame({"clip_id": clips.clip_id, "hc_x": 1.0})
     table, cols = training_table(features, clips, folds)
     assert cols == ["hc_x"]
-    assert table.groupby("video_id")["fold"].nunique().eq(1).all()
-    assert table.groupby("dup_group" if "dup_group" in table else "video_id")["fold"].nunique().max() == 1
-    merged = table.merge(folds, on="video_id", suffixes=("", "_video"))
-    assert (merged["fold"] == merged["fold_video"]).all()
+    # Every clip of a valid video is there, in its video's fold; invalid videos' clips are not.
+    invalid = set(videos.loc[~videos["valid"], "video_id"])
+    assert invalid and set(table["video_id"]).isdisjoint(invalid)
+    for video_id, fold in zip(folds["video_id"], folds["fold"]):
+        mine = table[table["video_id"] == video_id]
+        assert sorted(mine["aug_idx"]) == [-1, 0, 1] and set(mine["fold"]) == {fold}, video_id
+
+
+def test_clips_missing_a_feature_set_are_left_out_not_imputed():
+    table = pd.DataFrame({"hc_a": [1.0, np.nan, np.nan, 2.0], "hc_b": [1.0, np.nan, 3.0, 2.0],
+                          "sc_a": [1.0, 1.0, 1.0, np.nan]})  # fmt: skip
+    # clip 1 lost its handcrafted set, clip 3 its scaled set; clip 2 lacks one value only
+    assert missing_feature_set(table, ["hc_a", "hc_b", "sc_a"]).tolist() == [False, True, False, True]
+
+
+def _tiny(groups):
+    """Videos from (group, label, n_videos) triples."""
+    return pd.DataFrame([{"video_id": f"{g}_{i}", "dup_group": g, "label": lab, "valid": True}
+                         for g, lab, n in groups for i in range(n)])  # fmt: skip
+
+
+def test_a_class_in_one_group_cannot_be_trained_on_and_says_so():
+    # The issue's case: the only real group's fold trains on fake alone.
+    videos = _tiny([("r1", "real", 4), ("f1", "fake", 3), ("f2", "fake", 5)])
+    with pytest.raises(ValueError) as info:
+        assign_folds(videos, n_folds=2)
+    message = str(info.value)
+    assert "training set holds one class only" in message
+    assert "3 groups, 12 videos; fake: 8 videos in 2 groups, real: 4 videos in 1 groups" in message
+    assert "lower folds.k" in message and "add groups of each class" in message
+
+
+def test_a_dominant_group_is_warned_about(caplog):
+    videos = _tiny([("big", "fake", 20), ("f2", "fake", 1), ("r1", "real", 2), ("r2", "real", 2)])
+    with caplog.at_level("WARNING", logger="lib.folds"):
+        assign_folds(videos, n_folds=2)
+    assert "duplicate group big holds 20 of 25 videos (more than 1/2)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lib.folds"):
+        assign_folds(_videos(), n_folds=5)
+    assert "holds" not in caplog.text

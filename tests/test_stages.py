@@ -183,3 +183,30 @@ def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_pat
     retried = schemas.read_table(tmp_path / "retried.csv", "download")
     assert (retried.loc[0, "status"], retried.loc[0, "path"]) == ("ok", "data/videos/h00.mp4")
     assert _md5(tmp_path / "data/videos/h00.mp4") == _md5(source)
+
+
+def test_failed_segment_augmentation_fails_the_original_clip_too(tmp_path, monkeypatch):
+    """A WLASL segment is cut by augment: if that fails there is no original clip either."""
+    import lib.augment
+
+    class Broken:
+        def apply(self, frame, t):
+            raise RuntimeError("augmentation exploded")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lib.augment, "make_augmentation", lambda *a: Broken())
+    for name, extra in (("segment", {"frame_start": 5, "frame_end": 17}), ("whole", {})):
+        root = tmp_path / name
+        root.mkdir()
+        monkeypatch.chdir(root)
+        augment_shard(_videos_table(root, **extra), root / "clips.csv", Shard(0, 1),
+                      n_augmentations=2, progress_dir=root / "progress")  # fmt: skip
+        clips = schemas.read_table(root / "clips.csv", "clips").set_index("aug_idx")
+        assert (clips.loc[[0, 1], "status"] == "failed").all()
+        assert clips.loc[0, "reason"] == "augment_error:RuntimeError: augmentation exploded"
+        original = clips.loc[-1]
+        if name == "segment":
+            assert (original["status"], original["path"]) == ("failed", ""), original
+            assert original["reason"].startswith("augment_error:RuntimeError")
+        else:  # the untouched file validate passed is still a good original
+            assert (original["status"], original["path"]) == ("ok", "data/videos/v1.mp4")

@@ -62,6 +62,18 @@ def training_table(features: pd.DataFrame, clips: pd.DataFrame, folds: pd.DataFr
     return table.sort_values("clip_id", kind="stable").reset_index(drop=True), feature_cols
 
 
+def missing_feature_set(table: pd.DataFrame, feature_cols: list[str]) -> pd.Series:
+    """Clips missing a whole feature set (every ``hc_*`` or every ``sc_*`` value NaN: that
+    stage failed on the clip). They are left out of training and counted, never imputed."""
+    sets = {}
+    for col in feature_cols:
+        sets.setdefault(col.split("_", 1)[0], []).append(col)
+    missing = pd.Series(False, index=table.index)
+    for cols in sets.values():
+        missing |= table[cols].isna().all(axis=1)
+    return missing
+
+
 def class_scores(model: Pipeline, X) -> np.ndarray:
     """Per-class scores (n, n_classes): probabilities, or a softmax of SVM margins."""
     if hasattr(model, "predict_proba"):
@@ -95,7 +107,7 @@ def train_fold(
     clips = schemas.read_table(clips_path, "clips")
     folds = schemas.read_table(folds_path, "folds")
     table, cols = training_table(features, clips, folds)
-    incomplete = table[cols].isna().all(axis=1)
+    incomplete = missing_feature_set(table, cols)
     skipped = int(incomplete.sum())
     table = table[~incomplete]
     train, test = table[table["fold"] != fold], table[table["fold"] == fold]
