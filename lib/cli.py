@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", required=True, help="ingest report (markdown) to write")
     p.add_argument("--label-map", type=_json, default=None,
                    help='JSON {"source label": "target label" or null to drop}')  # fmt: skip
+    p.add_argument("--allow-file-urls", action="store_true", default=None,
+                   help="accept file:// URLs in the corpus's url column (demo: always)")  # fmt: skip
 
     p = sub.add_parser("download", help="fetch one shard of the manifest (yt-dlp; local files linked)")
     p.add_argument("--manifest", required=True)
@@ -176,9 +178,11 @@ def run(args: argparse.Namespace) -> None:
 
         generate_demo_corpus(args.out_dir, n_groups=args.n_groups, seed=args.seed)
     elif cmd == "manifest":
-        from lib.ingest import build_manifest, write_ingest_report
+        from lib.ingest import build_manifest, check_trainable, write_ingest_report
 
-        manifest, report = build_manifest(args.format, args.path, label_map=args.label_map)
+        manifest, report = build_manifest(args.format, args.path, label_map=args.label_map,
+                                          allow_file_urls=args.allow_file_urls)  # fmt: skip
+        check_trainable(manifest, report)
         schemas.write_table(manifest, args.out, "manifest")
         write_ingest_report(report, args.report)
     elif cmd == "download":

@@ -264,7 +264,7 @@ def check_config(
         return [f"the configuration must be a mapping of keys, got {_type_name(config)}"]
     problems = _schema_problems(config, schema)
     if not problems:  # cross-key checks assume the types are right
-        problems = _semantic_problems(with_defaults(config, schema), root=Path(root))
+        problems = _semantic_problems(with_defaults(config, schema), root=Path(root).resolve())
     return problems
 
 

@@ -478,7 +478,8 @@ def _read_csv_rows(
             header = []
         missing = [name for name in required if name not in header]
         if missing:
-            raise ValueError(f"{csv_path.name}: missing column(s) {missing}; found {header}")
+            raise ValueError(f"{csv_path.name}: missing column(s) {missing} (found {header}); "
+                             "add or rename the column(s) in the header, or check dataset.format")
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -542,7 +543,8 @@ def _read_table(csv_path: Path, collector: _Collector, *, allow_file_urls: bool 
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         header = [name.strip() for name in next(csv.reader(handle), [])]
     if "url" not in header and "path" not in header:
-        raise ValueError(f"{csv_path.name}: needs a 'url' or a 'path' column; found {header}")
+        raise ValueError(f"{csv_path.name}: needs a 'url' or a 'path' column (found {header}); "
+                         "add or rename the column in the header, or check dataset.format")
     _, rows = _read_csv_rows(csv_path, collector, ("label",))
     base_dir = Path(os.path.abspath(csv_path.parent))
     for where, row in rows:

@@ -1,0 +1,325 @@
+"""Hostile configurations and corpora: each stops early with its own message, and nothing
+is written or lost.
+
+Three places refuse bad configuration, in the order a run meets them: the start-up check
+(``lib.config``, called by ``workflow/rules/common.smk`` before any job), ingest (the
+manifest job, before it writes the manifest) and folds (before it writes ``folds.csv``).
+Each case below names the exact message. Cases call the lib functions the workflow calls;
+a few run Snakemake itself to show the start-up check stops the run before any job.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow, snakemake
+from lib import schemas
+from lib.cli import main as lib_main
+from lib.config import ConfigError, check_config, load_schema, validate_config
+
+SCHEMA = load_schema()
+BASE = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Snakemake's --configfile layering: nested mappings merge, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# --------------------------------------------------------------------------- start-up
+
+# (case, config layered on config.yaml, exact messages; "{root}" is the working directory)
+STARTUP = [
+    ("unknown key", {"augment": {"n_augmentation": 3}},
+     ["unknown key augment.n_augmentation; did you mean n_augmentations?"]),
+    ("unknown nested key", {"features": {"fractoin": 0.2}},
+     ["unknown key features.fractoin; did you mean fraction?"]),
+    ("unknown top-level key", {"shard": 4},
+     ["unknown key shard; did you mean shards?"]),
+    ("unknown key, nothing near", {"augment": {"zzz": 1}},
+     ["unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset"]),
+    ("moved key", {"download": {"options": {"allow_file_urls": True}}},
+     ["unknown key download.options.allow_file_urls; it moved: use dataset.allow_file_urls (a "
+      "corpus opts in to file:// URLs in its own config; a CSV's path column and class "
+      "folders never need it)"]),
+    ("wrong type", {"augment": {"n_augmentations": "three"}},
+     ["augment.n_augmentations: expected a whole number, got text 'three'; set "
+      "augment.n_augmentations to a whole number (default 10)"]),
+    ("section of the wrong type", {"augment": 3},
+     ["augment: expected a mapping (key: value lines), got a whole number 3; set augment to a "
+      "mapping (key: value lines) (default {})"]),
+    ("yes/no as text", {"local_download": "yes"},
+     ["local_download: expected true or false, got text 'yes'; set local_download to true or "
+      "false (default False)"]),
+    ("negative shard count", {"shards": -2},
+     ["shards: -2 is below the minimum 1; set shards to a whole number >= 1"]),
+    ("one fold", {"folds": {"k": 1}},
+     ["folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2"]),
+    ("fraction out of range", {"features": {"fraction": 1.5}},
+     ["features.fraction: 1.5 is above the maximum 1; set features.fraction to a number <= 1"]),
+    ("unknown dataset.format", {"dataset": {"format": "fcv"}},
+     ["dataset.format: 'fcv' is not one of demo, fvc, csv, folder, wlasl; did you mean fvc? "
+      "set dataset.format to one of them"]),
+    ("unknown model", {"train": {"models": ["logreg", "linear-svm"]}},
+     ["train.models.1: 'linear-svm' is not one of logreg, linear_svm, shuffled_control; did "
+      "you mean linear_svm? set train.models.1 to one of them"]),
+    ("unknown model parameter", {"train": {"params": {"logreg": {"c": 0.5}}}},
+     ["unknown key train.params.logreg.c; did you mean C?"]),
+    ("min above max", {"features": {"min_frames": 60}},
+     ["features.min_frames (60) is above features.max_frames (50); lower min_frames or raise "
+      "max_frames"]),
+    ("missing corpus file", {"dataset": {"format": "csv", "path": "corpora/nope.csv"}},
+     ["dataset.path: 'corpora/nope.csv' (under {root}) does not exist; format csv reads one "
+      "file; fix dataset.path in your config"]),
+    ("corpus folder without its files", {"dataset": {"format": "fvc", "path": "corpora"}},
+     ["dataset.path: 'corpora' (under {root}) has no FVC.csv; format fvc needs FVC.csv and "
+      "FVC_dup.csv; fix dataset.path in your config",
+      "dataset.path: 'corpora' (under {root}) has no FVC_dup.csv; format fvc needs FVC.csv "
+      "and FVC_dup.csv; fix dataset.path in your config"]),
+    ("several mistakes at once", {"shards": 0, "seeed": 1},
+     ["unknown key seeed; did you mean seed?",
+      "shards: 0 is below the minimum 1; set shards to a whole number >= 1"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case,override,messages", STARTUP, ids=[c[0] for c in STARTUP])
+def test_startup_check_names_the_key_and_the_fix(tmp_path, case, override, messages):
+    (tmp_path / "corpora").mkdir()
+    config = _merge(BASE, override)
+    before = copy.deepcopy(config)
+    assert check_config(config, schema=SCHEMA, root=tmp_path) == [
+        m.replace("{root}", str(tmp_path)) for m in messages
+    ]
+    assert config == before, "the check never changes the config"
+    with pytest.raises(ConfigError, match="nothing was run"):
+        validate_config(config, schema=SCHEMA, root=tmp_path)
+
+
+def test_every_shipped_config_passes():
+    assert check_config(BASE, schema=SCHEMA, root=REPO) == []
+    for extra in sorted((REPO / "configs").glob("*.yaml")):
+        layered = _merge(BASE, yaml.safe_load(extra.read_text()))
+        problems = check_config(layered, schema=SCHEMA, root=REPO)
+        # configs/fvc.yaml points at ../shared/data/fvc, which only some checkouts have.
+        assert [p for p in problems if "dataset.path" not in p] == [], extra.name
+
+
+def test_every_schema_object_refuses_unknown_keys():
+    def walk(node, path):
+        if node.get("type") == "object" or "properties" in node:
+            if "properties" in node:
+                assert node.get("additionalProperties") is False, path or "(top level)"
+            for key, sub in node.get("properties", {}).items():
+                where = f"{path}.{key}" if path else key
+                assert "description" in sub or "properties" in sub, f"{where}: no description"
+                walk(sub, where)
+
+    walk(SCHEMA, "")
+
+
+@pytest.mark.parametrize(
+    "config_text,message",
+    [
+        ("augment:\n  n_augmentation: 3\n",
+         "unknown key augment.n_augmentation; did you mean n_augmentations?"),
+        ("dataset:\n  format: csv\n  path: missing.csv\n",
+         "dataset.path: 'missing.csv' (under {root}) does not exist"),
+    ],
+)  # fmt: skip
+def test_snakemake_stops_before_any_job(tmp_path, config_text, message):
+    wf = copy_workflow(tmp_path / "wf")
+    (wf / "bad.yaml").write_text(config_text)
+    proc = snakemake(wf, "--cores", "1", "--configfile", "config.yaml", "bad.yaml", check=False)
+    assert proc.returncode == 1
+    assert message.replace("{root}", str(wf)) in proc.stderr
+    for written in ("results", "logs", "data"):
+        assert not (wf / written).exists(), f"{written}/ was written"
+    assert [p.name for p in (wf / ".snakemake").iterdir()] == ["log"], "no job metadata"
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def _manifest_run(tmp_path, caplog, fmt, path, *extra):
+    """``python -m lib manifest`` as the manifest rule runs it, over an earlier manifest."""
+    out = tmp_path / "results/manifest.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("the previous manifest\n")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        rc = lib_main(["manifest", "--format", fmt, "--path", str(path), "--out", str(out),
+                       "--report", str(tmp_path / "results/reports/ingest.md"), *extra])  # fmt: skip
+    return rc, out
+
+
+INGEST = [
+    ("empty corpus", ["path", "label"], [],
+     "the corpus yields no video (0 rows read, dropped by reason: none); check dataset.path "
+     "and dataset.format, the label column and dataset.label_map (a label mapped to null "
+     "drops its rows); the ingest report lists examples", ()),
+    ("corpus of one class", ["path", "label", "group"],
+     [["a.mp4", "fake", "g1"], ["b.mp4", "fake", "g2"], ["c.mp4", "fake", "g3"]],
+     "the corpus has one class only (fake: 3 videos; 3 rows read, dropped by reason: none); "
+     "a classifier needs at least two: add videos of another class or fix dataset.label_map", ()),
+    ("CSV missing its label column", ["path", "group"], [["a.mp4", "g1"]],
+     "corpus.csv: missing column(s) ['label'] (found ['path', 'group']); add or rename the "
+     "column(s) in the header, or check dataset.format", ()),
+    ("CSV with neither url nor path", ["file", "label"], [["a.mp4", "fake"]],
+     "corpus.csv: needs a 'url' or a 'path' column (found ['file', 'label']); add or rename "
+     "the column in the header, or check dataset.format", ()),
+    ("label map dropping every row", ["path", "label"], [["a.mp4", "fake"], ["b.mp4", "real"]],
+     "the corpus yields no video (2 rows read, dropped by reason: label_dropped_by_map: 2); "
+     "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
+     "mapped to null drops its rows); the ingest report lists examples",
+     ("--label-map", '{"fake": null, "real": null}')),
+    ("every path escapes the corpus folder", ["path", "label"],
+     [["../a.mp4", "fake"], ["/etc/passwd", "real"]],
+     "the corpus yields no video (2 rows read, dropped by reason: path_outside_corpus: 2); "
+     "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
+     "mapped to null drops its rows); the ingest report lists examples", ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case,header,rows,message,extra", INGEST, ids=[c[0] for c in INGEST])
+def test_ingest_refuses_before_writing(tmp_path, caplog, case, header, rows, message, extra):
+    corpus = _write_csv(tmp_path / "corpus" / "corpus.csv", header, rows)
+    rc, out = _manifest_run(tmp_path, caplog, "csv", corpus, *extra)
+    assert rc == 1
+    assert message in caplog.text
+    assert out.read_text() == "the previous manifest\n", "the old manifest is not lost"
+    assert not (tmp_path / "results/reports/ingest.md").exists()
+
+
+def test_unreadable_corpus_file_names_the_fix(tmp_path, caplog):
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_bytes(b"path,label\na.mp4,caf\xe9\n")  # Latin-1, not UTF-8
+    rc, out = _manifest_run(tmp_path, caplog, "csv", corpus)
+    assert rc == 1
+    assert (f"{corpus}: not UTF-8 text (invalid continuation byte at byte 20); save the corpus "
+            "file as UTF-8 (CSV) or JSON") in caplog.text  # fmt: skip
+    assert out.read_text() == "the previous manifest\n"
+    (tmp_path / "list.json").write_text("[{\"gloss\": ")
+    rc, _ = _manifest_run(tmp_path, caplog, "wlasl", tmp_path / "list.json")
+    assert rc == 1 and "list.json: not valid JSON (Expecting value" in caplog.text
+
+
+def test_bad_rows_are_dropped_with_a_reason_and_the_rest_kept(tmp_path, caplog):
+    """Escaping paths, refused file:// URLs, the same video listed twice, labels with commas
+    and non-ASCII characters: the run goes on, every row accounted for."""
+    outside = tmp_path / "elsewhere.mp4"
+    rows = [["media/a.mp4", "", "Straße, Nord", "g1"],
+            ["media/b.mp4", "", "café \"au lait\"", "g2"],
+            ["media/a.mp4", "", "Straße, Nord", "g3"],  # the same video again
+            ["../elsewhere.mp4", "", "café \"au lait\"", "g4"],
+            ["", outside.as_uri(), "café \"au lait\"", "g5"]]  # fmt: skip
+    corpus = _write_csv(tmp_path / "corpus" / "corpus.csv", ["path", "url", "label", "group"], rows)
+    rc, out = _manifest_run(tmp_path, caplog, "csv", corpus)
+    assert rc == 0, caplog.text
+    manifest = schemas.read_table(out, "manifest")
+    assert sorted(manifest["label"]) == ["Straße, Nord", "café \"au lait\""]
+    assert manifest.set_index("label").loc["Straße, Nord", "dup_group"] == "g1+g3"
+    report = yaml.safe_load((tmp_path / "results/reports/ingest.json").read_text())
+    assert report["dropped"] == {"file_url_refused": 1, "path_outside_corpus": 1}
+    assert report["duplicates_merged"] == 1 and report["rows_read_total"] == 5
+    # The corpus opts in: its file:// URL is kept.
+    rc, out = _manifest_run(tmp_path, caplog, "csv", corpus, "--allow-file-urls")
+    assert rc == 0 and outside.as_uri() in set(schemas.read_table(out, "manifest")["url"])
+
+
+# --------------------------------------------------------------------------- folds
+
+
+def _videos_table(path: Path, groups) -> Path:
+    rows = [{"video_id": f"{g}_{i}", "path": f"data/videos/{g}_{i}.mp4", "label": label,
+             "dup_group": g, "platform": "local", "is_original": i == 0, "frames": 10,
+             "fps": 25.0, "duration_s": 0.4, "width": 64, "height": 48, "codec": "h264",
+             "valid": True, "reason": ""}
+            for g, label, n in groups for i in range(n)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    for column in schemas.columns("videos"):
+        if column not in table:
+            kind = schemas.TABLES["videos"][column]
+            table[column] = {"str": "", "int": 0, "float": 0.0, "bool": False}[kind]
+    schemas.write_table(table, path, "videos")
+    return path
+
+
+FOLDS = [
+    ("fewer groups than folds", [("g1", "fake", 2), ("g2", "real", 2)], 3,
+     "2 duplicate groups among 4 valid videos cannot fill 3 folds (2 groups, 4 videos; fake: "
+     "2 videos in 1 groups, real: 2 videos in 1 groups): lower folds.k in the config to at "
+     "most 2 or add videos from more groups."),
+    ("a class in one group", [("r1", "real", 4), ("f1", "fake", 3), ("f2", "fake", 5)], 2,
+     "training set holds one class only"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case,groups,k,message", FOLDS, ids=[c[0] for c in FOLDS])
+def test_folds_refuse_before_writing(tmp_path, caplog, case, groups, k, message):
+    videos = _videos_table(tmp_path / "videos.csv", groups)
+    with caplog.at_level(logging.ERROR):
+        rc = lib_main(["folds", "--videos", str(videos), "--k", str(k),
+                       "--out", str(tmp_path / "folds.csv")])  # fmt: skip
+    assert rc == 1 and message in caplog.text
+    assert not (tmp_path / "folds.csv").exists()
+
+
+# --------------------------------------------------------------------------- rerun
+
+
+def test_rerun_after_editing_the_corpus(tmp_path):
+    """The user adds a row to the corpus: ingest reruns, the old videos keep their ids, and
+    download skips the files it already has (nothing fetched twice, nothing lost)."""
+    from lib.shards import Shard
+    from lib.stages import download_shard
+
+    wf = copy_workflow(tmp_path / "wf")
+    media = wf / "corpus" / "media"
+    media.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (media / f"{name}.mp4").write_bytes(name.encode() * 100)
+    rows = [["media/a.mp4", "fake", "g1"], ["media/b.mp4", "real", "g2"]]
+    _write_csv(wf / "corpus" / "index.csv", ["path", "label", "group"], rows)
+    (wf / "my.yaml").write_text("dataset:\n  format: csv\n  path: corpus/index.csv\n")
+    args = ("--cores", "1", "--configfile", "config.yaml", "my.yaml")
+    snakemake(wf, "results/manifest.csv", *args)
+    first = schemas.read_table(wf / "results/manifest.csv", "manifest")
+    download_shard(wf / "results/manifest.csv", wf / "first.csv", Shard(0, 1),
+                   videos_dir=wf / "data/videos", progress_dir=wf / "progress")  # fmt: skip
+
+    assert "Nothing to be done" in snakemake(wf, "-n", "results/manifest.csv", *args).stdout
+    _write_csv(wf / "corpus" / "index.csv", ["path", "label", "group"],
+               rows + [["media/c.mp4", "real", "g3"]])  # fmt: skip
+    plan = snakemake(wf, "-n", "results/manifest.csv", *args).stdout
+    assert re.search(r"^manifest\s+1$", plan, re.M), plan
+    snakemake(wf, "results/manifest.csv", *args)
+    second = schemas.read_table(wf / "results/manifest.csv", "manifest")
+    pd.testing.assert_frame_equal(second[second["video_id"].isin(first["video_id"])]
+                                  .reset_index(drop=True), first)  # fmt: skip
+    download_shard(wf / "results/manifest.csv", wf / "second.csv", Shard(0, 1),
+                   videos_dir=wf / "data/videos", progress_dir=wf / "progress")  # fmt: skip
+    status = schemas.read_table(wf / "second.csv", "download").set_index("video_id")["status"]
+    assert status[first["video_id"]].eq("skipped").all() and (status == "ok").sum() == 1
