@@ -16,9 +16,13 @@ Formats
     A table with ``url`` or ``path`` (a row uses ``url`` when that column exists and the
     cell is not empty, otherwise ``path``), ``label``, optional ``group`` (default: each
     video is its own group) and optional ``is_original`` (default true). Relative paths
-    resolve against the CSV's folder and become absolute ``file://`` URLs.
+    resolve against the CSV's folder, must stay inside it (else ``path_outside_corpus``)
+    and become absolute ``file://`` URLs (the download stage links those files). A
+    ``file://`` URL in the ``url`` column can name any file, so it is dropped
+    (``file_url_refused``) unless the corpus opts in (``allow_file_urls``).
 ``demo``
-    ``csv`` read from ``<path>/index.csv`` (what the demo generator writes).
+    ``csv`` read from ``<path>/index.csv`` (what the demo generator writes); opts in to
+    ``file://`` URLs by itself.
 ``folder``
     One subfolder per class below ``path``; every video file (by extension,
     :data:`VIDEO_EXTENSIONS`) anywhere below a class folder is a row labelled with that

@@ -1,4 +1,10 @@
-"""Shared fixtures: a private copy of the workflow to run Snakemake in, and its runner."""
+"""Shared fixtures: a private copy of the workflow to run Snakemake in, and its runner.
+
+Workflow runs get a new user's PATH: system directories plus a ``python`` that is the
+system's interpreter, which cannot import the project's dependencies. A rule that ran the
+first ``python`` on PATH instead of the one running Snakemake fails every test that runs
+the workflow (``make test`` itself puts .venv/bin first on PATH, which would hide it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,10 +24,38 @@ BIN = Path(sys.executable).parent
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "envs", "configs")
 
 
+#: The system directories of a new user's PATH (no venv, no pyenv).
+SYSTEM_PATH = os.pathsep.join(("/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+
+
+def bare_python_dir() -> Path:
+    """A folder whose ``python`` is the system python3 (none of the project's dependencies),
+    or, where there is none, a ``python`` that always fails."""
+    folder = Path(tempfile.gettempdir()) / f"vidstage-bare-python-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    shim = folder / "python"
+    if not shim.exists():
+        system = shutil.which("python3", path=SYSTEM_PATH)
+        tmp = folder / f".python-{os.getpid()}"
+        if system:
+            tmp.symlink_to(system)
+        else:
+            tmp.write_text("#!/bin/sh\necho 'python: not the project interpreter' >&2\nexit 1\n")
+            tmp.chmod(0o755)
+        os.replace(tmp, shim)
+    return folder
+
+
+def user_path() -> str:
+    """PATH of a shell that has not activated the venv: bare ``python`` first, then the system."""
+    return f"{bare_python_dir()}{os.pathsep}{SYSTEM_PATH}"
+
+
 def workflow_env() -> dict:
-    """Environment for Snakemake runs (rules run the interpreter that runs Snakemake)."""
+    """Environment for Snakemake runs: a new user's PATH (see the module docstring)."""
     env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = user_path()
+    env.pop("VIRTUAL_ENV", None)
     env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     env.pop("SNAKEMAKE_PROFILE", None)
     return env

@@ -7,7 +7,6 @@ the measured time per 1080p and per 320×240 frame (reported, never asserted).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -317,20 +316,3 @@ def test_texture_uniformity_is_histogram_energy():
     assert sc([half])["sc_texture_uniformity"] == pytest.approx(0.5)
     ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(4, axis=0)
     assert sc([ramp])["sc_texture_uniformity"] == pytest.approx(1 / 256)
-
-
-# ----------------------------------------------------------------------------- timing (reported only)
-
-
-def test_report_time_per_frame():
-    for shape, repeats in (((1080, 1920), 3), ((240, 320), 20)):
-        frame = texture(seed=9, shape=shape, sigma=0)
-        hc([frame])  # warm-up
-        start = time.perf_counter()
-        hc((frame for _ in range(repeats)), width=shape[1], height=shape[0])
-        per_frame = (time.perf_counter() - start) / repeats
-        print(f"\nhandcrafted_features: {per_frame * 1000:.1f} ms per {shape[1]}x{shape[0]} frame")
-    frame = texture(seed=9, shape=(256, 256), sigma=0)
-    start = time.perf_counter()
-    sc([frame] * 20, orig=(1920, 1080))
-    print(f"scaled_features: {(time.perf_counter() - start) / 20 * 1000:.1f} ms per 256x256 frame")

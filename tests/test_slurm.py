@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, copy_workflow, workflow_env
+from conftest import BIN, REPO, bare_python_dir, copy_workflow, workflow_env
 from lib import schemas
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
@@ -190,14 +190,14 @@ def progress_units(progress_dir: Path, shard: str, key: str) -> int:
 
 
 def no_slurm_path(tmp_path: Path) -> str:
-    """A PATH with this venv and the basic tools the plugin calls, but no SLURM command."""
+    """A new user's bare ``python`` and the basic tools the plugin calls, but no SLURM command."""
     tools = tmp_path / "bin-without-slurm"
     tools.mkdir()
     for name in ("which", "sh", "bash", "env"):  # the plugin runs `which sacct` at import
         found = shutil.which(name)
         if found:
             (tools / name).symlink_to(found)
-    path = f"{BIN}{os.pathsep}{tools}"
+    path = f"{bare_python_dir()}{os.pathsep}{tools}"
     for name in ("sbatch", "sinfo", "squeue", "sacct", "srun", "scontrol"):
         assert shutil.which(name, path=path) is None, name
     return path
