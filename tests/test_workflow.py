@@ -110,14 +110,24 @@ def test_demo_writes_every_contract_file(demo_run):
 
 @pytest.mark.slow
 def test_planted_broken_files_are_caught_with_a_reason(demo_run):
+    """Each planted file gets its own reason; every other video is valid; nothing is `other`."""
+    from lib.ingest import file_video_id
+
     videos = schemas.read_table(demo_run / "results/videos.csv", "videos")
     manifest = schemas.read_table(demo_run / "results/manifest.csv", "manifest")
     assert len(videos) == len(manifest), "every manifest row has a videos row"
+    corpus = demo_run / "data/demo"
+    index = pd.read_csv(corpus / "index.csv", keep_default_na=False)
+    planted = index[index["edits"].str.startswith("broken:")]
+    expected_reason = {"truncated": "truncated", "empty": "not_downloaded:empty",
+                       "text": "not_a_video"}  # fmt: skip
+    expected = {file_video_id(corpus / path, base_dir=corpus): expected_reason[edits[7:]]
+                for path, edits in zip(planted["path"], planted["edits"])}  # fmt: skip
+    assert len(expected) == 3
     invalid = videos[~videos["valid"]]
-    assert len(invalid) >= 3, invalid
-    assert (invalid["reason"] != "").all()
-    codes = set(invalid["reason"].str.split(":").str[0])
-    assert codes & {"truncated", "not_a_video", "empty_file", "not_downloaded"}, codes
+    assert dict(zip(invalid["video_id"], invalid["reason"])) == expected
+    downloads = schemas.read_table(demo_run / "results/download.csv", "download")
+    assert set(downloads["reason"]) == {"", "empty"}, "local files: linked, or failed as empty"
     clips = schemas.read_table(demo_run / "results/clips.csv", "clips")
     assert set(clips["video_id"]).isdisjoint(invalid["video_id"])
 
