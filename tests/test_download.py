@@ -596,7 +596,7 @@ REAL_MESSAGES = [
         "other",
     ),
     ("ERROR: [youtube] abcdefghijk: Sign in to confirm your age. This video may be inappropriate", "other"),
-    ("ERROR: Did not get any data blocks", "other"),
+    ("ERROR: Did not get any data blocks", "empty"),
     ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats", "other"),
     ("", "other"),
 ]
@@ -612,3 +612,51 @@ def test_one_line_trims_colour_tag_and_length():
     assert one_line("\x1b[0;31mERROR:\x1b[0m  [generic] x:\n  Unable\tto  go ") == "[generic] x: Unable to go"
     long = one_line("word " * 400)
     assert len(long) == 500 and long.endswith("...")
+
+
+# --- local files a corpus names (no yt-dlp) ------------------------------------------------
+
+
+def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from lib.download import fetch_local_file
+
+    monkeypatch.chdir(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "Clip.MP4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 100)
+    (corpus / "empty.mp4").write_bytes(b"")
+    (corpus / "dir.mp4").mkdir()
+    (corpus / "locked.mp4").write_bytes(b"data")
+
+    row = fetch_local_file(corpus / "Clip.MP4", "v1", "videos")
+    assert row == {"status": "ok", "path": "videos/v1.mp4", "reason": "", "error": ""}
+    assert os.path.samefile("videos/v1.mp4", corpus / "Clip.MP4"), "hard link, no copy"
+    assert fetch_local_file(corpus / "Clip.MP4", "v1", "videos")["status"] == "skipped"
+    for name, reason in (("nope.mp4", "missing"), ("empty.mp4", "empty"), ("dir.mp4", "not_a_file")):
+        got = fetch_local_file(corpus / name, f"v_{reason}", "videos")
+        assert (got["status"], got["reason"], got["path"]) == ("failed", reason, ""), name
+        assert str(corpus / name) in got["error"]
+
+    real_open = builtins.open
+
+    def refuse(path, *args, **kwargs):  # root reads anything: play a permission error
+        if str(path).endswith("locked.mp4"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    got = fetch_local_file(corpus / "locked.mp4", "v_locked", "videos")
+    assert (got["status"], got["reason"]) == ("failed", "unreadable") and "Permission denied" in got["error"]
+    monkeypatch.setattr(builtins, "open", real_open)
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    row = fetch_local_file(corpus / "Clip.MP4", "v2", "videos")
+    assert row["status"] == "ok" and not os.path.samefile(row["path"], corpus / "Clip.MP4")
+    assert Path(row["path"]).read_bytes() == (corpus / "Clip.MP4").read_bytes()
+    assert sorted(p.name for p in Path("videos").iterdir()) == ["v1.mp4", "v2.mp4"], "no stray files"

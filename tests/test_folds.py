@@ -105,3 +105,20 @@ def test_a_dominant_group_is_warned_about(caplog):
     with caplog.at_level("WARNING", logger="lib.folds"):
         assign_folds(_videos(), n_folds=5)
     assert "holds" not in caplog.text
+
+
+def test_completeness_counts_clips_left_out_of_training():
+    from lib.completeness import _left_out_of_training, left_out_of_training
+
+    clips = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"]})
+    features = pd.DataFrame({"clip_id": ["a", "b", "c", "d"],
+                             "status": ["ok", "failed", "failed", "failed"]})  # fmt: skip
+    scaled = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "failed", "failed"]})
+    tables = {"augment": clips, "features": features, "scaled_features": scaled}
+    left = left_out_of_training(tables)
+    # d failed in augment already (counted there), so only b and c are left out here
+    assert dict(zip(left["clip_id"], left["missing"])) == {"b": "features",
+                                                           "c": "features+scaled_features"}  # fmt: skip
+    text = "\n".join(_left_out_of_training(tables))
+    assert "2 clips miss a feature set and are left out of training" in text
+    assert "1 missing features, 1 missing features+scaled_features" in text
