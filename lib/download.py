@@ -447,9 +447,12 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
     already there is ``skipped``. Failures: ``missing`` (no such file), ``not_a_file`` (a
     folder, FIFO, device), ``empty`` (0 bytes), ``unreadable`` (no permission, I/O error).
     The extension is the source's (lower case), so validate sees the container it names.
+    Errors name the source relative to the working directory (the ``url`` column holds the
+    absolute path), so the table does not depend on where the checkout lives.
     """
     _check_video_id(video_id)
     folder, source = Path(out_dir), Path(source)
+    shown = relpath(source)
     try:
         existing = find_complete_download(folder, video_id)
     except OSError as exc:
@@ -459,13 +462,13 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
     try:
         info = source.stat()
     except FileNotFoundError:
-        return _row("failed", reason="missing", error=one_line(f"no such file: {source}"))
+        return _row("failed", reason="missing", error=one_line(f"no such file: {shown}"))
     except OSError as exc:
-        return _row("failed", reason="unreadable", error=one_line(f"cannot read {source}: {exc}"))
+        return _row("failed", reason="unreadable", error=one_line(f"cannot read {shown}: {exc.strerror or exc}"))
     if not stat.S_ISREG(info.st_mode):
-        return _row("failed", reason="not_a_file", error=one_line(f"not a regular file: {source}"))
+        return _row("failed", reason="not_a_file", error=one_line(f"not a regular file: {shown}"))
     if info.st_size == 0:
-        return _row("failed", reason="empty", error=one_line(f"empty file (0 bytes): {source}"))
+        return _row("failed", reason="empty", error=one_line(f"empty file (0 bytes): {shown}"))
     ext = source.suffix[1:].lower()
     if not re.fullmatch(r"[a-z0-9_]+", ext) or ext in INCOMPLETE_SUFFIXES or ext.startswith("tmp"):
         ext = "video"
@@ -480,7 +483,7 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
             except OSError:
                 shutil.copyfile(source, tmp)
     except OSError as exc:
-        return _row("failed", reason="unreadable", error=one_line(f"cannot read {source}: {exc}"))
+        return _row("failed", reason="unreadable", error=one_line(f"cannot read {shown}: {exc.strerror or exc}"))
     return _row("ok", path=relpath(target))
 
 
