@@ -47,6 +47,7 @@ MATCH_DEFAULTS = {
     "max_neighbours": 32,
 }
 _FAR = np.uint8(HASH_BITS + 1)  # distance given to padding (never a match)
+_VIDEO_BITS, _LOCAL_BITS = 27, 12  # index packing: 2^27 videos, 2^12 hashes per video and role
 
 
 # ----------------------------------------------------------------------------- signatures
@@ -90,30 +91,43 @@ def candidate_pairs(
     n, width, _ = hashes.shape
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
-    if not 1 <= band_bits <= 32:
-        raise ValueError(f"near_duplicates.band_bits must be in 1..32, got {band_bits}")
+    if not 1 <= band_bits <= 24:
+        raise ValueError(f"near_duplicates.band_bits must be in 1..24, got {band_bits}")
+    if n >= 1 << _VIDEO_BITS or width * N_UPRIGHT >= 1 << _LOCAL_BITS:
+        raise ValueError(f"{n} videos of up to {width} frames: too many for the index's packing")
     video, frame = np.nonzero(np.arange(width)[None, :] < counts[:, None])
-    upright = hashes[video, frame, :N_UPRIGHT].ravel()
-    mirrored = hashes[video, frame, N_UPRIGHT:].ravel()
-    item_hash = np.concatenate([upright, mirrored])
-    item_video = np.tile(np.repeat(video, N_UPRIGHT), 2).astype(np.int64)
-    item_query = np.repeat(np.array([False, True]), len(upright))  # mirrored: look-up only
+    # Items: every upright hash (stored) and every mirrored one (looked up only), each named
+    # by (video, role, frame * 3 + variant) packed into the low 40 bits of a 64-bit word;
+    # the band key goes on top, so one plain sort of unique words orders the buckets.
+    local = (frame[:, None] * N_UPRIGHT + np.arange(N_UPRIGHT)[None, :]).ravel()
+    item_video = np.repeat(video, N_UPRIGHT).astype(np.uint64)
+    item_hash = np.concatenate([hashes[video, frame, :N_UPRIGHT].ravel(),
+                                hashes[video, frame, N_UPRIGHT:].ravel()])  # fmt: skip
+    name = np.concatenate([(item_video << np.uint64(_LOCAL_BITS + 1)) | local.astype(np.uint64),
+                           (item_video << np.uint64(_LOCAL_BITS + 1)) | np.uint64(1 << _LOCAL_BITS)
+                           | local.astype(np.uint64)])  # fmt: skip
+    flat = hashes.reshape(n * width * len(VARIANTS))
     rng = np.random.default_rng(random_state)
     found = []
     for band in range(n_bands):
         bits = rng.choice(HASH_BITS, size=band_bits, replace=False)
         key = _band_key(item_hash, _band_tables(bits))
-        order = np.lexsort((item_query, item_video, key))
-        k, v, q, h = key[order], item_video[order], item_query[order], item_hash[order]
+        words = np.sort((key.astype(np.uint64) << np.uint64(40)) | name)
         # One item per (bucket, video, role): many frames of one video share buckets.
-        first = np.ones(len(k), dtype=bool)
-        first[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1]) | (q[1:] != q[:-1])
-        k, v, q, h = k[first], v[first], q[first], h[first]
+        group = words >> np.uint64(_LOCAL_BITS)
+        first = np.ones(len(words), dtype=bool)
+        first[1:] = group[1:] != group[:-1]
+        words = words[first]
+        k = words >> np.uint64(40)
         shared = np.zeros(len(k), dtype=bool)  # items whose bucket holds another item
         same = k[1:] == k[:-1]
         shared[1:] |= same
         shared[:-1] |= same
-        k, v, q, h = k[shared], v[shared], q[shared], h[shared]
+        words, k = words[shared], k[shared]
+        v = ((words >> np.uint64(_LOCAL_BITS + 1)) & np.uint64((1 << _VIDEO_BITS) - 1)).astype(np.int64)
+        q = ((words >> np.uint64(_LOCAL_BITS)) & np.uint64(1)).astype(bool)
+        frame_of, variant = np.divmod((words & np.uint64((1 << _LOCAL_BITS) - 1)).astype(np.int64), N_UPRIGHT)
+        h = flat[(v * width + frame_of) * len(VARIANTS) + variant + N_UPRIGHT * q]
         for step in range(1, max_neighbours + 1):
             i = np.nonzero(k[step:] == k[:-step])[0]
             if not len(i):
