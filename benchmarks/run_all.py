@@ -1,4 +1,5 @@
-"""Every benchmark in one run: reader vs peers, memory of the streaming stages, the demo.
+"""Every benchmark in one run: reader vs peers, memory of the streaming stages, the demo,
+the leak audit (robustness of the signatures, scale of the matcher).
 
     .venv/bin/python benchmarks/run_all.py      # or: make bench
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_demo.py")
+SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_demo.py", "bench_leaks.py")
 
 
 def main() -> int:

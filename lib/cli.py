@@ -112,6 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help='JSON {"fraction": 0.1, "min_frames": 5, "max_frames": 50}')  # fmt: skip
         _add_shard(p)
 
+    p = sub.add_parser("signatures", help="perceptual-hash signatures of one shard of videos")
+    p.add_argument("--videos", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sampling", type=_json, default={},
+                   help='JSON {"frames_per_second": 1.0, "min_frames": 16, "max_frames": 64}')  # fmt: skip
+    _add_shard(p)
+
+    p = sub.add_parser("near-duplicates", help="leak audit: match all signatures, report leaks")
+    p.add_argument("--videos", required=True)
+    p.add_argument("--signatures", required=True)
+    p.add_argument("--out", required=True, help="pairs table (near_duplicates.csv)")
+    p.add_argument("--report", required=True, help="leak report (markdown) to write")
+    p.add_argument("--match", type=_json, default={},
+                   help='JSON of matching parameters (config "near_duplicates" section)')  # fmt: skip
+    p.add_argument("--k", type=int, default=5, help="folds of the annotated-only split judged")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group-by", default="both", choices=["annotated", "content", "both"],
+                   help="what the folds use (stated in the report)")  # fmt: skip
+
     p = sub.add_parser("scale", help="scale one shard of clips onto a square canvas")
     p.add_argument("--clips", required=True)
     p.add_argument("--out", required=True)
@@ -147,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group-by", default="annotated", choices=["annotated", "content", "both"],
+                   help="groups kept in one fold: annotated, content matches, or both joined")  # fmt: skip
+    p.add_argument("--near-duplicates", default=None,
+                   help="near_duplicates.csv (needed unless --group-by annotated)")  # fmt: skip
 
     p = sub.add_parser("train", help="fit one model on all folds but one, predict that one")
     p.add_argument("--features", required=True)
@@ -202,6 +225,18 @@ def run(args: argparse.Namespace) -> None:
         fn = stages.features_shard if cmd == "features" else stages.scaled_features_shard
         fn(args.table, args.out, args.shard, sampling=args.sampling,
            progress_dir=args.progress_dir)  # fmt: skip
+    elif cmd == "signatures":
+        stages.signatures_shard(args.videos, args.out, args.shard, sampling=args.sampling,
+                                progress_dir=args.progress_dir)  # fmt: skip
+    elif cmd == "near-duplicates":
+        from lib.near_duplicates import audit
+        from lib.utils import atomic_write_text
+
+        pairs, report = audit(schemas.read_table(args.videos, "videos"),
+                              schemas.read_table(args.signatures, "signatures"), n_folds=args.k,
+                              random_state=args.seed, group_by=args.group_by, match=args.match)  # fmt: skip
+        schemas.write_table(pairs, args.out, "near_duplicates")
+        atomic_write_text(args.report, report)
     elif cmd == "scale":
         stages.scale_shard(args.clips, args.out, args.shard, scaled_dir=args.scaled_dir,
                            method=args.method, size=args.size, model=args.model,
@@ -224,8 +259,12 @@ def run(args: argparse.Namespace) -> None:
     elif cmd == "folds":
         from lib.folds import assign_folds, check_folds
 
-        folds = assign_folds(schemas.read_table(args.videos, "videos"), n_folds=args.k,
-                             random_state=args.seed)  # fmt: skip
+        videos = schemas.read_table(args.videos, "videos")
+        if args.group_by != "annotated":  # groups joined by the leak audit's matches
+            from lib.near_duplicates import regroup
+
+            videos = regroup(videos, args.near_duplicates, args.group_by)
+        folds = assign_folds(videos, n_folds=args.k, random_state=args.seed)
         check_folds(folds)
         schemas.write_table(folds, args.out, "folds")
     elif cmd == "train":

@@ -725,7 +725,9 @@ def _read_wlasl(json_path: Path, collector: _Collector, *, allow_file_urls: bool
 # --------------------------------------------------------------------------- assembling
 
 
-class _UnionFind:
+class UnionFind:
+    """Disjoint sets of names; each set is named by its smallest member (deterministic)."""
+
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
 
@@ -752,7 +754,7 @@ def _group_names(
     Returns (group -> merged name, merged name -> members (only joined ones), merged name
     -> the shared video_ids that caused the join).
     """
-    union = _UnionFind()
+    union = UnionFind()
     groups_of_key: dict[str, set[str]] = defaultdict(set)
     for listing in listings:
         union.find(listing.group)

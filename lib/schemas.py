@@ -107,6 +107,23 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "metrics": {"model": "str", "fold": "int", "metric": "str", "value": "float"},
     "summary": {"model": "str", "metric": "str", "mean": "float", "std": "float"},
+    # Leak audit (lib/signatures.py, lib/near_duplicates.py).
+    "signatures": {
+        "video_id": "str",
+        "status": "str",
+        "reason": "str",
+        "frames": "int",
+        "frame_index": "str",
+        "hashes": "str",
+    },
+    "near_duplicates": {
+        "video_a": "str",
+        "video_b": "str",
+        "distance": "float",
+        "matched_frames": "int",
+        "same_annotated_group": "bool",
+        "same_fold": "bool",
+    },
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
@@ -118,6 +135,8 @@ _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "scaled": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "features_stage": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "folds": {"fold": [pa.Check.ge(0)]},
+    "signatures": {"status": [pa.Check.isin(CLIP_STATUSES)], "frames": [pa.Check.ge(0)]},
+    "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
 }
 
 # Tables whose key column must be unique (one row per video / clip).
@@ -131,6 +150,7 @@ _UNIQUE = {
     "features": "clip_id",
     "folds": "video_id",
     "predictions": "clip_id",
+    "signatures": "video_id",
 }
 
 

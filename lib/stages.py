@@ -434,3 +434,52 @@ def scale_shard(
                 "crf": crf, "preset": preset, "dir": str(scaled_dir)},
     )  # fmt: skip
 
+
+
+# ---------------------------------------------------------------------------- signatures
+def signatures_shard(
+    videos: str | Path,
+    output: str | Path,
+    shard: Shard,
+    *,
+    sampling: dict | None = None,
+    progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
+) -> None:
+    """Perceptual-hash signature of every valid video (frames sampled across it, streamed).
+
+    ``sampling``: ``frames_per_second``, ``min_frames``, ``max_frames``, ``min_std`` of
+    :func:`lib.signatures.video_signature`. A video's corpus segment (WLASL) is what is
+    signed. Invalid videos keep a row with ``status=failed`` and the reason.
+    """
+    from lib.signatures import encode_hashes, video_signature
+    from lib.video import FrameReader
+
+    sampling = dict(sampling or {})
+    table = schemas.read_table(videos, "videos")
+
+    def row_for(row, status="ok", reason="", indices=(), hashes=()):
+        return {"video_id": row["video_id"], "status": status, "reason": reason,
+                "frames": len(hashes), "frame_index": " ".join(str(i) for i in indices),
+                "hashes": encode_hashes(list(hashes))}  # fmt: skip
+
+    def skip(row):
+        if not row["valid"]:
+            return [row_for(row, "failed", f"invalid:{row['reason'] or 'unknown'}")]
+        return None
+
+    def process(row):
+        start, stop = segment(row)
+        with FrameReader(row["path"]) as reader:
+            indices, hashes = video_signature(reader, start=start, stop=stop, **sampling)
+        if not hashes:  # every sampled frame flat (a black screen): nothing to match on
+            return [row_for(row, "failed", "no_informative_frames")]
+        return [row_for(row, indices=indices, hashes=hashes)]
+
+    def on_error(row, exc):
+        return [row_for(row, "failed", f"signature_error:{type(exc).__name__}: {exc}")]
+
+    run_shard(
+        table, shard, stage="signatures", key="video_id", process=process, on_error=on_error,
+        skip=skip, out_kind="signatures", out_columns=schemas.columns("signatures"),
+        output=output, progress_dir=progress_dir, params={"sampling": sampling},
+    )  # fmt: skip

@@ -89,3 +89,16 @@ def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = Tru
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    """The default demo corpus (40 groups, seed 0), generated once per test session.
+
+    Returns ``(folder, index)``; ``index`` is the generator's table with its ground truth
+    (``group``, ``is_original``, ``edits``). Tests must not modify the files.
+    """
+    from lib.demo import generate_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo_corpus")
+    return out, generate_demo_corpus(out, n_groups=40, seed=0)

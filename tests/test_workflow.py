@@ -17,7 +17,7 @@ from lib import schemas
 from lib.folds import check_folds
 
 STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
-          "folds", "train", "evaluate")  # fmt: skip
+          "signatures", "near_duplicates", "folds", "train", "evaluate")  # fmt: skip
 
 # A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards.
 SMALL = "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
@@ -29,6 +29,8 @@ TABLES = {  # contract tables compared between runs (url holds the absolute chec
     "results/clips.csv": ("clips", []),
     "results/scaled.csv": ("scaled", []),
     "results/features.parquet": ("features", []),
+    "results/signatures.csv": ("signatures", []),
+    "results/near_duplicates.csv": ("near_duplicates", []),
     "results/folds.csv": ("folds", []),
     "results/metrics.csv": ("metrics", []),
     "results/summary.csv": ("summary", []),
@@ -68,9 +70,9 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
     shards, models, folds = 2, 3, 5
-    gathers = 7  # six gathers + the merge of both feature tables
-    singletons = 6  # demo_corpus, manifest, folds, evaluate, completeness, all
-    assert total == 6 * shards + models * folds + gathers + singletons
+    gathers = 8  # seven gathers + the merge of both feature tables
+    singletons = 7  # demo_corpus, manifest, near_duplicates, folds, evaluate, completeness, all
+    assert total == 7 * shards + models * folds + gathers + singletons
 
 
 def test_job_count_does_not_grow_with_videos(workflow_dir):

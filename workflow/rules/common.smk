@@ -69,6 +69,13 @@ def dataset_inputs(wildcards):
     return []
 
 
+def near_duplicates_input():
+    """The leak audit's pairs, which folds need unless they use annotated groups only."""
+    if config["folds"]["group_by"] == "annotated":
+        return []
+    return "results/near_duplicates.csv"
+
+
 def prediction_files():
     return expand(
         "results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS
@@ -84,6 +91,8 @@ def get_final_output():
         "results/scaled.csv",
         "results/features.parquet",
         "results/folds.csv",
+        "results/near_duplicates.csv",
+        "results/reports/leaks.md",
         *prediction_files(),
         "results/metrics.csv",
         "results/summary.csv",

@@ -1,0 +1,135 @@
+"""Compact visual signatures of videos: perceptual hashes of frames sampled across each one.
+
+A signature is, for each sampled frame, six 64-bit DCT perceptual hashes (``imagehash.phash``)
+of its grey image: the whole frame and its central 90% and 80% (so that a copy cropped by up
+to about 20% still lines up with one of them), and the same three of the horizontally
+mirrored frame (so that a flipped repost matches too). Why these choices:
+
+* pHash keeps the signs of the lowest 8x8 frequencies of a 32x32 downscale: re-encoding,
+  rescaling, small watermarks and colour shifts barely move it (a few bits of 64).
+* Uniform borders (letterbox/pillarbox bars that reposts add) are cut off before hashing.
+* Nearly flat frames (black, fades, a title card's background) say nothing about which
+  video they come from and collide across unrelated videos: they are not hashed.
+* Frames are sampled across the whole video (``frames_per_second``, clipped to
+  ``[min_frames, max_frames]``), so a trimmed copy's frames still find frames of the
+  original near them in time; matching works frame by frame (:mod:`lib.near_duplicates`).
+
+A signature row stores ``hashes``: one token per hashed frame, separated by spaces, each six
+16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# Hash variants of one frame, in storage order: (name, fraction of width/height kept, mirrored).
+VARIANTS: tuple[tuple[str, float, bool], ...] = (
+    ("full", 1.0, False),
+    ("crop90", 0.9, False),
+    ("crop80", 0.8, False),
+    ("full_flip", 1.0, True),
+    ("crop90_flip", 0.9, True),
+    ("crop80_flip", 0.8, True),
+)
+N_UPRIGHT = 3  # the first three variants are the frame as shown; the last three mirrored
+HASH_BITS = 64
+_WORK_SIZE = (128, 128)
+
+
+def n_sampled_frames(
+    n_frames: int, fps: float, *, frames_per_second: float = 1.0, min_frames: int = 16,
+    max_frames: int = 64,
+) -> int:  # fmt: skip
+    """How many frames to hash: ``frames_per_second`` of the duration, within bounds."""
+    if n_frames <= 0:
+        return 0
+    duration = n_frames / fps if fps and fps > 0 else 0.0
+    k = int(round(duration * frames_per_second))
+    return min(max(k, int(min_frames)), int(max_frames), int(n_frames))
+
+
+def strip_flat_borders(grey: np.ndarray, *, tolerance: int = 12, max_share: float = 0.3) -> np.ndarray:
+    """``grey`` without uniform bars at its edges (rows/columns whose range <= tolerance).
+
+    At most ``max_share`` of the height (width) is removed from each side, so that a frame
+    that is mostly flat is hashed whole rather than cut down to a sliver.
+    """
+    height, width = grey.shape
+    flat_rows = np.ptp(grey, axis=1) <= tolerance
+    flat_cols = np.ptp(grey, axis=0) <= tolerance
+
+    def cut(flat: np.ndarray, size: int) -> tuple[int, int]:
+        limit = int(size * max_share)
+        start = int(np.argmin(flat)) if not flat.all() else 0
+        end = int(np.argmin(flat[::-1])) if not flat.all() else 0
+        return min(start, limit), size - min(end, limit)
+
+    top, bottom = cut(flat_rows, height)
+    left, right = cut(flat_cols, width)
+    return grey[top:bottom, left:right]
+
+
+def frame_hashes(frame: np.ndarray, *, min_std: float = 4.0) -> np.ndarray | None:
+    """The :data:`VARIANTS` pHashes of one RGB (or grey) uint8 frame as ``uint64[6]``.
+
+    Returns None for a nearly flat frame (grey standard deviation below ``min_std``).
+    """
+    import imagehash
+
+    grey = frame if frame.ndim == 2 else np.asarray(Image.fromarray(frame).convert("L"))
+    grey = strip_flat_borders(grey)
+    if grey.size == 0 or float(grey.std()) < min_std:
+        return None
+    # pHash squeezes the image to 32x32 anyway (aspect ignored): a cheap box filter down to
+    # 128x128 first makes its Lanczos resampling, the costliest step, a few times cheaper.
+    image = Image.fromarray(np.ascontiguousarray(grey)).resize(_WORK_SIZE, Image.Resampling.BOX)
+    mirrored = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    out = np.empty(len(VARIANTS), dtype=np.uint64)
+    for k, (_, keep, flip) in enumerate(VARIANTS):
+        src = mirrored if flip else image
+        if keep < 1.0:
+            w, h = src.size
+            dx, dy = w * (1 - keep) / 2, h * (1 - keep) / 2
+            src = src.crop((round(dx), round(dy), round(w - dx), round(h - dy)))
+        bits = imagehash.phash(src).hash.ravel()  # 64 booleans, row-major (as str() prints)
+        out[k] = np.packbits(bits).view(">u8")[0]
+    return out
+
+
+def encode_hashes(frames: list[np.ndarray]) -> str:
+    """The ``hashes`` column: frames separated by spaces, variants by ``:``, 16 hex digits."""
+    return " ".join(":".join(f"{int(h):016x}" for h in row) for row in frames)
+
+
+def decode_hashes(text: str) -> np.ndarray:
+    """Inverse of :func:`encode_hashes`: ``uint64[n_frames, len(VARIANTS)]``."""
+    tokens = text.split()
+    out = np.empty((len(tokens), len(VARIANTS)), dtype=np.uint64)
+    for i, token in enumerate(tokens):
+        parts = token.split(":")
+        if len(parts) != len(VARIANTS):
+            raise ValueError(f"signature frame {i} has {len(parts)} hashes, expected {len(VARIANTS)}")
+        out[i] = [int(p, 16) for p in parts]
+    return out
+
+
+def video_signature(
+    reader, *, start: int = 0, stop: int | None = None, frames_per_second: float = 1.0,
+    min_frames: int = 16, max_frames: int = 64, min_std: float = 4.0,
+) -> tuple[list[int], list[np.ndarray]]:  # fmt: skip
+    """Sample frames of an open :class:`lib.video.FrameReader` (within ``[start, stop)``)
+    and hash them; returns the indices and hashes of the informative frames."""
+    from lib.video import sample_uniform
+
+    stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
+    span = max(stop - start, 0)
+    k = n_sampled_frames(span, reader.fps, frames_per_second=frames_per_second,
+                         min_frames=min_frames, max_frames=max_frames)  # fmt: skip
+    indices, hashes = [], []
+    for index, frame in reader.read([start + i for i in sample_uniform(span, k)]):
+        h = frame_hashes(frame, min_std=min_std)
+        if h is not None:
+            indices.append(int(index))
+            hashes.append(h)
+    return indices, hashes

@@ -1,0 +1,195 @@
+"""The leak audit: frame signatures, the LSH matcher, content groups and the leak report.
+
+The demo tests score the matcher against the demo generator's ground truth (which file is a
+repost of which original); they print recall and precision (`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import schemas
+from lib.folds import assign_folds, check_folds
+from lib.near_duplicates import (
+    audit,
+    candidate_pairs,
+    find_near_duplicates,
+    fold_groups,
+    regroup,
+    signature_arrays,
+    verify_pairs,
+)
+from lib.shards import Shard
+from lib.signatures import VARIANTS, decode_hashes, encode_hashes, frame_hashes, strip_flat_borders
+from lib.stages import signatures_shard
+
+
+# ----------------------------------------------------------------------------- frames
+def textured_frame(seed: int, height: int = 120, width: int = 160) -> np.ndarray:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 10, width // 10, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
+
+
+def test_mirrored_variants_are_the_hashes_of_the_mirrored_frame():
+    frame = textured_frame(1)
+    upright, mirrored = frame_hashes(frame), frame_hashes(frame[:, ::-1].copy())
+    assert len(upright) == len(VARIANTS) == 6
+    swapped = np.concatenate([mirrored[3:], mirrored[:3]])
+    assert np.bitwise_count(upright ^ swapped).max() <= 4  # resampling is not mirror-exact
+
+
+def test_flat_frames_are_not_hashed_and_bars_are_cut():
+    assert frame_hashes(np.zeros((90, 120, 3), np.uint8)) is None
+    frame = textured_frame(2)
+    boxed = np.zeros((160, 160, 3), np.uint8)
+    boxed[20:140] = frame[:, :160]
+    assert strip_flat_borders(boxed[..., 0]).shape == (120, 160)
+    distance = np.bitwise_count(frame_hashes(boxed) ^ frame_hashes(frame))
+    assert distance.max() <= 4, distance
+
+
+def test_hashes_round_trip_through_text():
+    rows = [frame_hashes(textured_frame(s)) for s in range(3)]
+    assert (decode_hashes(encode_hashes(rows)) == np.array(rows)).all()
+
+
+# ----------------------------------------------------------------------------- matcher
+def synthetic_signatures(n_videos: int, n_frames: int, seed: int):
+    """Random frame hashes, plus copies: video 2i+1 is a noisy trimmed copy of video 2i for
+    the first ``n_videos // 10`` pairs."""
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**63, size=(n_videos, n_frames, 6), dtype=np.uint64)
+    counts = np.full(n_videos, n_frames)
+    planted = []
+    for i in range(0, n_videos // 5, 2):
+        segment = hashes[i, n_frames // 3 : 2 * n_frames // 3]  # a middle third
+        flips = rng.integers(0, 64, size=(len(segment), 6, 4)).astype(np.uint64)
+        noise = np.bitwise_or.reduce(np.uint64(1) << flips, axis=2)  # up to 4 bits
+        hashes[i + 1] = 0
+        hashes[i + 1, : len(segment)] = segment ^ noise
+        counts[i + 1] = len(segment)
+        planted.append((i, i + 1))
+    return hashes, counts, planted
+
+
+def brute_force(hashes, counts, **params):
+    n = len(hashes)
+    every = np.array([(a, b) for a in range(n) for b in range(a + 1, n)])
+    found = verify_pairs(hashes, counts, every, **params)
+    return set(zip(found["a"], found["b"]))
+
+
+def test_index_finds_what_comparing_all_pairs_finds():
+    hashes, counts, planted = synthetic_signatures(300, 12, seed=3)
+    truth = brute_force(hashes, counts)
+    assert truth == set(planted)  # trimmed, noisy copies match; random videos never do
+    candidates = candidate_pairs(hashes, counts)
+    assert set(map(tuple, candidates)) >= truth
+    assert len(candidates) < 300 * 299 / 2 / 100  # the index did not propose everything
+
+
+def test_a_mirrored_copy_matches_through_the_mirrored_hashes():
+    frames = [textured_frame(s) for s in range(8)]
+    original = np.array([frame_hashes(f) for f in frames])
+    mirrored = np.array([frame_hashes(f[:, ::-1].copy()) for f in frames])
+    other = np.array([frame_hashes(textured_frame(100 + s)) for s in range(8)])
+    sig = pd.DataFrame({"video_id": ["a", "b", "c"], "status": "ok", "reason": "",
+                        "frames": 8, "frame_index": "",
+                        "hashes": [encode_hashes(list(h)) for h in (original, mirrored, other)]})  # fmt: skip
+    pairs = find_near_duplicates(sig)
+    assert list(zip(pairs["video_a"], pairs["video_b"], pairs["flipped"])) == [("a", "b", True)]
+
+
+# ----------------------------------------------------------------------------- groups
+def test_fold_groups_annotated_content_and_both():
+    videos = pd.DataFrame({"video_id": ["v1", "v2", "v3", "v4", "v5"],
+                           "dup_group": ["g1", "g1", "g2", "g3", "g4"]})  # fmt: skip
+    pairs = pd.DataFrame({"video_a": ["v2", "v4"], "video_b": ["v3", "v5"]})
+    assert list(fold_groups(videos, pairs, "annotated")) == ["g1", "g1", "g2", "g3", "g4"]
+    content = fold_groups(videos, pairs, "content")
+    assert content["v2"] == content["v3"] != content["v1"] and content["v4"] == content["v5"]
+    both = fold_groups(videos, pairs, "both")
+    assert list(both) == ["g1+g2", "g1+g2", "g1+g2", "g3+g4", "g3+g4"]
+    with pytest.raises(ValueError, match="group_by"):
+        fold_groups(videos, pairs, "pixels")
+
+
+# ----------------------------------------------------------------------------- the demo
+def demo_videos(folder, index: pd.DataFrame) -> pd.DataFrame:
+    """A ``videos`` table of the demo (as validate would write it; broken files invalid)."""
+    broken = index["edits"].str.startswith("broken")
+    videos = pd.DataFrame({
+        "video_id": index["path"], "path": [str(folder / p) for p in index["path"]],
+        "label": index["label"], "dup_group": index["group"].astype(str), "platform": "demo",
+        "valid": ~broken, "reason": np.where(broken, "not_a_video", ""),
+        "is_original": index["is_original"],
+    })  # fmt: skip
+    for column, kind in schemas.TABLES["videos"].items():
+        if column not in videos:
+            videos[column] = {"str": "", "int": 0, "float": 0.0, "bool": False}[kind]
+    return schemas.conform(videos, "videos")
+
+
+@pytest.fixture(scope="module")
+def demo_signed(demo_corpus, tmp_path_factory):
+    folder, index = demo_corpus
+    work = tmp_path_factory.mktemp("leaks")
+    videos = demo_videos(folder, index)
+    schemas.write_table(videos, work / "videos.csv", "videos")
+    signatures_shard(work / "videos.csv", work / "signatures.csv", Shard(0, 1),
+                     progress_dir=work / "progress")  # fmt: skip
+    return index, videos, schemas.read_table(work / "signatures.csv", "signatures")
+
+
+def test_signature_stage_signs_every_valid_video(demo_signed):
+    _, videos, signatures = demo_signed
+    assert list(signatures["video_id"]) == list(videos["video_id"])
+    ok = signatures.set_index("video_id")["status"] == "ok"
+    assert ok.to_dict() == videos.set_index("video_id")["valid"].to_dict()
+    assert (signatures.loc[ok.values, "frames"] >= 8).all()
+    assert signatures.loc[~ok.values, "reason"].str.startswith("invalid:").all()
+
+
+def test_demo_reposts_match_their_originals(demo_signed):
+    index, videos, signatures = demo_signed
+    pairs, _ = audit(videos, signatures, n_folds=5, random_state=0)
+    group = dict(zip(index["path"], index["group"]))
+    good = index[~index["edits"].str.startswith("broken")]
+    original = dict(zip(good.loc[good["is_original"], "group"], good.loc[good["is_original"], "path"]))
+    known = {tuple(sorted((p, original[g]))) for p, g, o in
+             zip(good["path"], good["group"], good["is_original"]) if not o}  # fmt: skip
+    found = set(zip(pairs["video_a"], pairs["video_b"]))
+    recall = len(known & found) / len(known)
+    within = sum(group[a] == group[b] for a, b in found)
+    precision = within / len(found)
+    print(f"\ndemo leak audit: recall {recall:.3f} ({len(known & found)}/{len(known)} repost->original "
+          f"pairs), precision {precision:.3f} ({within}/{len(found)} pairs within one generated group)")
+    assert recall >= 0.95, sorted(known - found)
+    assert precision >= 0.95, sorted(p for p in found if group[p[0]] != group[p[1]])
+    assert pairs["same_annotated_group"].sum() == within  # the demo's groups are annotated
+
+
+def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, tmp_path):
+    index, videos, signatures = demo_signed
+    hidden = videos.assign(dup_group=videos["video_id"])  # a corpus without a group column
+    pairs, report = audit(hidden, signatures, n_folds=5, random_state=0, group_by="content", top=10_000)
+    assert len(pairs) and not pairs["same_annotated_group"].any()
+    assert f"| pairs the annotations missed (different annotated groups) | {len(pairs)} |" in report
+    for a, b in zip(pairs["video_a"], pairs["video_b"]):  # every pair listed
+        assert f"| {a} | {b} |" in report
+    schemas.write_table(pairs, tmp_path / "near_duplicates.csv", "near_duplicates")
+    regrouped = regroup(hidden, tmp_path / "near_duplicates.csv", "content")
+    folds = assign_folds(regrouped, n_folds=5, random_state=0)
+    check_folds(folds)
+    generated = folds.assign(generated=folds["video_id"].map(dict(zip(index["path"], index["group"]))))
+    spread = generated.groupby("generated")["fold"].nunique()
+    assert (spread == 1).all(), spread[spread > 1]
+    merged = int(report.split("| annotated groups merged by the audit | ")[1].split(" ")[0])
+    print(f"\nhidden groups: {len(pairs)} pairs; {merged} of {hidden['valid'].sum()} "
+          f"one-video groups merged; {folds['dup_group'].nunique()} content groups, "
+          f"{index['group'].nunique()} generated")

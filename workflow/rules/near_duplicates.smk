@@ -1,0 +1,31 @@
+# Leak audit, part 2: every pair of near-duplicate videos by content (an LSH index over the
+# frame hashes, never all n^2 pairs), judged against the annotated groups and against folds
+# made from them alone (lib/near_duplicates.py). The folds stage joins its groups with these
+# pairs (folds.group_by).
+
+
+rule near_duplicates:
+    input:
+        videos="results/videos.csv",
+        signatures="results/signatures.csv",
+    output:
+        pairs="results/near_duplicates.csv",
+        report="results/reports/leaks.md",
+    log:
+        "logs/near_duplicates/near_duplicates.log",
+    benchmark:
+        "results/benchmarks/near_duplicates/near_duplicates.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime(60),
+    params:
+        match=as_json(config["near_duplicates"]),
+        k=config["folds"]["k"],
+        seed=config["seed"],
+        group_by=config["folds"]["group_by"],
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib near-duplicates --videos {input.videos} --signatures {input.signatures}'
+        " --match {params.match:q} --k {params.k} --seed {params.seed} --group-by {params.group_by}"
+        " --out {output.pairs} --report {output.report} > {log} 2>&1"

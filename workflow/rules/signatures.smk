@@ -1,0 +1,36 @@
+# Leak audit, part 1: a perceptual-hash signature of every valid video, from frames sampled
+# across it (lib/signatures.py); sharded like validate/features.
+
+
+rule signatures:
+    input:
+        "results/videos.csv",
+    output:
+        "results/shards/signatures/{scatteritem}.csv",
+    log:
+        "logs/signatures/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/signatures/{scatteritem}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime(60),
+    params:
+        sampling=as_json(config["signatures"]),
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib signatures --videos {input} --shard {wildcards.scatteritem}'
+        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+
+
+rule gather_signatures:
+    input:
+        gather.shards("results/shards/signatures/{scatteritem}.csv"),
+    output:
+        "results/signatures.csv",
+    log:
+        "logs/gather_signatures/gather.log",
+    conda:
+        ENV
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib gather --kind signatures --stage signatures --out {output} {input} > {log} 2>&1'
