@@ -17,7 +17,7 @@ from lib import schemas
 from lib.folds import check_folds
 
 STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
-          "folds", "train", "evaluate")  # fmt: skip
+          "folds", "train", "train_deep", "evaluate")  # fmt: skip
 
 # A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards.
 SMALL = "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
@@ -67,7 +67,7 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
-    shards, models, folds = 2, 3, 5
+    shards, models, folds = 2, 6, 5  # 3 feature + 3 deep models (config.yaml)
     gathers = 7  # six gathers + the merge of both feature tables
     singletons = 6  # demo_corpus, manifest, folds, evaluate, completeness, all
     assert total == 6 * shards + models * folds + gathers + singletons

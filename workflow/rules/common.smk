@@ -6,6 +6,8 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
+from lib.train.registry import check_train_config, is_deep
+
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -29,7 +31,17 @@ os.environ.update(
 )
 
 MODELS = list(config["train"]["models"])
+# Deep models: a configuration that would fail mid-run (a clip length the checkpoint does not
+# take, a misspelt freeze) stops the run here, before any job starts.
+check_train_config(config["train"])
+DEEP_MODELS = [m for m in MODELS if is_deep(m)]
+FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
+
+
+def model_pattern(names):
+    """Wildcard regex matching exactly these model names (none: a pattern that never matches)."""
+    return "|".join(names) or "(?!)"
 
 
 def mem_mb(base):
