@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_demo.py")
+SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_train.py", "bench_demo.py")
 
 
 def main() -> int:
