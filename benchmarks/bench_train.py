@@ -126,8 +126,38 @@ def rss_over_epochs(root: Path, s, epochs: int = 8) -> tuple[pd.DataFrame, float
            "--out-dir", str(out), "--model", "naive_cnn", "--fold", "0",
            "--params", json.dumps(settings), "--checkpoint-dir", str(root / "ck")]  # fmt: skip
     seconds, peak = peak_rss(cmd, REPO)
-    history = pd.read_csv(out / "history.csv")[["epoch", "train_loss", "val_loss", "rss_mb", "seconds"]]
+    history = pd.read_csv(out / "history.csv")[
+        ["epoch", "train_loss", "val_loss", "rss_mb", "seconds"]
+    ]
     return history, peak, seconds
+
+
+def demo_figures(results: Path) -> str:
+    """Deep models' demo ROC-AUC beside the feature models', and what each fold's history says."""
+    summary = pd.read_csv(results / "summary.csv")
+    auc = summary[summary["metric"].isin(["roc_auc", "video_roc_auc"])]
+    auc = auc.assign(
+        value=auc["mean"].round(3).astype(str) + " ± " + auc["std"].round(3).astype(str)
+    )
+    table = auc.pivot(index="model", columns="metric", values="value").reset_index()
+    rows = []
+    for info_path in sorted(results.glob("models/*/fold-*/train_info.json")):
+        hist_path = info_path.with_name("history.csv")
+        if not hist_path.exists():
+            continue
+        info, hist = json.loads(info_path.read_text()), pd.read_csv(hist_path)
+        best = hist.iloc[info["best_epoch"] - 1]
+        rows.append({"model": info["model"], "fold": info["fold"], "epochs": len(hist),
+                     "best epoch": info["best_epoch"],
+                     "train loss first→last": f"{hist['train_loss'].iloc[0]:.3f}→{hist['train_loss'].iloc[-1]:.3f}",
+                     "val AUC (best)": round(float(best["val_auc"]), 3),
+                     "val logit std": round(float(best["logit_std"]), 4),
+                     "grad norm": round(float(best["grad_norm"]), 3),
+                     "warnings": info["warnings"] and "; ".join(info["warnings"]) or "",
+                     "s": info["seconds"]})  # fmt: skip
+    return (f"Out-of-fold ROC-AUC of a demo run (`{results}`; mean ± std over folds):\n\n"
+            f"{table.to_markdown(index=False)}\n\nPer deep model and fold (history.csv, "
+            f"train_info.json):\n\n{pd.DataFrame(rows).to_markdown(index=False)}\n")  # fmt: skip
 
 
 def main(runs: int = 3) -> None:
@@ -137,7 +167,8 @@ def main(runs: int = 3) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         root = make_corpus(Path(tmp))
         table = pd.read_csv(root / "scaled.csv").merge(
-            pd.read_csv(root / "clips.csv")[["clip_id", "label"]], on="clip_id")
+            pd.read_csv(root / "clips.csv")[["clip_id", "label"]], on="clip_id"
+        )
         rows = []
         for name in DEEP_MODELS:
             rows.append(throughput(name, settings[name], table, runs))
@@ -179,4 +210,20 @@ are not measured here. Benchmark wall time: {(time.perf_counter() - started) / 6
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--demo-results", type=Path, default=None,
+                        help="results/ of a finished demo run: add its ROC-AUC per model")  # fmt: skip
+    parser.add_argument("--only-demo", action="store_true",
+                        help="write only the demo figures (section train_demo)")  # fmt: skip
+    args = parser.parse_args()
+    if args.demo_results:
+        md = ("## Deep models on the demo (`bench_train --demo-results`)\n\n"
+              f"Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), load average "
+              f"now {', '.join(f'{x:.1f}' for x in os.getloadavg())}.\n\n{demo_figures(args.demo_results)}")  # fmt: skip
+        write_section("train_demo", md)
+        print(md)
+    if not args.only_demo:
+        main(args.runs)

@@ -43,7 +43,7 @@ def _frames(label: str, group: int, n: int = 10, size: int = 32) -> list[np.ndar
     for t in range(n):
         f = np.roll(base, t, axis=1).copy()
         if label == "fake":  # a bright square moving: something a network can pick up
-            f[4 + t % 8:14 + t % 8, 8:18] = 230
+            f[4 + t % 8 : 14 + t % 8, 8:18] = 230
         frames.append(f)
     return frames
 
@@ -58,7 +58,9 @@ def corpus(tmp_path_factory) -> Path:
         label = "fake" if g % 2 else "real"
         for v in range(1 + g % 2):
             vid = f"g{g:02d}v{v}"
-            folds.append({"video_id": vid, "dup_group": f"grp{g:02d}", "label": label, "fold": g % 3})
+            folds.append(
+                {"video_id": vid, "dup_group": f"grp{g:02d}", "label": label, "fold": g % 3}
+            )
             for aug in (-1, 0):
                 cid = f"{vid}_{'orig' if aug < 0 else f'aug{aug}'}"
                 path = root / "scaled" / f"{cid}.mp4"
@@ -106,7 +108,9 @@ def test_tiny_family_saves_and_loads_through_from_pretrained(name, tmp_path):
     # What a hub checkpoint holds: the weights (the ViT encoder, for vit_*) and a processor.
     saved = model.net.encoder if name.startswith("vit_") else model.net
     saved.save_pretrained(tmp_path)
-    VideoMAEImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.5, 0.5]).save_pretrained(tmp_path)
+    VideoMAEImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.5, 0.5]).save_pretrained(
+        tmp_path
+    )
     loaded = create_model(name, DeepSettings(num_frames=4, image_size=32, pretrained=str(tmp_path)),
                           num_classes=2)  # fmt: skip
     loaded.eval()
@@ -123,7 +127,9 @@ def test_tiny_family_saves_and_loads_through_from_pretrained(name, tmp_path):
 
 
 def test_clip_length_mismatch_is_a_config_error_at_start_up(tmp_path):
-    create_model("videomae", DeepSettings(num_frames=4, image_size=32), num_classes=2).net.save_pretrained(tmp_path)
+    create_model(
+        "videomae", DeepSettings(num_frames=4, image_size=32), num_classes=2
+    ).net.save_pretrained(tmp_path)
     cfg = {"models": ["videomae"], "deep": {"videomae": {"pretrained": str(tmp_path), "num_frames": 8,
                                                           "image_size": 32}}}  # fmt: skip
     with pytest.raises(ConfigError, match=r"num_frames=8 .*fixes num_frames=4"):

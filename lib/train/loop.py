@@ -144,7 +144,9 @@ def _loader(ds, batches, workers):
 
 def _predict(model, ds, *, micro_batch, workers, device, precision, desc):
     """Logits (n, classes) float32 of every item, in order."""
-    batches = [list(range(i, min(i + micro_batch, len(ds)))) for i in range(0, len(ds), micro_batch)]
+    batches = [
+        list(range(i, min(i + micro_batch, len(ds)))) for i in range(0, len(ds), micro_batch)
+    ]
     out = np.zeros((len(ds), 0), dtype=np.float32)
     chunks = []
     model.eval()
@@ -202,7 +204,11 @@ def train_deep_fold(
     chosen epoch). Checkpoints go to ``checkpoint_dir`` (default
     ``results/.checkpoints/{model}/fold-{fold}``).
     """
-    s = settings if isinstance(settings, DeepSettings) else DeepSettings.from_dict(settings, model_name)
+    s = (
+        settings
+        if isinstance(settings, DeepSettings)
+        else DeepSettings.from_dict(settings, model_name)
+    )
     check_settings(model_name, s)
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir or f"results/.checkpoints/{model_name}/fold-{fold}")
@@ -256,7 +262,8 @@ def train_deep_fold(
     total_steps = max(1, s.epochs * steps_per_epoch)
     warmup = round(s.warmup_fraction * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: lr_factor(step, warmup=warmup, total=total_steps))
+        optimiser, lambda step: lr_factor(step, warmup=warmup, total=total_steps)
+    )
     scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")
     train_labels = [classes.index(str(c)) for c in inner_train["label"]]
     class_counts = np.bincount(train_labels, minlength=len(classes))

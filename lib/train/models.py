@@ -67,7 +67,11 @@ def _normalisation(pretrained: str | None) -> tuple[tuple, tuple, str]:
         try:
             proc = AutoImageProcessor.from_pretrained(pretrained)
             if getattr(proc, "image_mean", None) is not None:
-                return tuple(proc.image_mean), tuple(proc.image_std), f"{pretrained} image processor"
+                return (
+                    tuple(proc.image_mean),
+                    tuple(proc.image_std),
+                    f"{pretrained} image processor",
+                )
         except (OSError, ValueError) as exc:
             log.info("no image processor in %s (%s): ImageNet normalisation", pretrained, exc)
     return IMAGENET_MEAN, IMAGENET_STD, "ImageNet default"
@@ -136,7 +140,8 @@ def naive_cnn(s: DeepSettings, num_classes: int) -> VideoClassifier:
         net = NaiveCNNForVideoClassification(cfg)
     mean, std, norm_source = _normalisation(s.pretrained)
     return VideoClassifier(net, backbone=net.features, backbone_blocks=list(net.features),
-                           mean=mean, std=std, norm_source=norm_source, family="naive_cnn", forward_fn=net.forward)  # fmt: skip
+                           mean=mean, std=std, norm_source=norm_source, family="naive_cnn",
+                           forward_fn=net.forward)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
@@ -185,8 +190,9 @@ def _vit_temporal(s: DeepSettings, num_classes: int, temporal: str) -> VideoClas
     net = _ViTTemporal(encoder, temporal, num_classes)
     mean, std, norm_source = _normalisation(s.pretrained)
     blocks = [*encoder.layers, encoder.layernorm]
-    return VideoClassifier(net, backbone=encoder, backbone_blocks=blocks, mean=mean, std=std, norm_source=norm_source,
-                           family=f"vit_{temporal}", forward_fn=net.forward)  # fmt: skip
+    return VideoClassifier(net, backbone=encoder, backbone_blocks=blocks, mean=mean, std=std,
+                           norm_source=norm_source, family=f"vit_{temporal}",
+                           forward_fn=net.forward)  # fmt: skip
 
 
 @register_model("vit_gru")
@@ -259,7 +265,7 @@ def apply_freeze(model: VideoClassifier, freeze: str) -> dict:
             blocks = model.backbone_blocks
             if model.family in ("vit_gru", "vit_transformer", "timesformer") and n:
                 n += 1  # the final layernorm rides with the last block
-            for block in blocks[len(blocks) - n:] if n else []:
+            for block in blocks[len(blocks) - n :] if n else []:
                 for p in block.parameters():
                     p.requires_grad_(True)
     total = sum(p.numel() for p in model.parameters())

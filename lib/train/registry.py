@@ -87,7 +87,9 @@ _FREEZE = re.compile(r"^(none|backbone|all_but_last_(\d+))$")
 @dataclass(frozen=True)
 class _Entry:
     build: Callable[..., Any]
-    fixed_clip_length: bool  # the checkpoint fixes num_frames and image_size (VideoMAE, TimeSformer)
+    fixed_clip_length: (
+        bool  # the checkpoint fixes num_frames and image_size (VideoMAE, TimeSformer)
+    )
     doc: str
 
 
