@@ -260,3 +260,37 @@ def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_pa
     assert info["runtime"]["workers"] == 0 and info["runtime"]["accumulation"] == 2
     assert 0 < info["trainable_params"] == info["total_params"]
     assert sorted((tmp_path / "ck").iterdir()) == [tmp_path / "ck/best.pt", tmp_path / "ck/last.pt"]
+
+
+@pytest.mark.parametrize("fail_at_one", [False, True])
+def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
+    corpus, tmp_path, monkeypatch, caplog, fail_at_one
+):
+    """A forward pass that runs out of memory above micro-batch 1 (or always)."""
+    import lib.train.loop as loop
+
+    def create(name, settings, num_classes):
+        model = create_model(name, settings, num_classes=num_classes)
+        forward = model.forward
+
+        def oom_above_one(x):
+            if model.training and (x.shape[0] > 1 or fail_at_one):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return forward(x)
+
+        model.forward = oom_above_one
+        return model
+
+    monkeypatch.setattr(loop, "create_model", create)
+    args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
+    kw = {"model_name": "naive_cnn", "fold": 0, "checkpoint_dir": tmp_path / "ck"}
+    settings = {**TINY, "epochs": 1, "micro_batch": 4}
+    if fail_at_one:
+        with pytest.raises(RuntimeError, match="out of memory at micro-batch 1"):
+            loop.train_deep_fold(*args, settings=settings, **kw)
+        return
+    loop.train_deep_fold(*args, settings=settings, **kw)
+    info = json.loads((tmp_path / "out/train_info.json").read_text())
+    assert info["oom_events"] == [{"epoch": 0, "micro_batch": 2}, {"epoch": 0, "micro_batch": 1}]
+    assert info["runtime"]["micro_batch"] == 1 and info["runtime"]["accumulation"] == 4
+    assert "micro-batch halved to 1, accumulation 4 (same effective batch 4)" in caplog.text
