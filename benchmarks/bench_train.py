@@ -125,6 +125,7 @@ def rss_over_epochs(root: Path, s, epochs: int = 8) -> tuple[pd.DataFrame, float
            "--clips", str(root / "clips.csv"), "--folds", str(root / "folds.csv"),
            "--out-dir", str(out), "--model", "naive_cnn", "--fold", "0",
            "--params", json.dumps(settings), "--checkpoint-dir", str(root / "ck")]  # fmt: skip
+    os.environ["OMP_NUM_THREADS"] = "1"
     seconds, peak = peak_rss(cmd, REPO)
     history = pd.read_csv(out / "history.csv")[
         ["epoch", "train_loss", "val_loss", "rss_mb", "seconds"]
@@ -161,6 +162,7 @@ def demo_figures(results: Path) -> str:
 
 
 def main(runs: int = 3) -> None:
+    torch.set_num_threads(1)  # as a train_deep job runs locally (threads: 1 -> OMP_NUM_THREADS=1)
     started = time.perf_counter()
     load_before = os.getloadavg()
     settings = demo_settings()
@@ -182,7 +184,7 @@ def main(runs: int = 3) -> None:
 Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), `python benchmarks/bench_train.py`:
 {N_CLIPS} demo-like scaled clips ({SIZE}x{SIZE} H.264, {N_FRAMES} frames, one keyframe), each
 family at the demo's settings (config.yaml `train.deep`; vit_* from configs/all_families.yaml),
-fp32, workers 0, one process. Medians of {runs} runs. **Load average (1, 5, 15 min): {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}
+fp32, workers 0, one process, one torch thread (as a local `train_deep` job). Medians of {runs} runs. **Load average (1, 5, 15 min): {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}
 before, {load_after[0]:.1f}, {load_after[1]:.1f}, {load_after[2]:.1f} after**: other jobs shared the cores; timings are noisy, compare them with each other.
 
 Loader alone (decode through FrameReader + augment + resize + normalise) vs one training step
