@@ -178,6 +178,10 @@ def main(runs: int = 3) -> None:
         history, peak, job_s = rss_over_epochs(root, settings["naive_cnn"])
     load_after = os.getloadavg()
     table_md = pd.DataFrame(rows).to_markdown(index=False)
+    bounds = ", ".join(
+        f"{r['model']} {'loader' if r['loader clips/s'] < r['train step clips/s'] else 'step'}"
+        for r in rows
+    )
     flat = history["rss_mb"].iloc[-1] <= 1.10 * history["rss_mb"].iloc[1]
     md = f"""## Deep models on the CPU (`bench_train`)
 
@@ -193,9 +197,9 @@ effective batch). An epoch runs at roughly the smaller of the two:
 
 {table_md}
 
-At demo size the tiny models cost little next to decoding: every family is loader-bound on the
-CPU (the loader decodes forward through the clip's single GOP for each clip). With workers > 0
-on a machine with spare cores (auto on CUDA), the loader overlaps the step.
+Bound by (the slower of the two, from this table): {bounds}. With workers > 0 on a machine
+with spare cores (auto on CUDA) the loader runs beside the step, so an epoch costs the slower
+of the two rather than their sum.
 
 RSS of one training job (`python -m lib train`, naive_cnn at demo size, {len(history)} epochs,
 fold 0 of the {N_CLIPS} clips) at the end of each epoch (history.csv), and the process's peak RSS:
