@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_demo.py", "bench_leaks.py")
+SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_train.py", "bench_leaks.py", "bench_demo.py")
 
 
 def main() -> int:

@@ -171,14 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--near-duplicates", default=None,
                    help="near_duplicates.csv (needed unless --group-by annotated)")  # fmt: skip
 
-    p = sub.add_parser("train", help="fit one model on all folds but one, predict that one")
-    p.add_argument("--features", required=True)
+    p = sub.add_parser("train", help="fit one model on all folds but one, predict that one",
+                       description="Feature models (logreg, ...) read --features; deep models "
+                       "(naive_cnn, vit_gru, vit_transformer, videomae, timesformer) read the "
+                       "scaled clips (--scaled), choose their epoch on an inner split of the "
+                       "training folds, checkpoint every epoch under --checkpoint-dir and "
+                       "resume from it when rerun.")  # fmt: skip
+    p.add_argument("--features", default=None, help="features table (feature models)")
+    p.add_argument("--scaled", default=None, help="scaled clips table (deep models)")
     p.add_argument("--clips", required=True)
     p.add_argument("--folds", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--params", type=_json, default={})
+    p.add_argument("--params", type=_json, default={},
+                   help="JSON: keyword arguments (feature models) or the model's settings "
+                        "(deep models: config train.deep.<model>)")  # fmt: skip
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="deep models: where checkpoints survive a killed job "
+                        "(default results/.checkpoints/<model>/fold-<k>)")  # fmt: skip
     p.add_argument("--positive-label", default="fake")
     p.add_argument("--seed", type=int, default=0)
 
@@ -268,8 +279,22 @@ def run(args: argparse.Namespace) -> None:
         check_folds(folds)
         schemas.write_table(folds, args.out, "folds")
     elif cmd == "train":
+        from lib.train.registry import is_deep
+
+        if is_deep(args.model):
+            from lib.train.loop import train_deep_fold
+
+            if not args.scaled:
+                raise ValueError(f"{args.model} is a deep model: give --scaled results/scaled.csv")
+            train_deep_fold(args.scaled, args.clips, args.folds, args.out_dir,
+                            model_name=args.model, fold=args.fold, settings=args.params,
+                            positive_label=args.positive_label, random_state=args.seed,
+                            checkpoint_dir=args.checkpoint_dir)  # fmt: skip
+            return
         from lib.train.feature_models import train_fold
 
+        if not args.features:
+            raise ValueError(f"{args.model} is a feature model: give --features")
         train_fold(args.features, args.clips, args.folds, args.out_dir, model_name=args.model,
                    fold=args.fold, params=args.params, positive_label=args.positive_label,
                    random_state=args.seed)  # fmt: skip

@@ -53,8 +53,8 @@ _TYPE_WORDS = {
 class ConfigError(ValueError):
     """The configuration cannot run; ``problems`` holds one message per mistake."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
             f"the configuration has {len(self.problems)} problem(s); nothing was run:\n{lines}\n"

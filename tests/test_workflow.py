@@ -17,10 +17,12 @@ from lib import schemas
 from lib.folds import check_folds
 
 STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
-          "signatures", "near_duplicates", "folds", "train", "evaluate")  # fmt: skip
+          "signatures", "near_duplicates", "folds", "train", "train_deep", "evaluate")  # fmt: skip
 
-# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards.
-SMALL = "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
+# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards; the feature models and
+# one deep model (the others' jobs are the same rule; tests/test_train_deep.py trains each).
+SMALL = ("demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
+         "train:\n  models: [logreg, linear_svm, shuffled_control, naive_cnn]\n")  # fmt: skip
 
 TABLES = {  # contract tables compared between runs (url holds the absolute checkout path)
     "results/manifest.csv": ("manifest", ["url"]),
@@ -69,7 +71,7 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
-    shards, models, folds = 2, 3, 5
+    shards, models, folds = 2, 6, 5  # 3 feature + 3 deep models (config.yaml)
     gathers = 8  # seven gathers + the merge of both feature tables
     singletons = 7  # demo_corpus, manifest, near_duplicates, folds, evaluate, completeness, all
     assert total == 7 * shards + models * folds + gathers + singletons
@@ -103,6 +105,14 @@ def test_demo_writes_every_contract_file(demo_run):
             d = demo_run / f"results/models/{model}/fold-{k}"
             assert (d / "model.joblib").exists() and (d / "train_info.json").exists()
             schemas.read_table(d / "predictions.csv", "predictions")
+    for k in range(3):  # the deep model: every clip of the fold, an epoch history
+        d = demo_run / f"results/models/naive_cnn/fold-{k}"
+        preds = schemas.read_table(d / "predictions.csv", "predictions")
+        assert set(preds["aug_idx"]) == {-1, 0}
+        assert len(pd.read_csv(d / "history.csv")) >= 1 and (d / "model.pt").exists()
+        assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/best.pt").exists()
+    summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
+    assert "naive_cnn" in set(summary["model"])
     for report in ("evaluation.md", "roc.png", "completeness.md", "ingest.md"):
         assert (demo_run / "results/reports" / report).stat().st_size > 0
     for stage in ("download", "validate", "augment", "features", "scale", "scaled_features"):

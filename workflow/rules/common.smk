@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from lib.config import ConfigError, validate_config
+from lib.train.registry import check_train_config, is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
 # fix (lib/config.py). Snakemake's own validate then fills in the schema's defaults.
@@ -39,7 +40,20 @@ os.environ.update(
 )
 
 MODELS = list(config["train"]["models"])
+# Deep models: a configuration that would fail mid-run (a clip length the checkpoint does not
+# take, a misspelt freeze) stops the run here, before any job starts.
+try:
+    check_train_config(config["train"])
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+DEEP_MODELS = [m for m in MODELS if is_deep(m)]
+FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
+
+
+def model_pattern(names):
+    """Wildcard regex matching exactly these model names (none: a pattern that never matches)."""
+    return "|".join(names) or "(?!)"
 
 
 def mem_mb(base):

@@ -1,0 +1,141 @@
+"""Frames for the deep models: the clip table, the inner validation split, a streaming dataset.
+
+Frames come from the scaled clips through the one decode path (:class:`lib.video.FrameReader`):
+``num_frames`` uniformly spaced per clip, resized to the model's input size, normalised
+with the checkpoint's mean/std. A dataset item is one clip, decoded when it is asked for;
+the loader holds at most a batch. Training-time augmentation (flip, crop, brightness) is
+drawn from a generator seeded by (seed, epoch, clip): the same on every run, with any
+number of workers, and after a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+from lib import schemas
+from lib.utils import stable_seed
+from lib.video import FrameReader
+
+log = logging.getLogger(__name__)
+
+
+def clip_table(scaled: pd.DataFrame, clips: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """Scaled clips that are usable, with label, aug_idx, dup_group and fold; sorted by clip_id.
+
+    Clips whose scaling failed or whose video has no fold are left out (counted in the log).
+    """
+    ok = scaled[scaled["status"] == "ok"][["clip_id", "path"]]
+    meta = clips[["clip_id", "video_id", "label", "aug_idx"]]
+    table = ok.merge(meta, on="clip_id", how="inner")
+    table = table.merge(folds[["video_id", "dup_group", "fold"]], on="video_id", how="inner")
+    dropped = len(scaled) - len(table)
+    if dropped:
+        log.info("%d of %d scaled clips left out (scaling failed or video without a fold)",
+                 dropped, len(scaled))  # fmt: skip
+    return table.sort_values("clip_id", kind="stable").reset_index(drop=True)
+
+
+def load_clip_table(scaled_path, clips_path, folds_path) -> pd.DataFrame:
+    return clip_table(schemas.read_table(scaled_path, "scaled"),
+                      schemas.read_table(clips_path, "clips"),
+                      schemas.read_table(folds_path, "folds"))  # fmt: skip
+
+
+def inner_split(train: pd.DataFrame, *, val_fraction: float, random_state: int):
+    """Split the training folds' clips into inner-train and inner-validation.
+
+    Videos, not clips, are split, grouped by ``dup_group`` (a duplicate group and every clip
+    of its videos fall on one side) and stratified by label with scikit-learn's
+    ``StratifiedGroupKFold`` (``round(1/val_fraction)`` splits, the first taken); when a
+    class has too few groups to stratify, ``GroupShuffleSplit``. Only the training folds are
+    passed in, so the evaluated fold cannot reach either side.
+    Returns (inner_train, inner_val) clip tables.
+    """
+    videos = train.drop_duplicates("video_id").sort_values("video_id").reset_index(drop=True)
+    n_splits = max(2, round(1 / val_fraction))
+    groups_per_class = videos.groupby("label")["dup_group"].nunique()
+    if videos["dup_group"].nunique() < 2:
+        raise ValueError("the training folds hold a single duplicate group: no inner "
+                         "validation split is possible; add videos or lower folds.k")  # fmt: skip
+    if groups_per_class.min() >= n_splits:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        _, val_idx = next(splitter.split(videos, videos["label"], videos["dup_group"]))
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=random_state)
+        _, val_idx = next(splitter.split(videos, groups=videos["dup_group"]))
+    val_videos = set(videos.loc[val_idx, "video_id"])
+    is_val = train["video_id"].isin(val_videos)
+    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
+
+
+def frame_indices(n_frames: int, num_frames: int) -> list[int]:
+    """Exactly ``num_frames`` indices, uniformly spaced (centred in equal bins).
+
+    A clip shorter than ``num_frames`` repeats frames rather than giving fewer: models such
+    as VideoMAE take a fixed clip length.
+    """
+    if n_frames <= 0:
+        return []
+    return np.floor((np.arange(num_frames) + 0.5) * (n_frames / num_frames)).astype(int).tolist()
+
+
+def read_clip(path, num_frames: int) -> torch.Tensor:
+    """``(T, 3, H, W)`` uint8 frames of one clip, ``T == num_frames``."""
+    with FrameReader(path) as reader:
+        wanted = frame_indices(reader.n_frames, num_frames)
+        got = dict(reader.read(wanted))
+    if not got:
+        raise ValueError(f"{path}: no decodable frame")
+    # A frame the decoder could not produce is replaced by the nearest one it did.
+    have = np.array(sorted(got))
+    frames = [got[int(have[np.abs(have - i).argmin()])] for i in wanted]
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+class FrameClipDataset(torch.utils.data.Dataset):
+    """One item per clip: ``(pixel_values (T, 3, S, S) float32, label index, row index)``."""
+
+    def __init__(self, table: pd.DataFrame, *, classes: list[str], num_frames: int,
+                 image_size: int, mean, std, augment: bool = False, seed: int = 0):  # fmt: skip
+        self.paths = table["path"].tolist()
+        self.clip_ids = table["clip_id"].tolist()
+        self.labels = [classes.index(str(c)) for c in table["label"]]
+        self.num_frames, self.image_size = num_frames, image_size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.augment, self.seed, self.epoch = augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        x = read_clip(self.paths[i], self.num_frames).float().div_(255.0)
+        if self.augment:
+            g = torch.Generator().manual_seed(stable_seed(self.seed, self.epoch, self.clip_ids[i]))
+            x = _augment(x, g)
+        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                          antialias=True, align_corners=False)  # fmt: skip
+        x = (x.clamp_(0, 1) - self.mean) / self.std
+        return x, self.labels[i], i
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The same random crop (80–100 % side), flip and brightness for every frame of a clip."""
+    _, _, h, w = x.shape
+    scale = 0.8 + 0.2 * torch.rand(1, generator=g).item()
+    ch, cw = max(1, int(h * scale)), max(1, int(w * scale))
+    top = int(torch.randint(0, h - ch + 1, (1,), generator=g))
+    left = int(torch.randint(0, w - cw + 1, (1,), generator=g))
+    x = x[:, :, top:top + ch, left:left + cw]  # fmt: skip
+    if torch.rand(1, generator=g).item() < 0.5:
+        x = x.flip(-1)
+    return x * (0.9 + 0.2 * torch.rand(1, generator=g).item())

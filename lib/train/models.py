@@ -1,0 +1,274 @@
+"""The deep model families behind :func:`lib.train.registry.create_model`.
+
+Every family is a transformers ``Config`` + ``Model`` loaded with ``from_pretrained(hub id or
+folder)`` or built from a config, wrapped in :class:`VideoClassifier`, whose one interface
+the training loop uses: ``forward(pixel_values (B, T, C, H, W) float) -> logits (B,
+classes)``, ``backbone`` and ``backbone_blocks`` for freezing, ``mean``/``std`` for the
+input normalisation (the checkpoint's image processor when it has one).
+
+``naive_cnn`` is a transformers ``PreTrainedModel`` too (a small config class of its own),
+so every family saves and loads through the same ``save_pretrained``/``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from transformers import (
+    AutoImageProcessor,
+    PretrainedConfig,
+    PreTrainedModel,
+    TimesformerConfig,
+    TimesformerForVideoClassification,
+    VideoMAEConfig,
+    VideoMAEForVideoClassification,
+    ViTConfig,
+    ViTModel,
+)
+
+from lib.train.registry import DeepSettings, register_model
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The small transformer every family uses when no checkpoint is given: demo and tests.
+TINY_TRANSFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                    "intermediate_size": 64}  # fmt: skip
+
+
+class VideoClassifier(nn.Module):
+    """One interface over every family: video in, class logits out."""
+
+    def __init__(self, net: nn.Module, *, backbone: nn.Module, backbone_blocks: list[nn.Module],
+                 mean, std, family: str, norm_source: str = "", forward_fn=None):  # fmt: skip
+        super().__init__()
+        self.net = net
+        self.family = family
+        self.norm_source = norm_source
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        # Plain attributes, not submodules: they point into ``net``.
+        object.__setattr__(self, "backbone", backbone)
+        object.__setattr__(self, "backbone_blocks", list(backbone_blocks))
+        self._forward_fn = forward_fn
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self._forward_fn is not None:
+            return self._forward_fn(pixel_values)
+        return self.net(pixel_values=pixel_values).logits
+
+
+def _normalisation(pretrained: str | None) -> tuple[tuple, tuple, str]:
+    """Mean/std of the checkpoint's image processor, else ImageNet's."""
+    if pretrained:
+        try:
+            proc = AutoImageProcessor.from_pretrained(pretrained)
+            if getattr(proc, "image_mean", None) is not None:
+                return (
+                    tuple(proc.image_mean),
+                    tuple(proc.image_std),
+                    f"{pretrained} image processor",
+                )
+        except (OSError, ValueError) as exc:
+            log.info("no image processor in %s (%s): ImageNet normalisation", pretrained, exc)
+    return IMAGENET_MEAN, IMAGENET_STD, "ImageNet default"
+
+
+def _labels(num_classes: int) -> dict:
+    return {"num_labels": num_classes}
+
+
+# --------------------------------------------------------------------------------------
+# naive_cnn
+# --------------------------------------------------------------------------------------
+
+
+class NaiveCNNConfig(PretrainedConfig):
+    model_type = "vidstage_naive_cnn"
+
+    def __init__(self, channels=(16, 32, 64), image_size: int = 64, num_frames: int = 8,
+                 dropout: float = 0.1, **kwargs):  # fmt: skip
+        self.channels = list(channels)
+        self.image_size = image_size
+        self.num_frames = num_frames
+        self.dropout = dropout
+        super().__init__(**kwargs)
+
+
+class NaiveCNNForVideoClassification(PreTrainedModel):
+    """A small 2D CNN scores each frame; the video's logits are the mean over frames."""
+
+    config_class = NaiveCNNConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "features"
+
+    def __init__(self, config: NaiveCNNConfig):
+        super().__init__(config)
+        blocks, c_in = [], 3
+        for c in config.channels:
+            blocks.append(nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c),
+                                        nn.ReLU(inplace=True), nn.MaxPool2d(2)))  # fmt: skip
+            c_in = c
+        self.features = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(c_in, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module):  # PyTorch's default init is kept
+        pass
+
+    def forward(self, pixel_values: torch.Tensor, **_):
+        b, t = pixel_values.shape[:2]
+        x = self.features(pixel_values.flatten(0, 1))
+        x = self.dropout(x.mean(dim=(2, 3)))
+        frame_logits = self.classifier(x).view(b, t, -1)
+        return frame_logits.mean(dim=1)
+
+
+@register_model("naive_cnn")
+def naive_cnn(s: DeepSettings, num_classes: int) -> VideoClassifier:
+    """Per-frame 2D CNN, frame scores averaged."""
+    if s.pretrained:
+        net = NaiveCNNForVideoClassification.from_pretrained(s.pretrained, **_labels(num_classes),
+                                                             ignore_mismatched_sizes=True)  # fmt: skip
+    else:
+        cfg = NaiveCNNConfig(image_size=s.image_size, num_frames=s.num_frames,
+                             **{**_labels(num_classes), **s.model_config})  # fmt: skip
+        net = NaiveCNNForVideoClassification(cfg)
+    mean, std, norm_source = _normalisation(s.pretrained)
+    return VideoClassifier(net, backbone=net.features, backbone_blocks=list(net.features),
+                           mean=mean, std=std, norm_source=norm_source, family="naive_cnn",
+                           forward_fn=net.forward)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# ViT frame encoder + GRU / Transformer over time
+# --------------------------------------------------------------------------------------
+
+
+class _ViTTemporal(nn.Module):
+    def __init__(self, encoder: ViTModel, temporal: str, num_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        d = encoder.config.hidden_size
+        self.temporal_kind = temporal
+        if temporal == "gru":
+            self.temporal = nn.GRU(d, d, batch_first=True)
+        else:
+            heads = encoder.config.num_attention_heads
+            layer = nn.TransformerEncoderLayer(d, heads, dim_feedforward=2 * d, dropout=dropout,
+                                               batch_first=True)  # fmt: skip
+            self.temporal = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d, num_classes)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        b, t = pixel_values.shape[:2]
+        cls = self.encoder(pixel_values=pixel_values.flatten(0, 1)).last_hidden_state[:, 0]
+        seq = cls.view(b, t, -1)
+        if self.temporal_kind == "gru":
+            out, _ = self.temporal(seq)
+            pooled = out[:, -1]
+        else:
+            pooled = self.temporal(seq).mean(dim=1)
+        return self.classifier(self.dropout(pooled))
+
+
+def _vit_encoder(s: DeepSettings) -> ViTModel:
+    if s.pretrained:
+        return ViTModel.from_pretrained(s.pretrained, add_pooling_layer=False)
+    cfg = ViTConfig(**{"image_size": s.image_size, "patch_size": max(2, s.image_size // 4),
+                       **TINY_TRANSFORMER, **s.model_config})  # fmt: skip
+    return ViTModel(cfg, add_pooling_layer=False)
+
+
+def _vit_temporal(s: DeepSettings, num_classes: int, temporal: str) -> VideoClassifier:
+    encoder = _vit_encoder(s)
+    net = _ViTTemporal(encoder, temporal, num_classes)
+    mean, std, norm_source = _normalisation(s.pretrained)
+    blocks = [*encoder.layers, encoder.layernorm]
+    return VideoClassifier(net, backbone=encoder, backbone_blocks=blocks, mean=mean, std=std,
+                           norm_source=norm_source, family=f"vit_{temporal}",
+                           forward_fn=net.forward)  # fmt: skip
+
+
+@register_model("vit_gru")
+def vit_gru(s: DeepSettings, num_classes: int) -> VideoClassifier:
+    """transformers ViTModel per frame ([CLS]), a GRU over time, a linear head."""
+    return _vit_temporal(s, num_classes, "gru")
+
+
+@register_model("vit_transformer")
+def vit_transformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
+    """transformers ViTModel per frame ([CLS]), an nn.TransformerEncoder over time, a linear head."""
+    return _vit_temporal(s, num_classes, "transformer")
+
+
+# --------------------------------------------------------------------------------------
+# Spatiotemporal transformers
+# --------------------------------------------------------------------------------------
+
+
+def _hf_video(s: DeepSettings, num_classes: int, config_cls, model_cls, extra: dict):
+    if s.pretrained:
+        net = model_cls.from_pretrained(s.pretrained, **_labels(num_classes),
+                                        ignore_mismatched_sizes=True)  # fmt: skip
+    else:
+        cfg = config_cls(**{"image_size": s.image_size, "num_frames": s.num_frames,
+                            "patch_size": max(2, s.image_size // 4), **TINY_TRANSFORMER,
+                            **extra, **_labels(num_classes), **s.model_config})  # fmt: skip
+        net = model_cls(cfg)
+    return net
+
+
+@register_model("videomae", fixed_clip_length=True)
+def videomae(s: DeepSettings, num_classes: int) -> VideoClassifier:
+    """VideoMAEForVideoClassification (tubelet tokens over the whole clip)."""
+    net = _hf_video(s, num_classes, VideoMAEConfig, VideoMAEForVideoClassification,
+                    {"tubelet_size": 2, "use_mean_pooling": True})  # fmt: skip
+    mean, std, norm_source = _normalisation(s.pretrained)
+    return VideoClassifier(net, backbone=net.videomae, backbone_blocks=list(net.videomae.encoder.layer),
+                           mean=mean, std=std, norm_source=norm_source, family="videomae")  # fmt: skip
+
+
+@register_model("timesformer", fixed_clip_length=True)
+def timesformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
+    """TimesformerForVideoClassification (divided space-time attention)."""
+    net = _hf_video(s, num_classes, TimesformerConfig, TimesformerForVideoClassification, {})
+    mean, std, norm_source = _normalisation(s.pretrained)
+    enc = net.timesformer
+    return VideoClassifier(net, backbone=enc, backbone_blocks=[*enc.encoder.layer, enc.layernorm],
+                           mean=mean, std=std, norm_source=norm_source, family="timesformer")  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Freezing
+# --------------------------------------------------------------------------------------
+
+
+def apply_freeze(model: VideoClassifier, freeze: str) -> dict:
+    """Freeze per ``none | backbone | all_but_last_N``; returns parameter counts.
+
+    ``all_but_last_N`` freezes the backbone except its last N blocks (encoder layers, the
+    final norm counting as part of the last); the head always trains.
+    """
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if freeze != "none":
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        if freeze.startswith("all_but_last_"):
+            n = int(freeze.rsplit("_", 1)[1])
+            blocks = model.backbone_blocks
+            if model.family in ("vit_gru", "vit_transformer", "timesformer") and n:
+                n += 1  # the final layernorm rides with the last block
+            for block in blocks[len(blocks) - n :] if n else []:
+                for p in block.parameters():
+                    p.requires_grad_(True)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable_params": int(trainable), "total_params": int(total),
+            "trainable_share": trainable / total if total else 0.0}  # fmt: skip

@@ -1,0 +1,296 @@
+"""Deep models: tiny families through from_pretrained, honest inner split, resume after kill -9,
+and the seed's silent failures made loud."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from lib import schemas
+from lib.video import VideoWriter
+
+torch = pytest.importorskip("torch")
+
+from lib.train import checkpoint as ckpt  # noqa: E402
+from lib.train.data import inner_split, load_clip_table  # noqa: E402
+from lib.train.registry import (  # noqa: E402
+    DEEP_MODELS,
+    ConfigError,
+    DeepSettings,
+    check_train_config,
+    create_model,
+)
+
+TINY = {"num_frames": 4, "image_size": 32, "epochs": 2, "batch_size": 4, "micro_batch": 2,
+        "val_fraction": 0.34, "warmup_fraction": 0.0, "lr": 3e-3}  # fmt: skip
+
+
+def _frames(label: str, group: int, n: int = 10, size: int = 32) -> list[np.ndarray]:
+    rng = np.random.default_rng(group)
+    base = rng.integers(40, 120, (size, size, 3), dtype=np.uint8)
+    frames = []
+    for t in range(n):
+        f = np.roll(base, t, axis=1).copy()
+        if label == "fake":  # a bright square moving: something a network can pick up
+            f[4 + t % 8 : 14 + t % 8, 8:18] = 230
+        frames.append(f)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """12 duplicate groups (6 real, 6 fake), 1–2 videos each, original + 1 augmentation,
+    tiny H.264 clips; scaled.csv, clips.csv, folds.csv (3 folds) as the workflow writes them."""
+    root = tmp_path_factory.mktemp("deep")
+    clips, scaled, folds = [], [], []
+    for g in range(12):
+        label = "fake" if g % 2 else "real"
+        for v in range(1 + g % 2):
+            vid = f"g{g:02d}v{v}"
+            folds.append(
+                {"video_id": vid, "dup_group": f"grp{g:02d}", "label": label, "fold": g % 3}
+            )
+            for aug in (-1, 0):
+                cid = f"{vid}_{'orig' if aug < 0 else f'aug{aug}'}"
+                path = root / "scaled" / f"{cid}.mp4"
+                path.parent.mkdir(exist_ok=True)
+                with VideoWriter(path, fps=10) as w:
+                    for f in _frames(label, g * 10 + v + (aug + 1) * 100):
+                        w.write(f)
+                clips.append({"clip_id": cid, "video_id": vid, "path": str(path), "aug_idx": aug,
+                              "augmentation": "none" if aug < 0 else "flip", "label": label,
+                              "dup_group": f"grp{g:02d}", "status": "ok", "reason": ""})  # fmt: skip
+                scaled.append({"clip_id": cid, "video_id": vid, "path": str(path),
+                               "scale_method": "letterbox", "orig_width": 32, "orig_height": 32,
+                               "scaled_width": 32, "scaled_height": 32, "status": "ok",
+                               "reason": ""})  # fmt: skip
+    schemas.write_table(pd.DataFrame(clips), root / "clips.csv", "clips")
+    schemas.write_table(pd.DataFrame(scaled), root / "scaled.csv", "scaled")
+    schemas.write_table(pd.DataFrame(folds), root / "folds.csv", "folds")
+    return root
+
+
+def _train_cmd(corpus: Path, out: Path, ckdir: Path, model: str, settings: dict, fold: int = 0):
+    return [sys.executable, "-m", "lib", "train", "--scaled", str(corpus / "scaled.csv"),
+            "--clips", str(corpus / "clips.csv"), "--folds", str(corpus / "folds.csv"),
+            "--out-dir", str(out), "--model", model, "--fold", str(fold),
+            "--params", json.dumps(settings), "--checkpoint-dir", str(ckdir), "--seed", "3"]  # fmt: skip
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1", **extra)
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+# -- registry and from_pretrained ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEEP_MODELS)
+def test_tiny_family_saves_and_loads_through_from_pretrained(name, tmp_path):
+    from transformers import VideoMAEImageProcessor
+
+    s = DeepSettings(num_frames=4, image_size=32)
+    torch.manual_seed(0)
+    model = create_model(name, s, num_classes=2)
+    model.eval()
+    # What a hub checkpoint holds: the weights (the ViT encoder, for vit_*) and a processor.
+    saved = model.net.encoder if name.startswith("vit_") else model.net
+    saved.save_pretrained(tmp_path)
+    VideoMAEImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.5, 0.5]).save_pretrained(
+        tmp_path
+    )
+    loaded = create_model(name, DeepSettings(num_frames=4, image_size=32, pretrained=str(tmp_path)),
+                          num_classes=2)  # fmt: skip
+    loaded.eval()
+    assert loaded.mean == (0.1, 0.2, 0.3) and "image processor" in loaded.norm_source
+    assert model.mean != loaded.mean  # without a processor: ImageNet's
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
+        if not name.startswith("vit_"):  # whole model saved: identical outputs
+            assert torch.allclose(model(x), loaded(x), atol=1e-6)
+        else:  # encoder saved: identical frame features
+            assert torch.allclose(model.net.encoder(pixel_values=x[0]).last_hidden_state,
+                                  loaded.net.encoder(pixel_values=x[0]).last_hidden_state, atol=1e-6)  # fmt: skip
+
+
+def test_clip_length_mismatch_is_a_config_error_at_start_up(tmp_path):
+    create_model(
+        "videomae", DeepSettings(num_frames=4, image_size=32), num_classes=2
+    ).net.save_pretrained(tmp_path)
+    cfg = {"models": ["videomae"], "deep": {"videomae": {"pretrained": str(tmp_path), "num_frames": 8,
+                                                          "image_size": 32}}}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"num_frames=8 .*fixes num_frames=4"):
+        check_train_config(cfg)
+    with pytest.raises(ConfigError, match="all_but_last_N"):
+        check_train_config({"models": ["naive_cnn"], "deep": {"naive_cnn": {"freeze": "top"}}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        check_train_config({"models": ["naive_cnn"], "deep": {"naive_cnn": {"frames": 4}}})
+
+
+def test_schema_defaults_equal_the_settings_defaults():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["$defs"]["deep_model"]["properties"]
+    defaults = DeepSettings().as_dict()
+    assert set(props) == set(defaults)
+    assert {k: p["default"] for k, p in props.items()} == defaults
+    assert schema["$defs"]["deep_model"]["additionalProperties"] is False
+
+
+# -- honest selection ---------------------------------------------------------------------------
+
+
+def test_evaluated_fold_never_reaches_the_inner_validation_split(corpus):
+    table = load_clip_table(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv")
+    for fold in range(3):
+        train, test = table[table["fold"] != fold], table[table["fold"] == fold]
+        for seed in range(5):
+            inner_train, inner_val = inner_split(train, val_fraction=0.34, random_state=seed)
+            assert len(inner_val) and len(inner_train)
+            assert not set(inner_val["video_id"]) & set(test["video_id"])
+            assert not set(inner_val["dup_group"]) & set(test["dup_group"])
+            assert not set(inner_val["dup_group"]) & set(inner_train["dup_group"])
+            assert len(inner_train) + len(inner_val) == len(train)
+
+
+def test_low_trainable_share_refuses_unless_allowed(corpus, tmp_path):
+    from lib.train.loop import train_deep_fold
+
+    args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
+    s = {**TINY, "freeze": "backbone", "min_trainable_share": 0.05}
+    with pytest.raises(ConfigError, match=r"only 130 of .* allow_low_trainable"):
+        train_deep_fold(*args, model_name="naive_cnn", fold=0, settings=s,
+                        checkpoint_dir=tmp_path / "ck")  # fmt: skip
+
+
+# -- the training job: warnings, resume -----------------------------------------------------------
+
+
+def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
+    out = tmp_path / "out"
+    settings = {**TINY, "lr": 0.0, "freeze": "backbone", "allow_low_trainable": True}
+    proc = subprocess.run(_train_cmd(corpus, out, tmp_path / "ck", "naive_cnn", settings),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "weights did not change this epoch" in proc.stderr
+    assert "allowed by allow_low_trainable" in proc.stderr
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 2 and history["warnings"].str.contains("weights did not change").all()
+    assert (history["update_norm"] == 0).all()
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["trainable_params"] == 130 and any("did not change" in w for w in info["warnings"])
+    preds = schemas.read_table(out / "predictions.csv", "predictions")
+    assert set(preds["aug_idx"]) == {-1, 0}  # originals and augmentations of the fold
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
+    settings = {**TINY, "epochs": 4}
+    ref_out, ref_ck = tmp_path / "ref", tmp_path / "ref_ck"
+    ref = subprocess.run(_train_cmd(corpus, ref_out, ref_ck, "naive_cnn", settings), cwd=tmp_path,
+                         env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    assert "resuming" not in ref.stderr
+
+    out, ck, log_path = tmp_path / "run", tmp_path / "run_ck", tmp_path / "run.log"
+    with open(log_path, "w") as log:  # slow steps, so the kill lands inside an epoch
+        job = subprocess.Popen(_train_cmd(corpus, out, ck, "naive_cnn", settings), cwd=tmp_path,
+                               env=_env(VIDSTAGE_TRAIN_STEP_DELAY_S="0.3"), stdout=log, stderr=log)  # fmt: skip
+        deadline = time.time() + 240
+        while time.time() < deadline and job.poll() is None:
+            state = ckpt.load(ck / "last.pt") if (ck / "last.pt").exists() else None
+            if state is not None and state["epoch"] == 1:  # epochs 1 and 2 done, 3 under way
+                time.sleep(0.5)
+                break
+            time.sleep(0.1)
+        assert job.poll() is None, "the job ended before it could be killed"
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+    killed_log = log_path.read_text()
+    assert "epoch 3/4" in killed_log and not (out / "predictions.csv").exists()
+    assert ckpt.load(ck / "last.pt")["epoch"] == 1
+
+    rerun = subprocess.run(_train_cmd(corpus, out, ck, "naive_cnn", settings), cwd=tmp_path,
+                           env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming at epoch 3 of 4" in rerun.stderr
+    assert "epoch 1/4" not in rerun.stderr and "epoch 2/4" not in rerun.stderr
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["resumed_from_epoch"] == 3 and info["epochs_run"] == 4
+    assert ckpt.load(ck / "last.pt")["epoch"] == 3
+    a = pd.read_csv(ref_out / "predictions.csv")
+    b = pd.read_csv(out / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    wa = torch.load(ref_out / "model.pt", weights_only=True)
+    wb = torch.load(out / "model.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    cols = ["train_loss", "val_loss", "grad_norm"]
+    pd.testing.assert_frame_equal(pd.read_csv(ref_out / "history.csv")[cols],
+                                  pd.read_csv(out / "history.csv")[cols], check_exact=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DEEP_MODELS)
+def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_path):
+    from lib.train.loop import HISTORY_COLUMNS, train_deep_fold
+
+    preds = train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv",
+                            tmp_path / "out", model_name=name, fold=1,
+                            settings={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    folds = pd.read_csv(corpus / "folds.csv")
+    held_out = set(folds.loc[folds["fold"] == 1, "video_id"])
+    assert set(preds["video_id"]) == held_out and len(preds) == 2 * len(held_out)
+    assert {"score_fake", "score_real"} <= set(preds.columns)
+    assert np.allclose(preds["score_fake"] + preds["score_real"], 1.0)
+    history = pd.read_csv(tmp_path / "out/history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS and len(history) == 1
+    info = json.loads((tmp_path / "out/train_info.json").read_text())
+    assert info["runtime"]["device"] == "cpu" and info["runtime"]["precision"] == "fp32"
+    assert info["runtime"]["workers"] == 0 and info["runtime"]["accumulation"] == 2
+    assert 0 < info["trainable_params"] == info["total_params"]
+    assert sorted((tmp_path / "ck").iterdir()) == [tmp_path / "ck/best.pt", tmp_path / "ck/last.pt"]
+
+
+@pytest.mark.parametrize("fail_at_one", [False, True])
+def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
+    corpus, tmp_path, monkeypatch, caplog, fail_at_one
+):
+    """A forward pass that runs out of memory above micro-batch 1 (or always)."""
+    import lib.train.loop as loop
+
+    def create(name, settings, num_classes):
+        model = create_model(name, settings, num_classes=num_classes)
+        forward = model.forward
+
+        def oom_above_one(x):
+            if model.training and (x.shape[0] > 1 or fail_at_one):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return forward(x)
+
+        model.forward = oom_above_one
+        return model
+
+    monkeypatch.setattr(loop, "create_model", create)
+    args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
+    kw = {"model_name": "naive_cnn", "fold": 0, "checkpoint_dir": tmp_path / "ck"}
+    settings = {**TINY, "epochs": 1, "micro_batch": 4}
+    if fail_at_one:
+        with pytest.raises(RuntimeError, match="out of memory at micro-batch 1"):
+            loop.train_deep_fold(*args, settings=settings, **kw)
+        return
+    loop.train_deep_fold(*args, settings=settings, **kw)
+    info = json.loads((tmp_path / "out/train_info.json").read_text())
+    assert info["oom_events"] == [{"epoch": 0, "micro_batch": 2}, {"epoch": 0, "micro_batch": 1}]
+    assert info["runtime"]["micro_batch"] == 1 and info["runtime"]["accumulation"] == 4
+    assert "micro-batch halved to 1, accumulation 4 (same effective batch 4)" in caplog.text
