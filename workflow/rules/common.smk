@@ -30,6 +30,8 @@ os.environ.update(
 
 MODELS = list(config["train"]["models"])
 FOLDS = list(range(config["folds"]["k"]))
+# Models with a permutation test: one job each (all permutations inside it).
+PERMUTED = [m for m in config["evaluate"]["permutation"]["models"] if m in MODELS]
 
 
 def mem_mb(base):
@@ -65,6 +67,10 @@ def prediction_files():
     )
 
 
+def permutation_files():
+    return expand("results/models/{model}/permutation.csv", model=PERMUTED)
+
+
 def get_final_output():
     return [
         "results/manifest.csv",
@@ -78,6 +84,8 @@ def get_final_output():
         "results/metrics.csv",
         "results/summary.csv",
         "results/reports/evaluation.md",
+        "results/robustness.csv",
+        "results/reports/data_quality.csv",
         "results/reports/completeness.md",
     ]
 
