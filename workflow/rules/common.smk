@@ -71,6 +71,20 @@ def permutation_files():
     return expand("results/models/{model}/permutation.csv", model=PERMUTED)
 
 
+def predict_model_dir(wildcards):
+    model = config["predict"]["model"]
+    if model not in MODELS:
+        raise ValueError(
+            f"predict.model {model!r} is not in train.models {MODELS}: add it there or "
+            "choose one of them"
+        )
+    if not config["predict"]["input"]:
+        raise ValueError(
+            "predict.input is empty: set it to a folder of videos or a CSV"
+        )
+    return f"results/models/{model}/final/model.joblib"
+
+
 def get_final_output():
     return [
         "results/manifest.csv",

@@ -30,18 +30,6 @@ rule train_final:
         " --seed {params.seed} > {log} 2>&1"
 
 
-def predict_model_dir(wildcards):
-    model = config["predict"]["model"]
-    if model not in MODELS:
-        raise ValueError(
-            f"predict.model {model!r} is not in train.models {MODELS}: add it there or "
-            "choose one of them"
-        )
-    if not config["predict"]["input"]:
-        raise ValueError("predict.input is empty: set it to a folder of videos or a CSV")
-    return f"results/models/{model}/final/model.joblib"
-
-
 rule predict:
     input:
         model=predict_model_dir,
