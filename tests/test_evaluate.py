@@ -14,7 +14,7 @@ from lib import schemas
 from lib.evaluate import (brier_score, confusion, evaluate, group_bootstrap, headline_metrics,
                           multiclass_metrics, originals, permutation_p_value, ranking_metrics,
                           threshold_metrics)  # fmt: skip
-from lib.train.feature_models import (CorrelationFilter, load_training_table,
+from lib.train.feature_models import (CorrelationFilter, feature_fit_predict, load_training_table,
                                       permutation_test, permute_group_labels, run_permutation_test,
                                       train_fold)  # fmt: skip
 from lib.evaluate import headline_statistic
@@ -221,7 +221,8 @@ def test_permute_group_labels_keeps_groups_and_proportions():
 
 def _null(tables, n=20, model="logreg"):
     table, cols, _ = load_training_table(*tables)
-    return permutation_test(table, cols, model_name=model, n_permutations=n, random_state=0,
+    return permutation_test(table, fit_predict=feature_fit_predict(model, cols), n_permutations=n,
+                            random_state=0,
                             statistic=lambda b: headline_statistic(b, positive_label="fake"))  # fmt: skip
 
 

@@ -284,24 +284,38 @@ def permute_group_labels(groups, labels, *, random_state) -> np.ndarray:
     return np.asarray([shuffled[g] for g in groups])
 
 
+def feature_fit_predict(model_name: str, cols: list[str], *, params: dict | None = None,
+                        positive_label: str = "fake", random_state: int = 0):  # fmt: skip
+    """``fit_predict(train, test) -> predictions`` of a feature model, for
+    :func:`permutation_test`."""
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+        model = fit_model(model_name, train[cols].to_numpy(), train["label"].to_numpy(),
+                          train["dup_group"].to_numpy(), params=params,
+                          random_state=random_state)  # fmt: skip
+        return predict_table(model, test, cols, positive_label)
+
+    return fit_predict
+
+
 def permutation_test(
     table: pd.DataFrame,
-    cols: list[str],
     *,
-    model_name: str,
+    fit_predict,
     statistic,
     n_permutations: int = 100,
-    params: dict | None = None,
-    positive_label: str = "fake",
     random_state: int = 0,
-    progress: bool = False,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Null distribution of ``statistic`` under permuted group labels, same folds and training.
 
-    ``table``: :func:`training_table` rows (fold, dup_group, label, aug_idx, features).
-    ``statistic(predictions_by_fold) -> float`` is the headline statistic the evaluation
-    reports for the real model (mean over folds of the originals-only metric). Permutation
-    ``i`` uses the seed ``(random_state, i)``: one job reproduces every draw.
+    ``table``: one row per training unit with ``fold``, ``dup_group``, ``label``,
+    ``aug_idx`` (:func:`training_table` rows for feature models). ``fit_predict(train,
+    test)`` trains on ``train`` (permuted labels) and returns the predictions contract for
+    the held-out originals ``test`` — :func:`feature_fit_predict` for feature models; a deep
+    model plugs in its own (the hook for deep-model permutations). ``statistic(by_fold)``
+    is the headline statistic the evaluation reports for the real model (mean over folds of
+    the originals-only ROC-AUC). Permutation ``i`` is seeded by ``(random_state, i)``.
     """
     folds = sorted(table["fold"].unique())
     null = np.empty(n_permutations)
@@ -309,7 +323,7 @@ def permutation_test(
     if progress:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc=f"permutations {model_name}", mininterval=5)
+        steps = tqdm(steps, desc=f"permutations {progress}", mininterval=5)
     for i in steps:
         seed = np.random.SeedSequence([random_state, i]).generate_state(1)[0]
         permuted = table.assign(label=permute_group_labels(table["dup_group"], table["label"],
@@ -320,10 +334,7 @@ def permutation_test(
             test = test[test["aug_idx"] == -1]
             if train["label"].nunique() < 2 or test.empty:
                 continue
-            model = fit_model(model_name, train[cols].to_numpy(), train["label"].to_numpy(),
-                              train["dup_group"].to_numpy(), params=params,
-                              random_state=random_state)  # fmt: skip
-            by_fold[k] = predict_table(model, test, cols, positive_label)
+            by_fold[k] = fit_predict(train, test)
         null[i] = statistic(by_fold)
     return null
 
@@ -337,9 +348,16 @@ def run_permutation_test(
     from lib.evaluate import HEADLINE_METRIC, headline_statistic
 
     table, cols, _ = load_training_table(features_path, clips_path, folds_path)
+    if model_name not in MODELS:
+        raise NotImplementedError(
+            f"permutation test of {model_name!r}: only feature models {sorted(MODELS)} so far; "
+            "a deep model needs a fit_predict for lib.train.feature_models.permutation_test"
+        )
+    fit_predict = feature_fit_predict(model_name, cols, params=params,
+                                      positive_label=positive_label, random_state=random_state)  # fmt: skip
     null = permutation_test(
-        table, cols, model_name=model_name, n_permutations=n_permutations, params=params,
-        positive_label=positive_label, random_state=random_state, progress=True,
+        table, fit_predict=fit_predict, n_permutations=n_permutations,
+        random_state=random_state, progress=model_name,
         statistic=lambda by_fold: headline_statistic(by_fold, positive_label=positive_label),
     )  # fmt: skip
     out = pd.DataFrame({"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC,
