@@ -227,7 +227,7 @@ def _null(tables, n=20, model="logreg"):
 
 
 def test_permutation_null_centres_on_chance_and_real_model_beats_it(tmp_path):
-    tables = _synthetic(tmp_path, n_groups=30, dims=20, n_augmentations=1)
+    tables = _synthetic(tmp_path, n_groups=30, signal=2.0, n_augmentations=1)
     null = _null(tables)
     assert abs(null.mean() - 0.5) < 0.08, null
     paths = _predictions(tmp_path, "logreg", tables)
