@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("predictions", nargs="+")
 
     p = sub.add_parser("data-quality", help="data-quality table and figure for the report")
-    for name in ("--manifest", "--downloads", "--videos", "--table", "--plot"):
+    for name in ("--manifest", "--downloads", "--videos", "--table", "--failures", "--plot"):
         p.add_argument(name, required=True)
 
     p = sub.add_parser("predict", help="classify new videos (a folder or a manifest CSV)")
@@ -295,7 +295,8 @@ def run(args: argparse.Namespace) -> None:
     elif cmd == "data-quality":
         from lib.report import data_quality
 
-        data_quality(args.manifest, args.downloads, args.videos, args.table, args.plot)
+        data_quality(args.manifest, args.downloads, args.videos, args.table, args.failures,
+                     args.plot)  # fmt: skip
     elif cmd == "predict":
         from lib.predict import predict_videos
 

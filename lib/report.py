@@ -190,9 +190,11 @@ def evaluation_markdown(summary: pd.DataFrame, metrics: pd.DataFrame, robust: pd
 
 
 # ------------------------------------------------------------------------- data quality
-def data_quality(manifest_path, download_path, videos_path, out_table, out_plot) -> pd.DataFrame:
-    """Data-quality table and figure: counts per stage and label/platform, failures by
-    reason, and resolution/fps/duration of valid videos by label and platform."""
+def data_quality(manifest_path, download_path, videos_path, out_table, out_failures,
+                 out_plot) -> pd.DataFrame:  # fmt: skip
+    """Data quality: per label and platform, videos listed/downloaded/valid and median
+    resolution, fps, duration (``out_table``); failures by stage and reason code
+    (``out_failures``); a figure of both (``out_plot``)."""
     manifest = schemas.read_table(manifest_path, "manifest")
     download = schemas.read_table(download_path, "download")
     videos = schemas.read_table(videos_path, "videos")
@@ -212,10 +214,9 @@ def data_quality(manifest_path, download_path, videos_path, out_table, out_plot)
     ])  # fmt: skip
     failures["reason"] = failures["reason"].astype(str).str.split(":").str[0]
     by_reason = failures.groupby(["stage", "reason"]).size().rename("count").reset_index()
-    with atomic_path(out_table) as tmp:
-        pd.concat([table, by_reason.rename(columns={"stage": "label", "reason": "platform",
-                                                    "count": "failed"})],
-                  ignore_index=True).to_csv(tmp, index=False)  # fmt: skip
+    for frame, out in ((table, out_table), (by_reason, out_failures)):
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False)
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     ok = videos[videos["valid"]].assign(group=lambda v: v["label"] + "/" + v["platform"])

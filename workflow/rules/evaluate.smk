@@ -113,7 +113,13 @@ rule data_quality:
             "results/reports/data_quality.csv",
             caption="../report/data_quality.rst",
             category="5. Data quality",
-            labels={"table": "per label and platform; failures by reason"},
+            labels={"table": "per label and platform"},
+        ),
+        failures=report(
+            "results/reports/failures.csv",
+            caption="../report/data_quality.rst",
+            category="5. Data quality",
+            labels={"table": "failures by stage and reason"},
         ),
         plot=report(
             "results/reports/data_quality.png",
