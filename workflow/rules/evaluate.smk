@@ -134,4 +134,4 @@ rule data_quality:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib data-quality --manifest {input.manifest}'
         " --downloads {input.downloads} --videos {input.videos} --table {output.table}"
-        " --plot {output.plot} > {log} 2>&1"
+        " --failures {output.failures} --plot {output.plot} > {log} 2>&1"
