@@ -180,9 +180,13 @@ def test_augmented_clips_never_enter_the_headline(tmp_path):
         preds = preds.assign(score_fake=right, score_real=1 - right, score=right,
                              pred=np.where(right > 0.5, "fake", "real"))  # fmt: skip
         schemas.write_table(preds, p, "predictions")
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.5], "val_loss": [0.7, 0.6],
+                  "val_auc": [0.6, 0.7]}).to_csv(paths[0].parent / "history.csv", index=False)  # fmt: skip
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
                        robustness_path=tmp_path / "robustness.csv", n_bootstrap=50)  # fmt: skip
+    for figure in ("curves", "confusion", "permutation_null", "training_curves"):
+        assert (tmp_path / f"reports/{figure}.png").stat().st_size > 5000, figure
     s = summary.set_index("metric")
     assert s.loc["roc_auc", "pooled"] == 1.0 and s.loc["accuracy", "mean"] == 1.0
     assert s.loc["accuracy", "n_videos"] == 24 * 3 - 1  # one video per row, g0v0 has no features
