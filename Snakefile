@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/download.smk"
@@ -22,6 +25,7 @@ include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/completeness.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

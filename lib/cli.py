@@ -193,13 +193,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive-label", default="fake")
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("evaluate", help="metrics per fold, mean ± std, report and plots")
+    p = sub.add_parser("train-final", help="fit one model on every fold (for predict)")
+    for name in ("--features", "--clips", "--folds", "--out-dir", "--model"):
+        p.add_argument(name, required=True)
+    p.add_argument("--params", type=_json, default={})
+    p.add_argument("--positive-label", default="fake")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("permutation", help="permutation test of one feature model: null "
+                       "distribution of the headline ROC-AUC under permuted group labels")  # fmt: skip
+    for name in ("--features", "--clips", "--folds", "--out", "--model"):
+        p.add_argument(name, required=True)
+    p.add_argument("--n-permutations", type=int, default=100)
+    p.add_argument("--params", type=_json, default={})
+    p.add_argument("--positive-label", default="fake")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="headline metrics on held-out originals, intervals, "
+                       "p-values, robustness per augmentation type, report plots")  # fmt: skip
     p.add_argument("--metrics", required=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--report-dir", required=True)
+    p.add_argument("--clips", required=True, help="results/clips.csv (augmentation types)")
+    p.add_argument("--folds", required=True, help="results/folds.csv (duplicate groups)")
+    p.add_argument("--videos", default=None, help="results/videos.csv (platforms)")
+    p.add_argument("--permutations", nargs="*", default=[],
+                   help="results/models/<model>/permutation.csv files")  # fmt: skip
+    p.add_argument("--robustness", default=None, help="robustness table to write")
+    p.add_argument("--platform", default=None, help="per-platform metrics to write")
+    p.add_argument("--confusion", default=None, help="confusion matrices to write")
+    p.add_argument("--bootstrap", type=int, default=1000, help="group bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--positive-label", default="fake")
     p.add_argument("--config", type=_json, default={}, help="resolved config to record")
     p.add_argument("predictions", nargs="+")
+
+    p = sub.add_parser("data-quality", help="data-quality table and figure for the report")
+    for name in ("--manifest", "--downloads", "--videos", "--table", "--failures", "--plot"):
+        p.add_argument(name, required=True)
+
+    p = sub.add_parser("predict", help="classify new videos (a folder or a manifest CSV)")
+    p.add_argument("--input", required=True, help="folder of videos or CSV with a path column")
+    p.add_argument("--model-dir", required=True, help="results/models/<model>/final")
+    p.add_argument("--out", required=True, help="one row per video")
+    p.add_argument("--windows-out", default=None, help="one row per window")
+    p.add_argument("--window-frames", type=int, default=250)
+    p.add_argument("--stride-frames", type=int, default=250)
+    p.add_argument("--sampling", type=_json, default={})
+    p.add_argument("--scale-size", type=int, default=256)
+    p.add_argument("--crf", type=int, default=18, help="x264 CRF of the scaled windows")
+    p.add_argument("--preset", default="veryfast")
+    p.add_argument("--limits", type=_json, default={}, help="probe limits (config 'validate')")
     return parser
 
 
@@ -298,11 +342,40 @@ def run(args: argparse.Namespace) -> None:
         train_fold(args.features, args.clips, args.folds, args.out_dir, model_name=args.model,
                    fold=args.fold, params=args.params, positive_label=args.positive_label,
                    random_state=args.seed)  # fmt: skip
+    elif cmd == "train-final":
+        from lib.train.feature_models import train_fold
+
+        train_fold(args.features, args.clips, args.folds, args.out_dir, model_name=args.model,
+                   fold=-1, params=args.params, positive_label=args.positive_label,
+                   random_state=args.seed)  # fmt: skip
+    elif cmd == "permutation":
+        from lib.train.feature_models import run_permutation_test
+
+        run_permutation_test(args.features, args.clips, args.folds, args.out,
+                             model_name=args.model, n_permutations=args.n_permutations,
+                             params=args.params, positive_label=args.positive_label,
+                             random_state=args.seed)  # fmt: skip
     elif cmd == "evaluate":
         from lib.evaluate import evaluate
 
         evaluate(args.predictions, args.metrics, args.summary, args.report_dir,
-                 positive_label=args.positive_label, config=args.config)  # fmt: skip
+                 clips_path=args.clips, folds_path=args.folds, videos_path=args.videos,
+                 permutation_paths=args.permutations, robustness_path=args.robustness,
+                 platform_path=args.platform, confusion_path=args.confusion,
+                 positive_label=args.positive_label, n_bootstrap=args.bootstrap,
+                 random_state=args.seed, config=args.config)  # fmt: skip
+    elif cmd == "data-quality":
+        from lib.report import data_quality
+
+        data_quality(args.manifest, args.downloads, args.videos, args.table, args.failures,
+                     args.plot)  # fmt: skip
+    elif cmd == "predict":
+        from lib.predict import predict_videos
+
+        predict_videos(args.input, args.model_dir, args.out, windows_out=args.windows_out,
+                       window_frames=args.window_frames, stride_frames=args.stride_frames,
+                       sampling=args.sampling, scale_size=args.scale_size, crf=args.crf,
+                       preset=args.preset, limits=args.limits)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

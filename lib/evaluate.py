@@ -1,10 +1,18 @@
-"""Metrics per (model, fold) at clip and video level, their mean ± std, and a report.
+"""Evaluation: headline metrics on held-out original videos, intervals, p-values, robustness.
 
-Clip level scores every held-out clip (originals and augmentations); its metrics keep the
-plain names (``accuracy``, ``roc_auc``, ...). Video level averages the per-class scores of a
-video's clips, grouped on the explicit ``video_id``, and predicts the best class of that
-average; its metrics are prefixed ``video_`` (``video_roc_auc``). Binary problems report precision/recall/F1 of the positive
-class and ROC-AUC of its score; multi-class ones report macro averages and one-vs-rest AUC.
+The headline scores the held-out fold's *original* videos only: the clip with
+``aug_idx == -1``, one row per video. Augmented clips are our own re-encodes; they differ
+from originals in exactly the compression features the models use, so they are scored
+apart, per augmentation type, in the robustness table (``robustness.csv``), never in the
+headline.
+
+Per model, ``summary.csv`` gives for every headline metric: the mean ± sample std over folds,
+the value pooled over all out-of-fold originals, a 95% interval from a bootstrap over
+duplicate groups (groups resampled with replacement, not videos: near-duplicates move
+together), and, for the headline statistic (mean over folds of ROC-AUC), the permutation
+test's p-value and null mean. One tested function per metric family:
+:func:`threshold_metrics`, :func:`ranking_metrics`, :func:`brier_score`,
+:func:`multiclass_metrics`, :func:`confusion`.
 """
 
 from __future__ import annotations
@@ -15,62 +23,260 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from lib import schemas
 from lib.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-LEVEL_PREFIX = {"clip": "", "video": "video_"}
+#: The metric the permutation test's null distribution is built on.
+HEADLINE_METRIC = "roc_auc"
+BINARY_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
+                  "pr_auc", "eer", "brier")  # fmt: skip
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "top_5",
+                      "roc_auc", "pr_auc", "brier")  # fmt: skip
 
 
+# --------------------------------------------------------------------------- metric families
+# Written on numpy (checked against scikit-learn in tests/test_evaluate.py): the group
+# bootstrap evaluates every metric a thousand times per model, where scikit-learn's input
+# validation alone costs more than the arithmetic.
+def _confusion_counts(labels, pred, classes: list[str]) -> np.ndarray:
+    index = pd.Index(classes)
+    t, p = index.get_indexer(np.asarray(labels).astype(str)), index.get_indexer(np.asarray(pred).astype(str))
+    if (t < 0).any() or (p < 0).any():
+        raise ValueError(f"labels or predictions outside the classes {classes}")
+    k = len(classes)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _ratio(num, den) -> np.ndarray:
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def threshold_metrics(labels, pred, classes: list[str], positive_label: str) -> dict[str, float]:
+    """Accuracy, balanced accuracy, precision, recall, F1 of hard predictions.
+
+    Binary: precision/recall/F1 of ``positive_label``; multi-class: macro averages over
+    ``classes`` (F1 is then macro-F1, accuracy top-1). Undefined ratios count 0, as
+    scikit-learn's ``zero_division=0``; balanced accuracy averages recall over the classes
+    present in ``labels``.
+    """
+    cm = _confusion_counts(labels, pred, classes)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    precision, recall = _ratio(tp, predicted), _ratio(tp, support)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    if len(classes) == 2:
+        j = classes.index(positive_label) if positive_label in classes else 1
+        p, r, f = precision[j], recall[j], f1[j]
+    else:
+        p, r, f = precision.mean(), recall.mean(), f1.mean()
+    return {"accuracy": float(tp.sum() / cm.sum()),
+            "balanced_accuracy": float(recall[support > 0].mean()),
+            "precision": float(p), "recall": float(r), "f1": float(f)}  # fmt: skip
+
+
+def _roc_points(truth: np.ndarray, score: np.ndarray):
+    """(fpr, tpr, tp, fp) at every distinct threshold, highest first, starting at (0, 0)."""
+    order = np.argsort(-score, kind="mergesort")
+    score, truth = score[order], truth[order]
+    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]  # end of each tie block
+    tp = np.cumsum(truth)[last]
+    fp = (last + 1) - tp
+    tp, fp = np.r_[0, tp], np.r_[0, fp]
+    return fp / fp[-1], tp / tp[-1], tp, fp
+
+
+def equal_error_rate(truth, score) -> float:
+    """The error rate where false positive and false negative rates meet (linear
+    interpolation between ROC points)."""
+    fpr, tpr, _, _ = _roc_points(np.asarray(truth, dtype=bool), np.asarray(score, dtype=float))
+    fnr = 1 - tpr
+    i = int(np.flatnonzero(fnr <= fpr)[0])  # fnr falls, fpr rises along the curve
+    if i == 0:
+        return float(fpr[0])
+    d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def ranking_metrics(truth, score) -> dict[str, float]:
+    """ROC-AUC (ties count half), PR-AUC (average precision, as scikit-learn's) and EER of a
+    binary score; NaN when ``truth`` holds one class only."""
+    truth, score = np.asarray(truth, dtype=bool), np.asarray(score, dtype=float)
+    if truth.all() or not truth.any():
+        return {"roc_auc": float("nan"), "pr_auc": float("nan"), "eer": float("nan")}
+    fpr, tpr, tp, fp = _roc_points(truth, score)
+    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    precision = tp[1:] / (tp[1:] + fp[1:])
+    ap = float(np.sum(np.diff(tpr) * precision))
+    return {"roc_auc": auc, "pr_auc": ap, "eer": equal_error_rate(truth, score)}
+
+
+def brier_score(labels, scores: np.ndarray, classes: list[str]) -> float:
+    """Mean squared error of the class probabilities against one-hot truth.
+
+    Binary: scikit-learn's Brier score of the second class's probability (the same number
+    for either class); multi-class: the mean over rows of the sum over classes (range 0–2).
+    """
+    labels = np.asarray(labels).astype(str)
+    onehot = (labels[:, None] == np.asarray(classes)[None, :]).astype(float)
+    if len(classes) == 2:
+        return float(np.mean((scores[:, 1] - onehot[:, 1]) ** 2))
+    return float(np.mean(np.sum((scores - onehot) ** 2, axis=1)))
+
+
+def multiclass_metrics(labels, scores: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Top-5 accuracy, one-vs-rest ROC-AUC and PR-AUC averaged over the classes present.
+
+    A class absent from ``labels`` (common in a fold of a many-class corpus) is left out of
+    the averages instead of making them NaN; the AUCs are NaN only when fewer than two
+    classes are present at all.
+    """
+    labels = np.asarray(labels).astype(str)
+    k = min(5, len(classes))
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    idx = pd.Index(classes).get_indexer(labels)
+    out = {"top_5": float(np.mean((top == idx[:, None]).any(axis=1)))}
+    present = [j for j, c in enumerate(classes) if (labels == c).any() and (labels != c).any()]
+    if not present:
+        return {**out, "roc_auc": float("nan"), "pr_auc": float("nan")}
+    per_class = [ranking_metrics(labels == classes[j], scores[:, j]) for j in present]
+    return {**out, "roc_auc": float(np.mean([m["roc_auc"] for m in per_class])),
+            "pr_auc": float(np.mean([m["pr_auc"] for m in per_class]))}  # fmt: skip
+
+
+def confusion(labels, pred, classes: list[str]) -> pd.DataFrame:
+    """Confusion matrix as a table: rows the true class, columns the predicted one."""
+    m = _confusion_counts(labels, pred, classes)
+    return pd.DataFrame(m, index=pd.Index(classes, name="true"),
+                        columns=pd.Index(classes, name="pred"))  # fmt: skip
+
+
+def headline_metrics(labels, scores: np.ndarray, classes: list[str],
+                     positive_label: str) -> dict[str, float]:  # fmt: skip
+    """Every headline metric of one set of rows, from per-class scores (n, n_classes)."""
+    labels = np.asarray(labels).astype(str)
+    pred = np.asarray(classes)[scores.argmax(axis=1)]
+    if len(classes) == 2:
+        pos = positive_label if positive_label in classes else classes[1]
+        out = threshold_metrics(labels, pred, classes, pos)
+        out.update(ranking_metrics(labels == pos, scores[:, classes.index(pos)]))
+        out["brier"] = brier_score(labels, scores, classes)
+        return {m: out[m] for m in BINARY_METRICS}
+    out = threshold_metrics(labels, pred, classes, positive_label)
+    out.update(multiclass_metrics(labels, scores, classes))
+    out["brier"] = brier_score(labels, scores, classes)
+    return {m: out[m] for m in MULTICLASS_METRICS}
+
+
+# --------------------------------------------------------------------------- what is scored
 def score_columns(predictions: pd.DataFrame) -> list[str]:
     return [c for c in predictions.columns if c.startswith("score_")]
 
 
-def classification_metrics(labels, scores: np.ndarray, classes: list[str],
-                           positive_label: str) -> dict[str, float]:  # fmt: skip
-    """Accuracy, precision, recall, F1 and ROC-AUC from per-class scores (n, n_classes)."""
-    labels = np.asarray(labels).astype(str)
-    pred = np.asarray(classes)[scores.argmax(axis=1)]
-    out = {"accuracy": skm.accuracy_score(labels, pred)}
+def classes_of(predictions: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("score_") for c in score_columns(predictions)]
+
+
+def originals(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The headline rows: each held-out video's original clip (``aug_idx == -1``).
+
+    Raises ValueError when a video has more than one original row (a broken contract).
+    """
+    out = predictions[predictions["aug_idx"] == -1]
+    dup = out["video_id"].duplicated()
+    if dup.any():
+        raise ValueError(f"videos with several original clips: {list(out.loc[dup, 'video_id'])[:5]}")
+    return out.sort_values("video_id", kind="stable").reset_index(drop=True)
+
+
+def table_metrics(table: pd.DataFrame, positive_label: str) -> dict[str, float]:
+    cols = score_columns(table)
+    return headline_metrics(table["label"], table[cols].to_numpy(), classes_of(table),
+                            positive_label)  # fmt: skip
+
+
+def headline_value(table: pd.DataFrame, positive_label: str) -> float:
+    """``HEADLINE_METRIC`` of one set of rows (ROC-AUC; one-vs-rest over present classes)."""
+    classes = classes_of(table)
+    scores = table[score_columns(table)].to_numpy()
     if len(classes) == 2:
         pos = positive_label if positive_label in classes else classes[1]
-        kw = {"average": "binary", "pos_label": pos, "zero_division": 0}
-        auc_score = scores[:, classes.index(pos)]
-        out["roc_auc"] = (skm.roc_auc_score(labels == pos, auc_score)
-                          if len(set(labels)) == 2 else float("nan"))  # fmt: skip
-    else:
-        kw = {"average": "macro", "labels": classes, "zero_division": 0}
-        present = set(labels) == set(classes)
-        out["roc_auc"] = (skm.roc_auc_score(labels, scores, multi_class="ovr", labels=classes)
-                          if present else float("nan"))  # fmt: skip
-    out["precision"] = skm.precision_score(labels, pred, **kw)
-    out["recall"] = skm.recall_score(labels, pred, **kw)
-    out["f1"] = skm.f1_score(labels, pred, **kw)
-    return {m: float(out[m]) for m in METRICS}
+        truth = table["label"].astype(str).to_numpy() == pos
+        return ranking_metrics(truth, scores[:, classes.index(pos)])["roc_auc"]
+    return multiclass_metrics(table["label"], scores, classes)["roc_auc"]
 
 
-def video_level(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per video: its label and the mean per-class scores of its clips."""
-    cols = score_columns(predictions)
-    grouped = predictions.groupby("video_id", sort=True)
-    return grouped[cols].mean().join(grouped["label"].first()).reset_index()
+def headline_statistic(by_fold: dict[int, pd.DataFrame], *, positive_label: str) -> float:
+    """Mean over folds of the originals-only ``HEADLINE_METRIC`` (as permutation_test_score
+    averages its fold scores); the permutation test computes the same for its null."""
+    values = [headline_value(originals(p), positive_label) for p in by_fold.values()]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
 
 
-def fold_metrics(predictions: pd.DataFrame, *, positive_label: str) -> dict[str, dict]:
-    """Metrics of one fold's predictions at clip and video level."""
-    cols = score_columns(predictions)
-    classes = [c.removeprefix("score_") for c in cols]
-    videos = video_level(predictions)
-    return {
-        "clip": classification_metrics(predictions["label"], predictions[cols].to_numpy(),
-                                       classes, positive_label),
-        "video": classification_metrics(videos["label"], videos[cols].to_numpy(),
-                                        classes, positive_label),
-    }  # fmt: skip
+def permutation_p_value(real: float, null: np.ndarray) -> float:
+    """(1 + #null ≥ real) / (1 + n): the p-value of permutation_test_score."""
+    null = np.asarray(null, dtype=float)
+    null = null[np.isfinite(null)]
+    if not np.isfinite(real) or len(null) == 0:
+        return float("nan")
+    return float((1 + np.sum(null >= real)) / (1 + len(null)))
+
+
+def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int = 0,
+                    level: float = 0.95) -> pd.DataFrame:  # fmt: skip
+    """Percentile interval of every metric of ``metric_fn(rows)`` over group resamples.
+
+    ``groups``: the group of each row; ``metric_fn(rows)`` gets an integer array of row
+    positions (repeats included) and returns a dict of metrics.
+
+    Each resample draws as many groups as there are, with replacement, and takes every row
+    of each drawn group (a group drawn twice counts twice). Resamples where a metric is
+    undefined (e.g. one class only) are left out of that metric's interval.
+    Returns a frame indexed by metric with ``ci_low`` and ``ci_high``.
+    """
+    groups = np.asarray(groups)
+    codes, uniques = pd.factorize(groups, sort=True)
+    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
+    rng = np.random.default_rng(random_state)
+    draws = []
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(members), size=len(members))
+        rows = np.concatenate([members[g] for g in picked])
+        draws.append(metric_fn(rows))
+    draws = pd.DataFrame(draws)
+    alpha = (1 - level) / 2
+    return pd.DataFrame({"ci_low": draws.quantile(alpha), "ci_high": draws.quantile(1 - alpha)})
+
+
+def augmentation_type(description: str) -> str:
+    """The augmentation type of a clips.csv ``augmentation`` value (JSON with ``name``)."""
+    try:
+        return str(json.loads(description)["name"])
+    except (ValueError, TypeError, KeyError):
+        return description or "unknown"
+
+
+def robustness(pooled: pd.DataFrame, clips: pd.DataFrame, *, model: str,
+               positive_label: str) -> pd.DataFrame:  # fmt: skip
+    """Metrics of held-out clips per augmentation type (pooled over folds), originals first
+    as the reference row ``none (original)``. Never part of the headline."""
+    aug = clips.set_index("clip_id")["augmentation"].map(augmentation_type)
+    table = pooled.assign(augmentation=pooled["clip_id"].map(aug).fillna("unknown"))
+    table.loc[table["aug_idx"] == -1, "augmentation"] = "none (original)"
+    rows = []
+    for name, part in table.groupby("augmentation", sort=True):
+        for metric, value in table_metrics(part, positive_label).items():
+            rows.append({"model": model, "augmentation": name, "metric": metric, "value": value,
+                         "n_clips": len(part)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _model_fold(path: Path) -> tuple[str, int]:
+    return path.parent.parent.name, int(path.parent.name.removeprefix("fold-"))
 
 
 def evaluate(
@@ -79,83 +285,102 @@ def evaluate(
     summary_path: str | Path,
     report_dir: str | Path,
     *,
+    clips_path: str | Path,
+    folds_path: str | Path,
+    videos_path: str | Path | None = None,
+    permutation_paths: list[str | Path] = (),
+    robustness_path: str | Path | None = None,
+    platform_path: str | Path | None = None,
+    confusion_path: str | Path | None = None,
     positive_label: str = "fake",
+    n_bootstrap: int = 1000,
+    random_state: int = 0,
     config: dict | None = None,
 ) -> pd.DataFrame:
-    """Metrics of every (model, fold), their mean ± std over folds, a report and plots.
+    """Headline metrics of every (model, fold) on originals, summary with intervals and
+    p-values, robustness per augmentation type, per-platform metrics and the report plots.
 
-    Paths must look like ``.../models/<model>/fold-<k>/predictions.csv``. The report
-    (``report_dir/evaluation.md``, ``roc.png``, ``resolved_config.json``) records the
-    configuration and seed the results came from.
+    Prediction paths look like ``.../models/<model>/fold-<k>/predictions.csv``; permutation
+    paths like ``.../models/<model>/permutation.csv``. The report (``report_dir``) records
+    the configuration and seed the results came from.
     """
-    rows, pooled = [], {}
-    for path in prediction_paths:
-        path = Path(path)
-        model, fold = path.parent.parent.name, int(path.parent.name.removeprefix("fold-"))
-        preds = schemas.read_table(path, "predictions")
-        for level, values in fold_metrics(preds, positive_label=positive_label).items():
-            rows += [{"model": model, "fold": fold, "metric": LEVEL_PREFIX[level] + m, "value": v}
-                     for m, v in values.items()]  # fmt: skip
-        pooled.setdefault(model, []).append(preds)
-    metrics = pd.DataFrame(rows).sort_values(["model", "metric", "fold"], kind="stable")
-    metrics = schemas.write_table(metrics, metrics_path, "metrics")
-    summary = (metrics.groupby(["model", "metric"], sort=True)["value"]
-               .agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-               .reset_index())  # fmt: skip
-    summary = schemas.write_table(summary, summary_path, "summary")
+    clips = schemas.read_table(clips_path, "clips")
+    groups = schemas.read_table(folds_path, "folds").set_index("video_id")["dup_group"]
+    platforms = (schemas.read_table(videos_path, "videos").set_index("video_id")["platform"]
+                 if videos_path else None)  # fmt: skip
+    nulls = {Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
+             for p in permutation_paths}  # fmt: skip
+    by_model: dict[str, dict[int, pd.DataFrame]] = {}
+    for path in map(Path, prediction_paths):
+        model, fold = _model_fold(path)
+        by_model.setdefault(model, {})[fold] = schemas.read_table(path, "predictions")
+    rows, summaries, robust, per_platform, confusions = [], [], [], [], []
+    for model, by_fold in sorted(by_model.items()):
+        for fold, preds in sorted(by_fold.items()):
+            for metric, value in table_metrics(originals(preds), positive_label).items():
+                rows.append({"model": model, "fold": fold, "metric": metric, "value": value})
+        pooled = pd.concat([by_fold[k].assign(fold=k) for k in sorted(by_fold)], ignore_index=True)
+        heads = originals(pooled)
+        heads_groups = heads["video_id"].map(groups).fillna(heads["video_id"])
+        labels, scores, classes = heads["label"].to_numpy(), heads[score_columns(heads)].to_numpy(), classes_of(heads)
+        ci = group_bootstrap(heads_groups, lambda r: headline_metrics(labels[r], scores[r], classes, positive_label),
+                             n_boot=n_bootstrap, random_state=random_state)  # fmt: skip
+        folds = pd.DataFrame([r for r in rows if r["model"] == model])
+        spread = folds.groupby("metric", sort=False)["value"].agg(
+            mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+        null = nulls.get(model)
+        real = headline_statistic(by_fold, positive_label=positive_label)
+        for metric, value in table_metrics(heads, positive_label).items():
+            is_head = metric == HEADLINE_METRIC and null is not None
+            summaries.append({
+                "model": model, "metric": metric, "mean": spread.loc[metric, "mean"],
+                "std": spread.loc[metric, "std"], "pooled": value,
+                "ci_low": ci.loc[metric, "ci_low"], "ci_high": ci.loc[metric, "ci_high"],
+                "n_folds": len(by_fold), "n_videos": len(heads),
+                "p_value": permutation_p_value(real, null) if is_head else np.nan,
+                "null_mean": float(np.nanmean(null)) if is_head else np.nan,
+                "null_std": float(np.nanstd(null, ddof=1)) if is_head and len(null) > 1 else np.nan,
+                "n_permutations": len(null) if is_head else 0,
+            })  # fmt: skip
+        robust.append(robustness(pooled, clips, model=model, positive_label=positive_label))
+        if platforms is not None:
+            plat = heads.assign(platform=heads["video_id"].map(platforms).fillna(""))
+            for name, part in plat.groupby("platform", sort=True):
+                for metric, value in table_metrics(part, positive_label).items():
+                    per_platform.append({"model": model, "platform": name or "unknown",
+                                         "metric": metric, "value": value, "n_videos": len(part)})  # fmt: skip
+        cm = confusion(heads["label"], heads["pred"], classes_of(heads))
+        confusions.append(cm.stack().rename("count").reset_index().assign(model=model))
+    metrics = schemas.write_table(pd.DataFrame(rows), metrics_path, "metrics")
+    summary = schemas.write_table(pd.DataFrame(summaries), summary_path, "summary")
+    robust = pd.concat(robust, ignore_index=True)
+    if robustness_path:
+        schemas.write_table(robust, robustness_path, "robustness")
+    if platform_path:
+        _write_csv(pd.DataFrame(per_platform, columns=["model", "platform", "metric", "value",
+                                                       "n_videos"]), platform_path)  # fmt: skip
+    confusions = pd.concat(confusions, ignore_index=True)[["model", "true", "pred", "count"]]
+    if confusion_path:
+        _write_csv(confusions, confusion_path)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    plot_roc({m: pd.concat(p) for m, p in pooled.items()}, report_dir / "roc.png",
-             positive_label=positive_label)  # fmt: skip
+    from lib import report
+
+    report.plot_curves(by_model, report_dir / "curves.png", positive_label=positive_label)
+    report.plot_confusions(confusions, report_dir / "confusion.png")
+    report.plot_nulls(nulls, summary, report_dir / "permutation_null.png")
+    report.plot_training_curves(prediction_paths, report_dir / "training_curves.png")
     atomic_write_text(report_dir / "resolved_config.json",
                       json.dumps(config or {}, indent=2, sort_keys=True, default=str))  # fmt: skip
-    atomic_write_text(report_dir / "evaluation.md", summary_markdown(summary, metrics))
+    atomic_write_text(report_dir / "evaluation.md",
+                      report.evaluation_markdown(summary, metrics, robust, n_bootstrap))  # fmt: skip
+    for model, m in summary[summary["metric"] == HEADLINE_METRIC].set_index("model").iterrows():
+        log.info("%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",
+                 model, m["mean"], m["std"], m["n_folds"], m["ci_low"], m["ci_high"],
+                 f"{m['p_value']:.4f}" if np.isfinite(m["p_value"]) else "n/a")  # fmt: skip
     return summary
 
 
-def summary_markdown(summary: pd.DataFrame, metrics: pd.DataFrame) -> str:
-    """The evaluation report: mean ± std per model and level, folds counted."""
-    n_folds = metrics["fold"].nunique()
-    lines = ["# Evaluation", "",
-             f"Out-of-fold metrics over {n_folds} folds grouped by duplicate group "
-             "(mean ± sample std over folds). `shuffled_control` is trained on permuted "
-             "labels: a real model must clearly beat it.", ""]  # fmt: skip
-    for level, prefix in LEVEL_PREFIX.items():
-        lines += [f"## {level.capitalize()} level", "", "| model | " + " | ".join(METRICS) + " |",
-                  "|---" * (len(METRICS) + 1) + "|"]  # fmt: skip
-        for model, m in summary.groupby("model", sort=True):
-            cells = {r.metric: f"{r.mean:.3f} ± {r.std:.3f}" for r in m.itertuples()}
-            lines.append(f"| {model} | " + " | ".join(cells.get(prefix + k, "") for k in METRICS) + " |")
-        lines.append("")
-    lines += ["![ROC curves](roc.png)", ""]
-    return "\n".join(lines)
-
-
-def plot_roc(pooled: dict[str, pd.DataFrame], path: Path, *, positive_label: str) -> None:
-    """Pooled out-of-fold ROC curves, one per model, clip and video level side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, level in zip(axes, ("clip", "video")):
-        for model, preds in sorted(pooled.items()):
-            table = preds if level == "clip" else video_level(preds)
-            cols = score_columns(preds)
-            classes = [c.removeprefix("score_") for c in cols]
-            pos = positive_label if positive_label in classes else classes[-1]
-            truth = table["label"].astype(str) == pos
-            if truth.nunique() < 2:
-                continue
-            fpr, tpr, _ = skm.roc_curve(truth, table[f"score_{pos}"])
-            auc = skm.auc(fpr, tpr)
-            ax.plot(fpr, tpr, label=f"{model} (AUC {auc:.2f})")
-        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        ax.set(title=f"{level} level, positive = {pos}", xlabel="false positive rate",
-               ylabel="true positive rate")  # fmt: skip
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+        df.to_csv(tmp, index=False)

@@ -104,9 +104,46 @@ TABLES: dict[str, dict[str, str]] = {
         "label": "str",
         "score": "float",
         "pred": "str",
+        "aug_idx": "int",
     },
+    # Headline metrics: out-of-fold originals (aug_idx == -1), one row per video.
     "metrics": {"model": "str", "fold": "int", "metric": "str", "value": "float"},
-    "summary": {"model": "str", "metric": "str", "mean": "float", "std": "float"},
+    "summary": {
+        "model": "str",
+        "metric": "str",
+        "mean": "float",
+        "std": "float",
+        "pooled": "float",
+        "ci_low": "float",
+        "ci_high": "float",
+        "n_folds": "int",
+        "n_videos": "int",
+        "p_value": "float",
+        "null_mean": "float",
+        "null_std": "float",
+        "n_permutations": "int",
+    },
+    # Null distribution of the headline metric, one row per permutation of group labels.
+    "permutation": {"permutation": "int", "metric": "str", "value": "float"},
+    # Augmented held-out clips, per augmentation type: never part of the headline.
+    "robustness": {
+        "model": "str",
+        "augmentation": "str",
+        "metric": "str",
+        "value": "float",
+        "n_clips": "int",
+    },
+    # Videos classified by `predict`: one row per input video, failures with their reason.
+    "predict": {
+        "video_id": "str",
+        "path": "str",
+        "model": "str",
+        "n_windows": "int",
+        "score": "float",
+        "pred": "str",
+        "status": "str",
+        "reason": "str",
+    },
     # Leak audit (lib/signatures.py, lib/near_duplicates.py).
     "signatures": {
         "video_id": "str",
@@ -127,7 +164,8 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
-_NULLABLE = {"avg_fps", "real_fps", "fps", "duration_s", "value", "mean", "std", "score"}
+_NULLABLE = {"avg_fps", "real_fps", "fps", "duration_s", "value", "mean", "std", "score", "pooled",
+             "ci_low", "ci_high", "p_value", "null_mean", "null_std"}
 
 _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "download": {"status": [pa.Check.isin(DOWNLOAD_STATUSES)]},
@@ -137,6 +175,8 @@ _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "folds": {"fold": [pa.Check.ge(0)]},
     "signatures": {"status": [pa.Check.isin(CLIP_STATUSES)], "frames": [pa.Check.ge(0)]},
     "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
+    "predictions": {"aug_idx": [pa.Check.ge(-1)]},
+    "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
 }
 
 # Tables whose key column must be unique (one row per video / clip).
@@ -151,6 +191,7 @@ _UNIQUE = {
     "folds": "video_id",
     "predictions": "clip_id",
     "signatures": "video_id",
+    "predict": "video_id",
 }
 
 

@@ -84,8 +84,9 @@ STARTUP = [
      ["dataset.format: 'fcv' is not one of demo, fvc, csv, folder, wlasl; did you mean fvc? "
       "set dataset.format to one of them"]),
     ("unknown model", {"train": {"models": ["logreg", "linear-svm"]}},
-     ["train.models.1: 'linear-svm' is not one of logreg, linear_svm, shuffled_control; did "
-      "you mean linear_svm? set train.models.1 to one of them"]),
+     ["train.models.1: 'linear-svm' is not one of logreg, linear_svm, hist_gbm, dummy, "
+      "naive_cnn, vit_gru, vit_transformer, videomae, timesformer; did you mean linear_svm? "
+      "set train.models.1 to one of them"]),
     ("unknown model parameter", {"train": {"params": {"logreg": {"c": 0.5}}}},
      ["unknown key train.params.logreg.c; did you mean C?"]),
     ("min above max", {"features": {"min_frames": 60}},
@@ -138,6 +139,8 @@ def test_every_schema_object_refuses_unknown_keys():
                 walk(sub, where)
 
     walk(SCHEMA, "")
+    for name, definition in SCHEMA.get("$defs", {}).items():  # shared blocks ($ref)
+        walk(definition, f"$defs.{name}")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Metrics with known answers; training fits on the training folds only; the control learns nothing."""
+"""Evaluation: metric families with known answers, originals-only headline, group bootstrap,
+the permutation test (centred on chance, and able to fail on a planted leak), determinism."""
 
 from __future__ import annotations
 
@@ -10,92 +11,259 @@ import pandas as pd
 import pytest
 
 from lib import schemas
-from lib.evaluate import classification_metrics, evaluate, video_level
-from lib.train.feature_models import train_fold
+from lib.evaluate import (brier_score, confusion, evaluate, group_bootstrap, headline_metrics,
+                          multiclass_metrics, originals, permutation_p_value, ranking_metrics,
+                          threshold_metrics)  # fmt: skip
+from lib.train.feature_models import (CorrelationFilter, feature_fit_predict, load_training_table,
+                                      permutation_test, permute_group_labels, run_permutation_test,
+                                      train_fold)  # fmt: skip
+from lib.evaluate import headline_statistic
 
 
-def test_binary_metrics_known_answers():
+# ----------------------------------------------------------------------------- metric families
+def test_threshold_metrics_known_answers():
     labels = ["fake", "fake", "real", "real"]
-    perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
-    m = classification_metrics(labels, perfect, ["fake", "real"], "fake")
-    assert m == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "roc_auc": 1.0}
-    inverted = classification_metrics(labels, perfect[:, ::-1], ["fake", "real"], "fake")
-    assert inverted["accuracy"] == 0.0 and inverted["roc_auc"] == 0.0
-    # one fake missed: precision 1, recall 0.5
-    half = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.1, 0.9]])
-    m = classification_metrics(labels, half, ["fake", "real"], "fake")
-    assert (m["precision"], m["recall"], m["accuracy"]) == (1.0, 0.5, 0.75)
+    m = threshold_metrics(labels, ["fake", "real", "real", "real"], ["fake", "real"], "fake")
+    assert m == {"accuracy": 0.75, "balanced_accuracy": 0.75, "precision": 1.0, "recall": 0.5,
+                 "f1": pytest.approx(2 / 3)}  # fmt: skip
+    # imbalanced: always "real" on 1 fake + 3 real -> accuracy 0.75, balanced 0.5
+    m = threshold_metrics(["fake", "real", "real", "real"], ["real"] * 4, ["fake", "real"], "fake")
+    assert (m["accuracy"], m["balanced_accuracy"], m["recall"]) == (0.75, 0.5, 0.0)
 
 
-def test_multiclass_metrics_and_single_class_auc_is_nan():
+def test_ranking_metrics_known_answers():
+    m = ranking_metrics([1, 1, 0, 0], [0.9, 0.8, 0.3, 0.1])
+    assert m == {"roc_auc": 1.0, "pr_auc": 1.0, "eer": 0.0}
+    m = ranking_metrics([1, 1, 0, 0], [0.1, 0.3, 0.8, 0.9])
+    assert m["roc_auc"] == 0.0 and m["eer"] == 1.0
+    # one of two positives below one of two negatives: FPR = FNR = 0.5 at the crossing
+    assert ranking_metrics([1, 1, 0, 0], [0.9, 0.2, 0.5, 0.1])["eer"] == pytest.approx(0.5)
+    assert np.isnan(ranking_metrics([1, 1], [0.2, 0.3])["roc_auc"])
+
+
+def test_metric_families_agree_with_scikit_learn():
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(200) < 0.4
+    score = np.round(rng.random(200) * 0.6 + 0.4 * truth, 1)  # many ties
+    m = ranking_metrics(truth, score)
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(truth, score))
+    assert m["pr_auc"] == pytest.approx(skm.average_precision_score(truth, score))
     classes = ["a", "b", "c"]
-    scores = np.eye(3)[[0, 1, 2, 0]] * 0.7 + 0.1  # rows sum to 1
-    m = classification_metrics(["a", "b", "c", "a"], scores, classes, "fake")
-    assert m["accuracy"] == 1.0 and m["roc_auc"] == 1.0 and m["f1"] == 1.0
-    m = classification_metrics(["fake", "fake"], np.array([[0.6, 0.4], [0.7, 0.3]]),
-                               ["fake", "real"], "fake")  # fmt: skip
-    assert np.isnan(m["roc_auc"])
+    labels, pred = rng.choice(classes, 100), rng.choice(["a", "b"], 100)
+    t = threshold_metrics(labels, pred, classes, "fake")
+    kw = {"average": "macro", "labels": classes, "zero_division": 0}
+    assert t["f1"] == pytest.approx(skm.f1_score(labels, pred, **kw))
+    assert t["precision"] == pytest.approx(skm.precision_score(labels, pred, **kw))
+    assert t["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, pred))
+    probs = rng.dirichlet([1, 1], 50)
+    y = rng.choice(["fake", "real"], 50)
+    assert brier_score(y, probs, ["fake", "real"]) == pytest.approx(
+        skm.brier_score_loss(y == "real", probs[:, 1]))
 
 
-def test_video_level_averages_clip_scores_per_video():
-    preds = pd.DataFrame({"clip_id": ["a1", "a2", "b1"], "video_id": ["a", "a", "b"],
-                          "label": ["fake", "fake", "real"], "score_fake": [0.2, 0.8, 0.1],
-                          "score_real": [0.8, 0.2, 0.9]})  # fmt: skip
-    videos = video_level(preds).set_index("video_id")
-    assert videos.loc["a", "score_fake"] == pytest.approx(0.5)
-    assert videos.loc["b", "label"] == "real"
+def test_brier_and_confusion():
+    scores = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    assert brier_score(["fake", "fake", "real"], scores, ["fake", "real"]) == pytest.approx(0.25 / 3)
+    cm = confusion(["a", "a", "b"], ["a", "b", "b"], ["a", "b", "c"])
+    assert cm.loc["a"].tolist() == [1, 1, 0] and cm.loc["c"].sum() == 0
 
 
-def _synthetic(tmp_path, n_videos=60, clips_per_video=3, seed=0):
-    """Features where hc_signal separates the classes and hc_noise does not."""
+def test_multiclass_auc_over_present_classes_is_never_nan():
+    classes = ["a", "b", "c", "d", "e", "f"]
+    labels = ["a", "b", "a", "b"]  # c..f absent from this fold
+    scores = np.full((4, 6), 0.05)
+    scores[[0, 2], 0] = 0.75
+    scores[[1, 3], 1] = 0.75
+    m = multiclass_metrics(labels, scores, classes)
+    assert m["roc_auc"] == 1.0 and m["pr_auc"] == 1.0 and m["top_5"] == 1.0
+    full = headline_metrics(labels, scores, classes, "fake")
+    assert full["f1"] == pytest.approx(2 / 6)  # macro over all 6 classes: a and b perfect
+    assert full["accuracy"] == 1.0 and not any(np.isnan(v) for v in full.values())
+    # top-5: the true class ranked 6th misses
+    worst = np.tile(np.linspace(0.3, 0.05, 6), (1, 1))
+    assert multiclass_metrics(["f"], worst, classes)["top_5"] == 0.0
+
+
+# ---------------------------------------------------------------------------- synthetic data
+def _synthetic(tmp_path, *, n_groups=24, per_group=3, dims=4, signal=1.0, noise=0.5,
+               leak=False, n_augmentations=2, seed=0):  # fmt: skip
+    """Duplicate groups of near-identical videos (one label per group), 3 folds.
+
+    ``hc_signal`` separates the classes by ``signal``; ``dims`` group-specific features make
+    near-duplicates recognisable. ``leak=True`` spreads each group over every fold.
+    """
     rng = np.random.default_rng(seed)
-    rows, feats, folds = [], [], []
-    for v in range(n_videos):
-        label = "fake" if v % 2 else "real"
-        folds.append({"video_id": f"v{v}", "dup_group": f"g{v // 2}", "label": label,
-                      "fold": (v // 2) % 3})  # fmt: skip
-        for k in range(-1, clips_per_video - 1):
-            cid = f"v{v}__{k}"
-            rows.append({"clip_id": cid, "video_id": f"v{v}", "path": "", "aug_idx": k,
-                         "augmentation": "", "label": label, "dup_group": f"g{v // 2}",
-                         "status": "ok", "reason": ""})  # fmt: skip
-            feats.append({"clip_id": cid, "hc_signal": (label == "fake") + rng.normal(0, 0.5),
-                          "hc_noise": rng.normal(0, 1) + 100.0})  # fmt: skip
-    feats[0]["hc_signal"] = feats[0]["hc_noise"] = float("nan")  # a clip whose features failed
-    schemas.write_table(pd.DataFrame(rows), tmp_path / "clips.csv", "clips")
+    clips, feats, folds = [], [], []
+    for g in range(n_groups):
+        label = "fake" if g % 2 else "real"
+        centre = rng.normal(0, 1, dims)
+        base = (label == "fake") * signal + rng.normal(0, noise)
+        for v in range(per_group):
+            vid = f"g{g}v{v}"
+            fold = v % 3 if leak else g % 3
+            folds.append({"video_id": vid, "dup_group": f"g{g}", "label": label, "fold": fold})
+            for k in range(-1, n_augmentations):
+                cid = f"{vid}__{'orig' if k < 0 else f'a{k}'}"
+                aug = "none" if k < 0 else json.dumps({"name": ["hflip", "gaussian_blur"][k % 2], "params": {}})
+                clips.append({"clip_id": cid, "video_id": vid, "path": "", "aug_idx": k,
+                              "augmentation": aug, "label": label, "dup_group": f"g{g}",
+                              "status": "ok", "reason": ""})  # fmt: skip
+                row = {"clip_id": cid, "hc_signal": base + rng.normal(0, 0.05)}
+                row.update({f"hc_g{j}": centre[j] + rng.normal(0, 0.05) for j in range(dims)})
+                row["hc_copy"] = 2 * row["hc_signal"] + 1e-6 * rng.normal()  # collinear
+                feats.append(row)
+    feats[0] = {k: (v if k == "clip_id" else float("nan")) for k, v in feats[0].items()}
+    schemas.write_table(pd.DataFrame(clips), tmp_path / "clips.csv", "clips")
     schemas.write_table(pd.DataFrame(feats), tmp_path / "features.parquet", "features")
     schemas.write_table(pd.DataFrame(folds), tmp_path / "folds.csv", "folds")
+    return [tmp_path / n for n in ("features.parquet", "clips.csv", "folds.csv")]
 
 
-def test_train_fits_on_training_folds_only_and_control_learns_nothing(tmp_path):
-    _synthetic(tmp_path)
+def _predictions(tmp_path, model, tables, n_folds=3, **kw):
     paths = []
-    for model in ("logreg", "shuffled_control"):
-        for fold in range(3):
-            out = tmp_path / "models" / model / f"fold-{fold}"
-            preds = train_fold(tmp_path / "features.parquet", tmp_path / "clips.csv",
-                               tmp_path / "folds.csv", out, model_name=model, fold=fold,
-                               random_state=1)  # fmt: skip
-            folds = schemas.read_table(tmp_path / "folds.csv", "folds")
-            held_out = set(folds.loc[folds["fold"] == fold, "video_id"])
-            assert set(preds["video_id"]) <= held_out
-            info = json.loads((out / "train_info.json").read_text())
-            assert info["skipped_clips_without_features"] == 1
-            # the scaler saw only the training folds' features
-            pipe = joblib.load(out / "model.joblib")
-            feats = pd.read_parquet(tmp_path / "features.parquet").dropna()
-            clips = schemas.read_table(tmp_path / "clips.csv", "clips")
-            train_ids = clips.loc[~clips["video_id"].isin(held_out), "clip_id"]
-            train = feats[feats["clip_id"].isin(train_ids)]
-            np.testing.assert_allclose(pipe.named_steps["scale"].mean_,
-                                       train[["hc_signal", "hc_noise"]].mean().values, rtol=1e-9)  # fmt: skip
-            paths.append(out / "predictions.csv")
+    for fold in range(n_folds):
+        out = tmp_path / "models" / model / f"fold-{fold}"
+        train_fold(*tables, out, model_name=model, fold=fold, random_state=1, **kw)
+        paths.append(out / "predictions.csv")
+    return paths
+
+
+# ------------------------------------------------------------------------------- the models
+def test_correlation_filter_drops_near_copies_and_constants():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    X = np.column_stack([a, 3 * a + 0.01 * rng.normal(size=50), b, np.ones(50), -a])
+    f = CorrelationFilter(0.95).fit(X)
+    assert f.support_.tolist() == [True, False, True, False, False]
+    assert f.transform(X).shape == (50, 2)
+    assert list(f.get_feature_names_out(["a", "a3", "b", "one", "neg"])) == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", ["logreg", "linear_svm", "hist_gbm", "dummy"])
+def test_every_model_gives_probabilities_fitted_on_training_folds_only(tmp_path, name):
+    tables = _synthetic(tmp_path, n_augmentations=1)
+    out = tmp_path / "m"
+    preds = train_fold(*tables, out, model_name=name, fold=0, random_state=1)
+    folds = schemas.read_table(tables[2], "folds")
+    held_out = set(folds.loc[folds["fold"] == 0, "video_id"])
+    clips = schemas.read_table(tables[1], "clips")
+    expected = clips[clips["video_id"].isin(held_out) & (clips["clip_id"] != "g0v0__orig")]
+    assert set(preds["clip_id"]) == set(expected["clip_id"])  # every held-out clip, augmented too
+    assert (preds["aug_idx"] >= 0).any() and (preds["aug_idx"] == -1).any()
+    np.testing.assert_allclose(preds[["score_fake", "score_real"]].sum(axis=1), 1.0)
+    pipe = joblib.load(out / "model.joblib")
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["skipped_clips_without_features"] == 1
+    assert "hc_copy" in info["features_dropped_correlated"]
+    table, cols, _ = load_training_table(*tables)
+    train = table[table["fold"] != 0]
+    kept = pipe.named_steps["decorrelate"].support_
+    np.testing.assert_allclose(pipe.named_steps["scale"].mean_,
+                               train[cols].to_numpy()[:, kept].mean(axis=0), rtol=1e-9)  # fmt: skip
+    if name == "linear_svm":  # calibrated on inner splits grouped by duplicate group
+        from lib.train.feature_models import inner_splits
+
+        for tr, te in inner_splits(train["label"], train["dup_group"], random_state=1):
+            assert not set(train["dup_group"].iloc[tr]) & set(train["dup_group"].iloc[te])
+
+
+# --------------------------------------------------------------------------- the headline
+def test_augmented_clips_never_enter_the_headline(tmp_path):
+    tables = _synthetic(tmp_path)
+    paths = _predictions(tmp_path, "logreg", tables)
+    for p in paths:  # originals perfectly right, augmentations perfectly wrong
+        preds = schemas.read_table(p, "predictions")
+        fake = (preds["label"] == "fake").astype(float)
+        right = np.where(preds["aug_idx"] == -1, fake, 1 - fake)
+        preds = preds.assign(score_fake=right, score_real=1 - right, score=right,
+                             pred=np.where(right > 0.5, "fake", "real"))  # fmt: skip
+        schemas.write_table(preds, p, "predictions")
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.5], "val_loss": [0.7, 0.6],
+                  "val_auc": [0.6, 0.7]}).to_csv(paths[0].parent / "history.csv", index=False)  # fmt: skip
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
-                       tmp_path / "reports", config={"seed": 1})  # fmt: skip
-    auc = summary.set_index(["model", "metric"])["mean"]
-    assert auc[("logreg", "roc_auc")] > 0.85  # two normals 1 apart, sd 0.5: AUC ≈ 0.92
-    assert auc[("shuffled_control", "roc_auc")] < 0.75
-    assert set(schemas.read_table(tmp_path / "metrics.csv", "metrics")["metric"]) >= {
-        "accuracy", "roc_auc", "video_roc_auc", "video_f1"}
-    assert (tmp_path / "reports/roc.png").stat().st_size > 1000
-    assert "logreg" in (tmp_path / "reports/evaluation.md").read_text()
+                       tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
+                       robustness_path=tmp_path / "robustness.csv", n_bootstrap=50)  # fmt: skip
+    for figure in ("curves", "confusion", "permutation_null", "training_curves"):
+        assert (tmp_path / f"reports/{figure}.png").stat().st_size > 5000, figure
+    s = summary.set_index("metric")
+    assert s.loc["roc_auc", "pooled"] == 1.0 and s.loc["accuracy", "mean"] == 1.0
+    assert s.loc["accuracy", "n_videos"] == 24 * 3 - 1  # one video per row, g0v0 has no features
+    robust = schemas.read_table(tmp_path / "robustness.csv", "robustness")
+    acc = robust[robust["metric"] == "accuracy"].set_index("augmentation")["value"]
+    assert acc["hflip"] == 0.0 and acc["gaussian_blur"] == 0.0 and acc["none (original)"] == 1.0
+    with pytest.raises(ValueError, match="several original"):
+        originals(pd.DataFrame({"video_id": ["a", "a"], "aug_idx": [-1, -1]}))
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    groups = np.repeat(["a", "b", "c", "d"], [1, 2, 3, 4])
+    table = pd.DataFrame({"g": groups})
+    sizes = table["g"].value_counts()
+
+    def whole(t):  # every drawn group appears a multiple of its size
+        counts = t["g"].value_counts()
+        return {"whole": float(all(counts[g] % sizes[g] == 0 for g in counts.index)),
+                "n": float(len(t))}  # fmt: skip
+
+    ci = group_bootstrap(groups, lambda rows: whole(table.iloc[rows]), n_boot=200, random_state=0)
+    assert ci.loc["whole", "ci_low"] == 1.0
+    assert ci.loc["n", "ci_low"] < 10 < ci.loc["n", "ci_high"]  # group sizes vary
+
+
+# ----------------------------------------------------------------------- permutation test
+def test_permute_group_labels_keeps_groups_and_proportions():
+    groups = np.repeat([f"g{i}" for i in range(10)], 3)
+    labels = np.repeat(["fake"] * 4 + ["real"] * 6, 3)
+    out = permute_group_labels(groups, labels, random_state=3)
+    assert pd.Series(out).groupby(groups).nunique().max() == 1
+    assert (out == "fake").sum() == 12
+    assert not (out == labels).all()
+    assert permutation_p_value(0.9, np.array([0.5, 0.6, 0.95])) == pytest.approx(2 / 4)
+
+
+def _null(tables, n=20, model="logreg"):
+    table, cols, _ = load_training_table(*tables)
+    return permutation_test(table, fit_predict=feature_fit_predict(model, cols), n_permutations=n,
+                            random_state=0,
+                            statistic=lambda b: headline_statistic(b, positive_label="fake"))  # fmt: skip
+
+
+def test_permutation_null_centres_on_chance_and_real_model_beats_it(tmp_path):
+    tables = _synthetic(tmp_path, n_groups=30, signal=2.0, n_augmentations=1)
+    null = _null(tables)
+    assert abs(null.mean() - 0.5) < 0.08, null
+    paths = _predictions(tmp_path, "logreg", tables)
+    perm = tmp_path / "models/logreg/permutation.csv"
+    run_permutation_test(*tables, perm, model_name="logreg", n_permutations=20, random_state=0)
+    np.testing.assert_allclose(schemas.read_table(perm, "permutation")["value"], null)
+    summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
+                       tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
+                       permutation_paths=[perm], n_bootstrap=100)  # fmt: skip
+    auc = summary.set_index("metric").loc["roc_auc"]
+    assert auc["mean"] > 0.8 and auc["p_value"] < 0.05 and auc["n_permutations"] == 20
+    assert auc["ci_low"] < auc["pooled"] < auc["ci_high"] or auc["pooled"] == 1.0
+    assert (tmp_path / "reports/permutation_null.png").stat().st_size > 1000
+
+
+def test_planted_leak_moves_the_null_off_chance(tmp_path):
+    """A group split across folds: near-duplicates carry the same permuted label into the
+    training and the held-out fold, so a model scores far above chance on random labels."""
+    honest = _null(_synthetic(tmp_path / "honest", n_groups=30, dims=20, signal=0.0, n_augmentations=0), n=12)
+    leaky = _null(_synthetic(tmp_path / "leaky", n_groups=30, dims=20, signal=0.0, leak=True,
+                             n_augmentations=0), n=12)
+    assert abs(honest.mean() - 0.5) < 0.1, honest
+    assert leaky.mean() > 0.75, leaky
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    tables = _synthetic(tmp_path)
+    outputs = []
+    for run in ("a", "b"):
+        paths = _predictions(tmp_path / run, "linear_svm", tables)
+        evaluate(paths, tmp_path / run / "metrics.csv", tmp_path / run / "summary.csv",
+                 tmp_path / run / "reports", clips_path=tables[1], folds_path=tables[2],
+                 n_bootstrap=50, random_state=7)  # fmt: skip
+        outputs.append([(tmp_path / run / n).read_bytes() for n in ("metrics.csv", "summary.csv")])
+    assert outputs[0] == outputs[1]

@@ -59,7 +59,7 @@ def test_augmented_clips_follow_their_original():
     videos = _videos()
     folds = assign_folds(videos, n_folds=4, random_state=0)
     clips = pd.DataFrame([{"clip_id": f"{v}__a{k}", "video_id": v, "label": lab, "aug_idx": k,
-                           "status": "ok"}
+                           "status": "ok", "augmentation": "original" if k < 0 else f"aug{k}"}
                           for v, lab in zip(videos.video_id, videos.label) for k in (-1, 0, 1)])  # fmt: skip
     features = pd.DataFrame({"clip_id": clips.clip_id, "hc_x": 1.0})
     table, cols = training_table(features, clips, folds)

@@ -17,12 +17,16 @@ from lib import schemas
 from lib.folds import check_folds
 
 STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
-          "signatures", "near_duplicates", "folds", "train", "train_deep", "evaluate")  # fmt: skip
+          "signatures", "near_duplicates", "folds", "train", "train_deep", "permutation",
+          "evaluate", "data_quality")  # fmt: skip
 
-# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards; the feature models and
-# one deep model (the others' jobs are the same rule; tests/test_train_deep.py trains each).
+# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards, 5 permutations; the
+# feature models and one deep model (the others' jobs are the same rule;
+# tests/test_train_deep.py trains each).
 SMALL = ("demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
-         "train:\n  models: [logreg, linear_svm, shuffled_control, naive_cnn]\n")  # fmt: skip
+         "train:\n  models: [logreg, linear_svm, hist_gbm, dummy, naive_cnn]\n"
+         "evaluate:\n  bootstrap: 100\n  permutation:\n    n_permutations: 5\n")  # fmt: skip
+MODELS = ("logreg", "linear_svm", "hist_gbm", "dummy")
 
 TABLES = {  # contract tables compared between runs (url holds the absolute checkout path)
     "results/manifest.csv": ("manifest", ["url"]),
@@ -71,10 +75,11 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
-    shards, models, folds = 2, 6, 5  # 3 feature + 3 deep models (config.yaml)
+    shards, models, folds, permuted = 2, 7, 5, 3  # 4 feature + 3 deep models (config.yaml)
     gathers = 8  # seven gathers + the merge of both feature tables
-    singletons = 7  # demo_corpus, manifest, near_duplicates, folds, evaluate, completeness, all
-    assert total == 7 * shards + models * folds + gathers + singletons
+    # demo_corpus, manifest, near_duplicates, folds, evaluate, data_quality, completeness, all
+    singletons = 8
+    assert total == 7 * shards + models * folds + permuted + gathers + singletons
 
 
 def test_job_count_does_not_grow_with_videos(workflow_dir):
@@ -100,7 +105,7 @@ def test_manifest_alone_looks_at_a_corpus(workflow_dir):
 def test_demo_writes_every_contract_file(demo_run):
     for rel, (kind, _) in TABLES.items():
         assert len(schemas.read_table(demo_run / rel, kind)) > 0, rel
-    for model in ("logreg", "linear_svm", "shuffled_control"):
+    for model in MODELS:
         for k in range(3):
             d = demo_run / f"results/models/{model}/fold-{k}"
             assert (d / "model.joblib").exists() and (d / "train_info.json").exists()
@@ -113,7 +118,8 @@ def test_demo_writes_every_contract_file(demo_run):
         assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/best.pt").exists()
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     assert "naive_cnn" in set(summary["model"])
-    for report in ("evaluation.md", "roc.png", "completeness.md", "ingest.md"):
+    for report in ("evaluation.md", "curves.png", "confusion.png", "permutation_null.png",
+                   "training_curves.png", "data_quality.png", "completeness.md", "ingest.md"):
         assert (demo_run / "results/reports" / report).stat().st_size > 0
     for stage in ("download", "validate", "augment", "features", "scale", "scaled_features"):
         assert len(list((demo_run / "results/benchmarks" / stage).glob("*.tsv"))) == 2
@@ -158,6 +164,35 @@ def test_no_group_straddles_folds_and_clips_follow_originals(demo_run):
             per_video = clips[clips["video_id"].isin(preds["video_id"])].groupby("video_id").size()
             assert (preds.groupby("video_id").size() == per_video).all(), \
                 "every clip (original and augmentations) of a held-out video is held out"
+
+
+@pytest.mark.slow
+def test_demo_summary_scores_originals_with_intervals_and_p_values(demo_run):
+    summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
+    videos = schemas.read_table(demo_run / "results/folds.csv", "folds")
+    assert set(summary["model"]) == set(MODELS)
+    auc = summary[summary["metric"] == "roc_auc"].set_index("model")
+    assert (auc["n_videos"] == len(videos)).all()  # one row per held-out original video
+    assert (auc["ci_low"] <= auc["pooled"]).all() and (auc["pooled"] <= auc["ci_high"]).all()
+    assert auc.loc[["logreg", "linear_svm", "hist_gbm"], "n_permutations"].eq(5).all()
+    assert auc.loc[["logreg", "linear_svm", "hist_gbm"], "p_value"].between(1 / 6, 1).all()
+    assert auc.loc["dummy", "mean"] == 0.5
+    robust = schemas.read_table(demo_run / "results/robustness.csv", "robustness")
+    assert "none (original)" in set(robust["augmentation"]) and len(set(robust["augmentation"])) > 1
+
+
+@pytest.mark.slow
+def test_report_builds_and_predict_classifies_a_folder(demo_run):
+    snakemake(demo_run, "--configfile", "small.yaml", "--report", "results/report.html")
+    html = (demo_run / "results/report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "Permutation test" in html
+    run_demo(demo_run, "results/predictions/demo.csv")
+    preds = schemas.read_table(demo_run / "results/predictions/demo.csv", "predict")
+    files = [p for p in (demo_run / "data/demo").iterdir() if p.suffix != ".csv"]
+    assert len(preds) == len(files) and preds["video_id"].is_unique
+    ok = preds[preds["status"] == "ok"]
+    assert len(ok) >= len(files) - 6 and (ok["n_windows"] >= 1).all()
+    assert (preds.loc[preds["status"] == "failed", "reason"] != "").all()
 
 
 def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: float = 300):

@@ -49,6 +49,8 @@ except ConfigError as error:
 DEEP_MODELS = [m for m in MODELS if is_deep(m)]
 FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
+# Models with a permutation test: one job each (all permutations inside it).
+PERMUTED = [m for m in config["evaluate"]["permutation"]["models"] if m in MODELS]
 
 
 def model_pattern(names):
@@ -96,6 +98,24 @@ def prediction_files():
     )
 
 
+def permutation_files():
+    return expand("results/models/{model}/permutation.csv", model=PERMUTED)
+
+
+def predict_model_dir(wildcards):
+    model = config["predict"]["model"]
+    if model not in MODELS:
+        raise ValueError(
+            f"predict.model {model!r} is not in train.models {MODELS}: add it there or "
+            "choose one of them"
+        )
+    if not config["predict"]["input"]:
+        raise ValueError(
+            "predict.input is empty: set it to a folder of videos or a CSV"
+        )
+    return f"results/models/{model}/final/model.joblib"
+
+
 def get_final_output():
     return [
         "results/manifest.csv",
@@ -111,6 +131,8 @@ def get_final_output():
         "results/metrics.csv",
         "results/summary.csv",
         "results/reports/evaluation.md",
+        "results/robustness.csv",
+        "results/reports/data_quality.csv",
         "results/reports/completeness.md",
     ]
 

@@ -1,18 +1,88 @@
-# Stage 9: metrics per (model, fold) at clip and video level, mean +- std over folds, and a
-# report with ROC curves and the resolved config next to the results.
+# Stage 9: headline metrics on held-out original videos (one row per video) per (model,
+# fold), fold mean ± std, a 95% group-bootstrap interval and the permutation p-value; the
+# augmented held-out clips in a separate robustness table; the report's figures.
+
+
+rule permutation:
+    input:
+        features="results/features.parquet",
+        clips="results/clips.csv",
+        folds="results/folds.csv",
+    output:
+        "results/models/{model}/permutation.csv",
+    log:
+        "logs/permutation/{model}.log",
+    benchmark:
+        "results/benchmarks/permutation/{model}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime(120),
+    params:
+        n=config["evaluate"]["permutation"]["n_permutations"],
+        model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
+        positive=config["train"]["positive_label"],
+        seed=config["seed"],
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib permutation --features {input.features} --clips {input.clips}'
+        " --folds {input.folds} --out {output} --model {wildcards.model}"
+        " --n-permutations {params.n} --params {params.model_params:q}"
+        " --positive-label {params.positive:q} --seed {params.seed} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        prediction_files(),
+        predictions=prediction_files(),
+        permutations=permutation_files(),
+        clips="results/clips.csv",
+        folds="results/folds.csv",
+        videos="results/videos.csv",
     output:
         metrics="results/metrics.csv",
-        summary="results/summary.csv",
+        summary=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="1. Headline (originals)",
+            labels={"table": "summary: intervals and p-values"},
+        ),
+        robustness=report(
+            "results/robustness.csv",
+            caption="../report/robustness.rst",
+            category="3. Robustness (augmented clips)",
+            labels={"table": "per augmentation type"},
+        ),
+        platform=report(
+            "results/platform_metrics.csv",
+            caption="../report/platform.rst",
+            category="1. Headline (originals)",
+            labels={"table": "per platform"},
+        ),
+        confusion="results/confusion.csv",
         report="results/reports/evaluation.md",
-        roc=report(
-            "results/reports/roc.png",
-            caption="../report/roc.rst",
-            category="Evaluation",
+        curves=report(
+            "results/reports/curves.png",
+            caption="../report/curves.rst",
+            category="1. Headline (originals)",
+            labels={"figure": "ROC and PR curves"},
+        ),
+        confusion_plot=report(
+            "results/reports/confusion.png",
+            caption="../report/confusion.rst",
+            category="1. Headline (originals)",
+            labels={"figure": "confusion matrices"},
+        ),
+        null=report(
+            "results/reports/permutation_null.png",
+            caption="../report/null.rst",
+            category="2. Permutation test",
+            labels={"figure": "null distributions"},
+        ),
+        training=report(
+            "results/reports/training_curves.png",
+            caption="../report/training.rst",
+            category="4. Training curves",
+            labels={"figure": "deep models"},
         ),
     log:
         "logs/evaluate/evaluate.log",
@@ -20,8 +90,48 @@ rule evaluate:
         ENV
     params:
         positive=config["train"]["positive_label"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
         config=as_json(config),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib evaluate --metrics {output.metrics} --summary {output.summary}'
-        " --report-dir results/reports --positive-label {params.positive:q}"
-        " --config {params.config:q} {input} > {log} 2>&1"
+        " --report-dir results/reports --clips {input.clips} --folds {input.folds}"
+        " --videos {input.videos} --permutations {input.permutations}"
+        " --robustness {output.robustness} --platform {output.platform}"
+        " --confusion {output.confusion} --bootstrap {params.bootstrap} --seed {params.seed}"
+        " --positive-label {params.positive:q} --config {params.config:q}"
+        " {input.predictions} > {log} 2>&1"
+
+
+rule data_quality:
+    input:
+        manifest="results/manifest.csv",
+        downloads="results/download.csv",
+        videos="results/videos.csv",
+    output:
+        table=report(
+            "results/reports/data_quality.csv",
+            caption="../report/data_quality.rst",
+            category="5. Data quality",
+            labels={"table": "per label and platform"},
+        ),
+        failures=report(
+            "results/reports/failures.csv",
+            caption="../report/data_quality.rst",
+            category="5. Data quality",
+            labels={"table": "failures by stage and reason"},
+        ),
+        plot=report(
+            "results/reports/data_quality.png",
+            caption="../report/data_quality.rst",
+            category="5. Data quality",
+            labels={"figure": "resolution, fps, duration, failures"},
+        ),
+    log:
+        "logs/evaluate/data_quality.log",
+    conda:
+        ENV
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib data-quality --manifest {input.manifest}'
+        " --downloads {input.downloads} --videos {input.videos} --table {output.table}"
+        " --failures {output.failures} --plot {output.plot} > {log} 2>&1"

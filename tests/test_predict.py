@@ -1,0 +1,78 @@
+"""predict: one row per input video (failures with a reason), windows over long videos."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import hostile_media as hm  # noqa: E402
+
+from lib import schemas  # noqa: E402
+from lib.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
+from lib.predict import list_inputs, predict_videos, window_bounds  # noqa: E402
+from lib.train.feature_models import make_model  # noqa: E402
+
+
+def test_window_bounds_cover_the_video():
+    assert window_bounds(40, 100, 50) == [(0, 40)]  # shorter than a window: the whole video
+    assert window_bounds(0, 10, 5) == []
+    assert window_bounds(100, 40, 40) == [(0, 40), (40, 80), (60, 100)]  # tail covered
+    assert window_bounds(100, 40, 30) == [(0, 40), (30, 70), (60, 100)]
+
+
+@pytest.fixture
+def final_model(tmp_path):
+    """A logreg 'final model' on the pipeline's feature columns (random training data)."""
+    cols = [*HANDCRAFTED_FEATURES, *SCALED_FEATURES]
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, len(cols))), np.repeat(["fake", "real"], 20)
+    out = tmp_path / "models/logreg/final"
+    out.mkdir(parents=True)
+    joblib.dump(make_model("logreg").fit(X, y), out / "model.joblib")
+    (out / "train_info.json").write_text(json.dumps(
+        {"model": "logreg", "family": "feature", "features": cols, "positive_label": "fake"}))
+    return out
+
+
+def test_predict_a_folder_one_row_per_video_with_windows(tmp_path, final_model):
+    videos = tmp_path / "new"
+    videos.mkdir()
+    hm.write_video(videos / "short.mp4", frames=12)
+    hm.write_video(videos / "long.mp4", frames=60, noise=True)
+    (videos / "sub").mkdir()
+    hm.write_video(videos / "sub" / "clip.avi", frames=8, codec="mpeg4")
+    (videos / "broken.mp4").write_bytes(b"not a video at all")
+    (videos / "notes.txt").write_text("ignored")
+    out = tmp_path / "pred.csv"
+    table = predict_videos(videos, final_model, out, windows_out=tmp_path / "win.csv",
+                           window_frames=20, stride_frames=20,
+                           sampling={"fraction": 0.5, "min_frames": 2, "max_frames": 5})  # fmt: skip
+    table = schemas.read_table(out, "predict").set_index("video_id")
+    assert sorted(table.index) == ["broken", "long", "short", "sub__clip"]
+    assert table.loc["broken", "status"] == "failed" and table.loc["broken", "reason"].startswith("invalid:")
+    ok = table[table["status"] == "ok"]
+    assert ok["n_windows"].to_dict() == {"long": 3, "short": 1, "sub__clip": 1}
+    assert ok["score"].between(0, 1).all() and set(ok["pred"]) <= {"fake", "real"}
+    windows = pd.read_csv(tmp_path / "win.csv")
+    long = windows[windows["video_id"] == "long"]
+    assert long["start_frame"].tolist() == [0, 20, 40]
+    assert ok.loc["long", "score"] == pytest.approx(long["score_fake"].mean())  # mean of windows
+
+
+def test_manifest_input_and_clear_errors(tmp_path, final_model):
+    hm.write_video(tmp_path / "a.mp4", frames=10)
+    (tmp_path / "m.csv").write_text("video_id,path\nvid_a,a.mp4\n")
+    assert list_inputs(tmp_path / "m.csv").to_dict("records") == [
+        {"video_id": "vid_a", "path": str(tmp_path / "a.mp4")}]
+    (tmp_path / "bad.csv").write_text("file\na.mp4\n")
+    with pytest.raises(ValueError, match="'path' column"):
+        list_inputs(tmp_path / "bad.csv")
+    with pytest.raises(FileNotFoundError, match="train_final"):
+        predict_videos(tmp_path / "m.csv", tmp_path / "nowhere", tmp_path / "p.csv")

@@ -1,0 +1,62 @@
+# Classify new videos: `snakemake results/predictions/{name}.csv` with predict.input (a
+# folder or a manifest CSV) and predict.model. train_final refits the model on every fold
+# with the settings the cross-validation used; not part of `all`.
+
+
+rule train_final:
+    input:
+        features="results/features.parquet",
+        clips="results/clips.csv",
+        folds="results/folds.csv",
+    output:
+        model="results/models/{model}/final/model.joblib",
+        info="results/models/{model}/final/train_info.json",
+    log:
+        "logs/train/{model}/final.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime(60),
+    params:
+        out_dir=subpath(output.model, parent=True),
+        model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
+        positive=config["train"]["positive_label"],
+        seed=config["seed"],
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib train-final --features {input.features} --clips {input.clips}'
+        " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
+        " --params {params.model_params:q} --positive-label {params.positive:q}"
+        " --seed {params.seed} > {log} 2>&1"
+
+
+rule predict:
+    input:
+        model=predict_model_dir,
+    output:
+        predictions="results/predictions/{name}.csv",
+        windows="results/predictions/{name}.windows.csv",
+    log:
+        "logs/predict/{name}.log",
+    benchmark:
+        "results/benchmarks/predict/{name}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime(120),
+    params:
+        source=config["predict"]["input"],
+        model_dir=lambda wc, input: os.path.dirname(input.model),
+        window=config["predict"]["window_frames"],
+        stride=config["predict"]["stride_frames"],
+        sampling=as_json(config["features"]),
+        size=config["scale"]["size"],
+        crf=config["scale"]["crf"],
+        limits=as_json(config["validate"]),
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib predict --input {params.source:q} --model-dir {params.model_dir}'
+        " --out {output.predictions} --windows-out {output.windows}"
+        " --window-frames {params.window} --stride-frames {params.stride}"
+        " --sampling {params.sampling:q} --scale-size {params.size} --crf {params.crf}"
+        " --limits {params.limits:q} > {log} 2>&1"
