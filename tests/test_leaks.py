@@ -155,6 +155,19 @@ def test_signature_stage_signs_every_valid_video(demo_signed):
     assert signatures.loc[~ok.values, "reason"].str.startswith("invalid:").all()
 
 
+def test_signatures_do_not_depend_on_shards(demo_signed, tmp_path):
+    _, videos, signatures = demo_signed
+    head = videos.head(8)
+    schemas.write_table(head, tmp_path / "videos.csv", "videos")
+    parts = []
+    for i in range(2):
+        signatures_shard(tmp_path / "videos.csv", tmp_path / f"s{i}.csv", Shard(i, 2),
+                         progress_dir=tmp_path / "progress")  # fmt: skip
+        parts.append(schemas.read_table(tmp_path / f"s{i}.csv", "signatures"))
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), signatures.head(8),
+                                  check_exact=True)  # fmt: skip
+
+
 def test_demo_reposts_match_their_originals(demo_signed):
     index, videos, signatures = demo_signed
     pairs, _ = audit(videos, signatures, n_folds=5, random_state=0)
