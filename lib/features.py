@@ -247,8 +247,9 @@ def _dct_matrix(n: int = BLOCK) -> np.ndarray:
     return matrix
 
 
-_DCT_T = np.ascontiguousarray(_dct_matrix().T, dtype=np.float32)  # right-multiplies rows
-_ONES_BLOCK = np.ones(BLOCK * BLOCK, dtype=np.float32)
+_DCT = np.ascontiguousarray(_dct_matrix(), dtype=np.float32)
+_DCT_T = np.ascontiguousarray(_DCT.T)
+_ONES_ROW = np.ones(BLOCK, dtype=np.float32)
 _DCT_NAMES = ("hc_dct_dc_mean", "hc_dct_dc_std", "hc_dct_ac_mean", "hc_dct_ac_std",
               "hc_dct_ac_energy")  # fmt: skip
 
@@ -344,25 +345,25 @@ def _add_strip(sums: _FrameSums, p: np.ndarray, shift: float, r0: int, height: i
         sums.step_inside += total - b_sum
         sums.n_boundary += boundary.size
         sums.n_inside += steps.size - boundary.size
-    # 8×8 block DCT as C · B · Cᵀ (two small matrix products), each block minus its first
-    # pixel (AC is unchanged; a flat block gives exactly zero AC)
+    # 8×8 block DCT as C · B · Cᵀ: C from the left on each band of 8 rows, then Cᵀ from the
+    # right on each run of 8 pixels, both on contiguous memory (no transposed copies). Each
+    # block minus its first pixel first: AC is unchanged, and a flat block gives exactly 0.
     tile_rows = (min(r0 + rows, height // BLOCK * BLOCK) - r0) // BLOCK
     tile_cols = width // BLOCK
     if tile_rows > 0 and tile_cols > 0:
-        tiles = (
-            c[: tile_rows * BLOCK, : tile_cols * BLOCK]
-            .reshape(tile_rows, BLOCK, tile_cols, BLOCK)
-            .transpose(0, 2, 1, 3)
+        tiles = c[: tile_rows * BLOCK, : tile_cols * BLOCK].reshape(
+            tile_rows, BLOCK, tile_cols, BLOCK
         )
-        first = tiles[:, :, :1, :1]
-        centred = tiles - first  # (tile_rows, tile_cols, 8, 8), C-contiguous
-        half = (centred.reshape(-1, BLOCK) @ _DCT_T).reshape(-1, BLOCK, BLOCK)
-        coeffs = (half.transpose(0, 2, 1).reshape(-1, BLOCK) @ _DCT_T).reshape(-1, BLOCK * BLOCK)
-        dc_centred = coeffs[:, 0].copy()
+        first = tiles[:, :1, :, :1]
+        centred = (tiles - first).reshape(tile_rows, BLOCK, tile_cols * BLOCK)
+        columns = np.matmul(_DCT, centred)  # (tile_rows, ky, tile_cols * 8)
+        coeffs = columns.reshape(-1, BLOCK) @ _DCT_T  # rows (tile_row, ky, tile_col), kx
         every = coeffs.ravel()
+        dc_centred = coeffs.reshape(tile_rows, BLOCK, tile_cols, BLOCK)[:, 0, :, 0].ravel()
         sums.ac_sq += float(np.dot(every, every)) - float(np.dot(dc_centred, dc_centred))
         sums.dc.append(dc_centred + np.float32(BLOCK) * (first.reshape(-1) + np.float32(shift)))
-        abs_sum = np.abs(coeffs, out=coeffs) @ _ONES_BLOCK
+        abs_rows = np.abs(coeffs, out=coeffs) @ _ONES_ROW  # sum over kx
+        abs_sum = abs_rows.reshape(tile_rows, BLOCK, tile_cols).sum(axis=1).ravel()
         sums.ac_abs_mean.append((abs_sum - np.abs(dc_centred)) * np.float32(1.0 / 63.0))
 
 
