@@ -146,6 +146,20 @@ def encoder_settings(src: Path, work: Path, n_frames: int, runs: int) -> pd.Data
         mbit_per_s=("mbit_per_s", "median"), load=("load", "median"))  # fmt: skip
 
 
+def describe_encoders(encoders: pd.DataFrame) -> list[str]:
+    """One line per setting: its time, memory and size relative to the stage's setting."""
+    base = encoders.iloc[0]
+    lines = [f"Relative to the stage's setting ({base['preset']}, {base['threads']} threads):", ""]
+    for _, row in encoders.iloc[1:].iterrows():
+        lines.append(
+            f"- {row['preset']}, {row['threads']} thread(s), {row['options']}: time per frame "
+            f"{row['ms_per_frame'] / base['ms_per_frame'] - 1:+.0%}, encoder memory "
+            f"{row['encoder_mb'] - base['encoder_mb']:+.0f} MB, file size "
+            f"{row['mbit_per_s'] / base['mbit_per_s'] - 1:+.0%}."
+        )
+    return lines
+
+
 def main(args: argparse.Namespace) -> None:
     video = ensure_input(INPUTS["h264_1080p_10s_gop_default"])
     trees = {"before": baseline_tree(args.baseline), "after": REPO}
@@ -154,7 +168,7 @@ def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="vidstage-aug-") as tmp:
         work = Path(tmp)
         videos = one_video_table(work, video)
-        for version in args.versions:
+        for version in [] if args.only_encoders else args.versions:
             for n in args.counts:
                 for run in range(args.runs):
                     result = measure(augment_cmd(videos, work, n, args.max_frames),
@@ -166,7 +180,9 @@ def main(args: argparse.Namespace) -> None:
                     print(rows[-1], flush=True)
         encoders = None
         if args.encoders:
-            encoders = encoder_settings(video, work, args.encoder_frames, args.runs)
+            encoders = encoder_settings(
+                video, work, args.encoder_frames, args.encoder_runs or args.runs
+            )
             encoders.to_csv(CACHE / "bench_augment_encoders.csv", index=False)
     if encoders is None and (CACHE / "bench_augment_encoders.csv").exists():
         encoders = pd.read_csv(CACHE / "bench_augment_encoders.csv")  # the last measurement
@@ -180,7 +196,10 @@ def main(args: argparse.Namespace) -> None:
             raw = pd.concat([old[keep], raw], ignore_index=True)
         raw.to_csv(saved, index=False)
     # every max_frames measured so far (e.g. medians of 3 at 60 frames + one run at 250)
-    raw = pd.concat([pd.read_csv(p) for p in sorted(CACHE.glob("bench_augment_runs_*.csv"))])
+    saved_runs = sorted(CACHE.glob("bench_augment_runs_*.csv"))
+    if not saved_runs:
+        raise SystemExit("no augment runs measured yet: run without --only-encoders first")
+    raw = pd.concat([pd.read_csv(p) for p in saved_runs])
     med = raw.groupby(["max_frames", "version", "n_augmentations"], as_index=False).agg(
         peak_rss_mb=("peak_rss_mb", "median"), wall_s=("wall_s", "median"),
         ms_per_written_frame=("ms_per_written_frame", "median"),
@@ -222,6 +241,7 @@ def main(args: argparse.Namespace) -> None:
             "",
             encoders.round(1).to_markdown(index=False),
             "",
+            *describe_encoders(encoders),
         ]
     write_section("augment", "\n".join(lines))
     print("\n".join(lines))
@@ -238,6 +258,10 @@ if __name__ == "__main__":
     parser.add_argument("--no-encoders", dest="encoders", action="store_false",
                         help="skip the x264 settings table")  # fmt: skip
     parser.add_argument("--encoder-frames", type=int, default=60)
+    parser.add_argument("--encoder-runs", type=int, default=None, help="default: --runs")
+    parser.add_argument("--only-encoders", action="store_true",
+                        help="measure only the x264 settings; the augment table is re-rendered "
+                             "from benchmarks/.cache/bench_augment_runs_*.csv")  # fmt: skip
     start = time.perf_counter()
     main(parser.parse_args())
     print(f"{time.perf_counter() - start:.0f} s")
