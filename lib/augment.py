@@ -366,6 +366,8 @@ def encode_clips(
                         if augmentation is not None:
                             frame = augmentation.apply(frame, t)
                         writer.write(frame)
+                if augmentation is not None:
+                    augmentation._cache.clear()  # per-clip scratch (elastic field: 16 MB at 1080p)
                 written.append(Path(path))
                 counts.append(writer.frames_written)
                 log.debug("%s: %d frames", path, writer.frames_written)
