@@ -1,10 +1,13 @@
 """Every benchmark in one run: reader vs peers, memory of the streaming stages, the demo,
-the leak audit (robustness of the signatures, scale of the matcher).
+the leak audit (robustness of the signatures, scale of the matcher); deep-model training;
+feature math, augment at 1080p, and the per-stage cost model with the FVC projection.
 
     .venv/bin/python benchmarks/run_all.py      # or: make bench
 
 Each script generates its own inputs and rewrites its own section of docs/BENCHMARKS.md;
-every figure is the median of 3 runs or more. About 18 minutes on 2 cores.
+every figure is the median of 3 runs or more. About 18 minutes on 2 cores for the first
+three; bench_augment (full 250-frame clips, before and after) and bench_cost add about
+40 more on a quiet machine (estimate).
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_reader.py", "bench_memory.py", "bench_train.py", "bench_leaks.py", "bench_demo.py")
+SCRIPTS = (
+    "bench_reader.py",
+    "bench_memory.py",
+    "bench_features.py",  # feature math per 1080p frame, before/after (issue 9)
+    "bench_augment.py",  # augment memory/time at 1080p x 2, 5, 10 augmentations (issue 9)
+    "bench_cost.py",  # per-core cost of every stage at 480p/720p/1080p, FVC bill (issue 9)
+    "bench_train.py",  # deep models: loader vs step, RSS over epochs (issue 10)
+    "bench_leaks.py",  # leak audit: robustness, matcher scale (issue 12)
+    "bench_demo.py",
+)
 
 
 def main() -> int:

@@ -16,15 +16,20 @@ Frames are RGB ``uint8`` ``(H, W, 3)``; every ``apply`` returns a new array of t
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 from scipy import ndimage
 
 from lib.utils import stable_seed
+
+log = logging.getLogger(__name__)
 
 AUGMENTATION_TYPES = (
     "rotation",
@@ -319,3 +324,55 @@ def make_augmentation(video_id: str, aug_idx: int, seed: int) -> Augmentation:
     rng = np.random.default_rng(clip_seed)
     name = AUGMENTATION_TYPES[aug_idx % len(AUGMENTATION_TYPES)]
     return Augmentation(name=name, params=_draw_params(name, rng), seed=clip_seed)
+
+
+def encode_clips(
+    source: str | os.PathLike,
+    clips: Sequence[tuple[Augmentation | None, str | os.PathLike]],
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    fps: float | None = None,
+    crf: int = 18,
+    preset: str = "veryfast",
+) -> list[int]:
+    """Write each clip of ``source``'s frames ``[start, stop)``, one clip after another.
+
+    ``clips`` pairs an :class:`Augmentation` (``None``: the frames as they are, e.g. a cut
+    segment) with its output path. Each clip is encoded from its own decode of the segment
+    (one reader, rewound per clip), so only one x264 encoder is open at a time: peak memory
+    is one decoder + one encoder + a few frames, whatever the number of clips and however
+    large the frames. Feeding every clip's encoder from one decode held ``len(clips)``
+    encoders open (2.1 GB at 1080p with 11 clips; docs/BENCHMARKS.md, section ``augment``);
+    decoding again costs a few ms per frame against tens of ms to augment and encode it.
+
+    Every clip gets the same frames in the same order as with one shared decode, and each
+    encoder is deterministic (:class:`lib.video.VideoWriter`), so the bytes do not depend
+    on the order or the number of clips. All or nothing: each clip is written atomically,
+    and when any clip fails the clips this call already published are deleted before the
+    exception propagates, so a failed video leaves no clip behind. ``fps`` defaults to the
+    source's. Returns the frames written per clip.
+    """
+    from lib.video import FrameReader, VideoWriter
+
+    written: list[Path] = []
+    counts: list[int] = []
+    try:
+        with FrameReader(source) as reader:
+            rate = fps if fps and fps > 0 else reader.fps
+            for augmentation, path in clips:
+                with VideoWriter(path, fps=rate, crf=crf, preset=preset) as writer:
+                    for t, frame in enumerate(reader.iter_frames(start=start, stop=stop)):
+                        if augmentation is not None:
+                            frame = augmentation.apply(frame, t)
+                        writer.write(frame)
+                if augmentation is not None:
+                    augmentation._cache.clear()  # per-clip scratch (elastic field: 16 MB at 1080p)
+                written.append(Path(path))
+                counts.append(writer.frames_written)
+                log.debug("%s: %d frames", path, writer.frames_written)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return counts

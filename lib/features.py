@@ -15,8 +15,10 @@ Design constraints (why the code looks the way it does):
 * Streaming: the frames arrive as an iterable (often a generator over a 1080p decode).
   Each frame is reduced to a handful of scalars at once and dropped; clip values are the
   mean of the per-frame values. Nothing ever stacks the frames.
-* Vectorised numpy/scipy in float32 on luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (0–255);
-  reductions accumulate in float64. Same frames → bitwise identical values.
+* Vectorised numpy in float32 on luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (0–255), one
+  pass over each frame in strips of :data:`STRIP_ROWS` rows that stay in the CPU caches
+  (:func:`handcrafted_frame_stats`; 4–5× faster than full-frame scipy filters); per-strip
+  sums accumulate in float64. Same frames → bitwise identical values.
 * Bad clips never raise: no (valid) frames → every feature NaN; a frame with an unusable
   shape is skipped with a warning; a statistic a frame is too small for (e.g. 8×8 DCT
   blocks in a 5-px-high frame) is NaN for that frame and left out of the mean.
@@ -25,11 +27,14 @@ Design constraints (why the code looks the way it does):
 
 Conventions stated once:
 
-* Filters use ``scipy.ndimage`` with ``mode="reflect"`` (the default), so a flat frame has
-  exactly zero residual, gradient and Laplacian, borders included.
+* Filters are those of ``scipy.ndimage`` with ``mode="reflect"`` (the default: the edge
+  pixel repeats), so a flat frame has exactly zero residual, gradient and Laplacian,
+  borders included. The handcrafted features compute them with shifted slices of a padded
+  strip (same kernels); the scaled features call ``scipy.ndimage`` directly.
 * Sobel is ``scipy.ndimage.sobel`` (unnormalised: [1,2,1] smoothing × [-1,0,1]
   difference), so a vertical step edge of height *h* luma levels has magnitude ``4 h``.
-* The block DCT is the orthonormal 2-D DCT-II (``scipy.fft.dctn(..., norm="ortho")``) on
+* The block DCT is the orthonormal 2-D DCT-II (``scipy.fft.dctn(..., norm="ortho")``,
+  computed as ``C · B · Cᵀ`` with the 8×8 DCT matrix ``C``) on
   8×8 luma blocks of the top-left ``floor(H/8)·8 × floor(W/8)·8`` region, **without** a
   JPEG-style level shift: the DC coefficient is ``8 × block mean``, so a flat grey frame of
   value ``v`` has ``hc_dct_dc_mean = 8 v`` (1024 for v = 128) and, by Parseval, the AC
@@ -44,7 +49,6 @@ import math
 from typing import Iterable, Iterator
 
 import numpy as np
-import scipy.fft
 import scipy.ndimage as ndi
 
 log = logging.getLogger(__name__)
@@ -225,61 +229,196 @@ def _mean_std(values: np.ndarray) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- per-frame statistics
 
+STRIP_ROWS = 32
+"""Rows of luma processed at once by :func:`handcrafted_frame_stats` (a multiple of ``BLOCK``).
 
-def noise_residual(y: np.ndarray) -> np.ndarray:
-    """3×3 high-pass residual: luma minus its 3×3 box mean (kernel ``δ − 1/9``), float32.
+A 32 × 1920 float32 strip is 240 KiB: the dozen temporaries of one strip stay in the CPU
+caches, where full-frame temporaries (8 MiB each at 1080p) went to main memory on every
+pass. 16 and 64 rows measured slower (Python overhead per strip; cache misses and BLAS
+threading of the larger DCT products)."""
 
-    Removes scene content and keeps sensor noise, dithering and resampling traces; exactly
-    zero on a flat frame.
+
+def _dct_matrix(n: int = BLOCK) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``C`` (float64): ``C @ x == scipy.fft.dct(x, norm="ortho")``."""
+    k = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    matrix = np.cos(np.pi * (2 * j + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+_DCT = np.ascontiguousarray(_dct_matrix(), dtype=np.float32)
+_DCT_T = np.ascontiguousarray(_DCT.T)
+_ONES_ROW = np.ones(BLOCK, dtype=np.float32)
+_DCT_NAMES = ("hc_dct_dc_mean", "hc_dct_dc_std", "hc_dct_ac_mean", "hc_dct_ac_std",
+              "hc_dct_ac_energy")  # fmt: skip
+
+
+class _FrameSums:
+    """float64 running sums of the per-pixel quantities of one frame, strip by strip."""
+
+    def __init__(self) -> None:
+        self.residual = self.residual_sq = self.residual_abs = 0.0
+        self.gradient = self.gradient_sq = 0.0
+        self.laplacian = self.laplacian_sq = 0.0
+        self.step_boundary = self.step_inside = 0.0
+        self.n_boundary = self.n_inside = 0
+        self.ac_sq = 0.0
+        self.dc: list[np.ndarray] = []  # per block, one array per strip
+        self.ac_abs_mean: list[np.ndarray] = []
+
+
+def _padded_luma_strip(
+    frame: np.ndarray, r0: int, r1: int, out: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Luma rows ``r0-1 .. r1`` with a one-pixel ``reflect`` border, minus a constant.
+
+    The border repeats the edge pixel (scipy.ndimage's ``mode="reflect"``). Every statistic
+    but the DC coefficient ignores a constant offset, so the strip is shifted by its first
+    pixel: a flat frame becomes exactly zero and gives exactly zero detail (float32 sums of
+    ~128-valued pixels would not cancel exactly). Returns the strip and the shift.
     """
-    return y - ndi.uniform_filter(y, size=3, mode="reflect")
+    height = frame.shape[0]
+    lo, hi = max(r0 - 1, 0), min(r1 + 1, height)
+    ys = luma(frame[lo:hi])
+    shift = float(ys[r0 - lo, 0])
+    strip = out[: r1 - r0 + 2]
+    top = 1 if r0 == 0 else 0
+    np.subtract(ys, np.float32(shift), out=strip[top : top + hi - lo, 1:-1])
+    if r0 == 0:
+        strip[0, 1:-1] = strip[1, 1:-1]
+    if r1 == height:
+        strip[-1, 1:-1] = strip[-2, 1:-1]
+    strip[:, 0] = strip[:, 1]
+    strip[:, -1] = strip[:, -2]
+    return strip, shift
 
 
-def _noise_stats(y: np.ndarray) -> dict[str, float]:
-    residual = noise_residual(y)
-    energy = float(np.mean(np.square(residual), dtype=np.float64))
-    abs_mean = float(np.mean(np.abs(residual), dtype=np.float64))
-    std = float(np.std(residual, dtype=np.float64))
-    return {"hc_noise_energy": energy, "hc_noise_mean": abs_mean, "hc_noise_std": std}
-
-
-def block_dct(y: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """Orthonormal 2-D DCT-II of every full ``block``×``block`` tile: shape (n_blocks, block²).
-
-    Tiles cover the top-left ``floor(H/block)·block × floor(W/block)·block`` region (the codec
-    grid); column 0 is DC (= ``block`` × tile mean). Empty (0, block²) when the frame has no
-    full tile.
-    """
-    rows, cols = y.shape[0] // block, y.shape[1] // block
-    if rows == 0 or cols == 0:
-        return np.empty((0, block * block), dtype=np.float32)
-    tiles = y[: rows * block, : cols * block].reshape(rows, block, cols, block).swapaxes(1, 2)
-    coeffs = scipy.fft.dctn(tiles, type=2, axes=(2, 3), norm="ortho")
-    return coeffs.reshape(rows * cols, block * block)
-
-
-def _dct_stats(y: np.ndarray) -> dict[str, float]:
-    coeffs = block_dct(y)
-    if coeffs.shape[0] == 0:
-        names = (
-            "hc_dct_dc_mean",
-            "hc_dct_dc_std",
-            "hc_dct_ac_mean",
-            "hc_dct_ac_std",
-            "hc_dct_ac_energy",
+def _add_strip(sums: _FrameSums, p: np.ndarray, shift: float, r0: int, height: int) -> None:
+    """Accumulate one padded strip ``p`` (rows r0-1 .. r0+S of the frame) into ``sums``."""
+    rows, width = p.shape[0] - 2, p.shape[1] - 2
+    c = p[1:-1, 1:-1]
+    # 3×3 box and the noise residual y − box/9 (scipy.ndimage.uniform_filter(size=3))
+    pair_x = p[:, :-2] + p[:, 2:]  # left + right neighbour
+    box_x = pair_x + p[:, 1:-1]
+    box = box_x[:-2] + box_x[1:-1]
+    box += box_x[2:]
+    box *= np.float32(1.0 / 9.0)
+    residual = np.subtract(c, box, out=box).ravel()
+    sums.residual += float(residual.sum())
+    sums.residual_sq += float(np.dot(residual, residual))
+    sums.residual_abs += float(np.abs(residual, out=residual).sum())
+    # Sobel (scipy.ndimage.sobel): [-1, 0, 1] along one axis × [1, 2, 1] along the other
+    diff_x = p[:, 2:] - p[:, :-2]
+    gx = diff_x[1:-1] * np.float32(2.0)
+    gx += diff_x[:-2]
+    gx += diff_x[2:]
+    smooth_x = np.add(box_x, p[:, 1:-1], out=box_x)  # [1, 2, 1] horizontally
+    gy = smooth_x[2:] - smooth_x[:-2]
+    gx *= gx
+    gy *= gy
+    gx += gy
+    sums.gradient_sq += float(gx.sum())
+    sums.gradient += float(np.sqrt(gx, out=gx).sum())
+    # 4-neighbour Laplacian (scipy.ndimage.laplace)
+    laplacian = p[:-2, 1:-1] + p[2:, 1:-1]
+    laplacian += pair_x[1:-1]
+    laplacian -= np.float32(4.0) * c
+    flat = laplacian.ravel()
+    sums.laplacian += float(flat.sum())
+    sums.laplacian_sq += float(np.dot(flat, flat))
+    # Block-boundary steps (block_boundary_contrast with the grid at (0, 0); r0 % 8 == 0)
+    if width > 1:
+        steps = np.abs(c[:, 1:] - c[:, :-1])
+        boundary = steps[:, BLOCK - 1 :: BLOCK]
+        b_sum, total = float(boundary.sum()), float(steps.sum())
+        sums.step_boundary += b_sum
+        sums.step_inside += total - b_sum
+        sums.n_boundary += boundary.size
+        sums.n_inside += steps.size - boundary.size
+    n_vertical = rows - 1 if r0 + rows == height else rows  # the frame's last row has no step
+    if n_vertical > 0:
+        steps = np.abs(p[2 : n_vertical + 2, 1:-1] - p[1 : n_vertical + 1, 1:-1])
+        boundary = steps[BLOCK - 1 :: BLOCK]
+        b_sum, total = float(boundary.sum()), float(steps.sum())
+        sums.step_boundary += b_sum
+        sums.step_inside += total - b_sum
+        sums.n_boundary += boundary.size
+        sums.n_inside += steps.size - boundary.size
+    # 8×8 block DCT as C · B · Cᵀ: C from the left on each band of 8 rows, then Cᵀ from the
+    # right on each run of 8 pixels, both on contiguous memory (no transposed copies). Each
+    # block minus its first pixel first: AC is unchanged, and a flat block gives exactly 0.
+    tile_rows = (min(r0 + rows, height // BLOCK * BLOCK) - r0) // BLOCK
+    tile_cols = width // BLOCK
+    if tile_rows > 0 and tile_cols > 0:
+        tiles = c[: tile_rows * BLOCK, : tile_cols * BLOCK].reshape(
+            tile_rows, BLOCK, tile_cols, BLOCK
         )
-        return dict.fromkeys(names, math.nan)
-    dc = coeffs[:, 0]
-    ac = coeffs[:, 1:]
-    ac_per_block = np.mean(np.abs(ac), axis=1, dtype=np.float64)
-    dc_mean, dc_std = _mean_std(dc)
-    return {
-        "hc_dct_dc_mean": dc_mean,
-        "hc_dct_dc_std": dc_std,
-        "hc_dct_ac_mean": float(np.mean(ac_per_block)),
-        "hc_dct_ac_std": float(np.std(ac_per_block)),
-        "hc_dct_ac_energy": float(np.mean(np.square(ac), dtype=np.float64)),
+        first = tiles[:, :1, :, :1]
+        centred = (tiles - first).reshape(tile_rows, BLOCK, tile_cols * BLOCK)
+        columns = np.matmul(_DCT, centred)  # (tile_rows, ky, tile_cols * 8)
+        coeffs = columns.reshape(-1, BLOCK) @ _DCT_T  # rows (tile_row, ky, tile_col), kx
+        every = coeffs.ravel()
+        dc_centred = coeffs.reshape(tile_rows, BLOCK, tile_cols, BLOCK)[:, 0, :, 0].ravel()
+        sums.ac_sq += float(np.dot(every, every)) - float(np.dot(dc_centred, dc_centred))
+        sums.dc.append(dc_centred + np.float32(BLOCK) * (first.reshape(-1) + np.float32(shift)))
+        abs_rows = np.abs(coeffs, out=coeffs) @ _ONES_ROW  # sum over kx
+        abs_sum = abs_rows.reshape(tile_rows, BLOCK, tile_cols).sum(axis=1).ravel()
+        sums.ac_abs_mean.append((abs_sum - np.abs(dc_centred)) * np.float32(1.0 / 63.0))
+
+
+def _variance(total: float, total_sq: float, n: int) -> float:
+    mean = total / n
+    return max(total_sq / n - mean * mean, 0.0)
+
+
+def handcrafted_frame_stats(frame: np.ndarray, strip_rows: int = STRIP_ROWS) -> dict[str, float]:
+    """The 12 per-frame pixel statistics of :func:`handcrafted_features` for one frame.
+
+    One pass over the frame in strips of ``strip_rows`` luma rows: each strip is converted
+    to luma, filtered and reduced to float64 sums while it is in the CPU caches. The
+    definitions are those stated in the module docstring (scipy.ndimage's 3×3 box, Sobel
+    and Laplacian with ``mode="reflect"``; the orthonormal 8×8 DCT-II of
+    ``scipy.fft.dctn(norm="ortho")``, here as two matrix products, which measured about 2×
+    faster than scipy's FFT-based transform on 8-point blocks). Values equal the plain
+    full-frame float32 implementation to about 1e-5 relative (``tests/test_features.py``
+    keeps that implementation and compares).
+    """
+    if strip_rows <= 0 or strip_rows % BLOCK:
+        raise ValueError(f"strip_rows must be a positive multiple of {BLOCK}, got {strip_rows}")
+    height, width = frame.shape[:2]
+    n_pixels = height * width
+    sums = _FrameSums()
+    buffer = np.empty((min(strip_rows, height) + 2, width + 2), dtype=np.float32)
+    for r0 in range(0, height, strip_rows):
+        r1 = min(r0 + strip_rows, height)
+        strip, shift = _padded_luma_strip(frame, r0, r1, buffer)
+        _add_strip(sums, strip, shift, r0, height)
+    stats = {
+        "hc_noise_energy": sums.residual_sq / n_pixels,
+        "hc_noise_mean": sums.residual_abs / n_pixels,
+        "hc_noise_std": math.sqrt(_variance(sums.residual, sums.residual_sq, n_pixels)),
     }
+    if sums.dc:
+        dc = np.concatenate(sums.dc).astype(np.float64)
+        ac = np.concatenate(sums.ac_abs_mean).astype(np.float64)
+        dc_mean, dc_std = _mean_std(dc)
+        ac_mean, ac_std = _mean_std(ac)
+        energy = sums.ac_sq / (dc.size * (BLOCK * BLOCK - 1))
+        stats.update(zip(_DCT_NAMES, (dc_mean, dc_std, ac_mean, ac_std, max(energy, 0.0))))
+    else:
+        stats.update(dict.fromkeys(_DCT_NAMES, math.nan))
+    gradient_mean = sums.gradient / n_pixels
+    stats["hc_laplacian_var"] = _variance(sums.laplacian, sums.laplacian_sq, n_pixels)
+    stats["hc_gradient_mean"] = gradient_mean
+    stats["hc_gradient_std"] = math.sqrt(_variance(sums.gradient, sums.gradient_sq, n_pixels))
+    if sums.n_boundary == 0 or sums.n_inside == 0:
+        stats["hc_blockiness"] = math.nan
+    else:
+        b_mean = sums.step_boundary / sums.n_boundary
+        i_mean = sums.step_inside / sums.n_inside
+        stats["hc_blockiness"] = (b_mean - i_mean) / (b_mean + i_mean + _EPS)
+    return stats
 
 
 def sobel_magnitude(y: np.ndarray) -> np.ndarray:
@@ -287,17 +426,6 @@ def sobel_magnitude(y: np.ndarray) -> np.ndarray:
     gy = ndi.sobel(y, axis=0, mode="reflect")
     gx = ndi.sobel(y, axis=1, mode="reflect")
     return np.hypot(gx, gy)
-
-
-def _sharpness_stats(y: np.ndarray) -> dict[str, float]:
-    laplacian = ndi.laplace(y, mode="reflect")
-    magnitude = sobel_magnitude(y)
-    grad_mean, grad_std = _mean_std(magnitude)
-    return {
-        "hc_laplacian_var": float(np.var(laplacian, dtype=np.float64)),
-        "hc_gradient_mean": grad_mean,
-        "hc_gradient_std": grad_std,
-    }
 
 
 def block_boundary_contrast(
@@ -381,15 +509,8 @@ def handcrafted_features(
     acc = _MeanAccumulator(HANDCRAFTED_FEATURES[:12])
     n_frames = 0
     for frame in _valid_frames(frames, "handcrafted_features"):
-        y = luma(frame)
-        stats: dict[str, float] = {}
-        stats.update(_noise_stats(y))
-        stats.update(_dct_stats(y))
-        stats.update(_sharpness_stats(y))
-        stats["hc_blockiness"] = block_boundary_contrast(y)
-        acc.add(stats)
+        acc.add(handcrafted_frame_stats(frame))
         n_frames += 1
-        del y, stats
     if n_frames == 0:
         return dict.fromkeys(HANDCRAFTED_FEATURES, math.nan)
     result = acc.means()

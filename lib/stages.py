@@ -7,7 +7,6 @@ explicit parameters and can be called (and tested) without Snakemake.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -190,11 +189,11 @@ def augment_shard(
 ) -> None:
     """Write ``n_augmentations`` augmented clips per valid video, plus the original.
 
-    The video is decoded once; every augmentation's encoder is fed from the same frames.
-    Each clip's parameters come from (video id, augmentation index, seed) only.
+    Clips are encoded one after another (:func:`lib.augment.encode_clips`), so memory
+    holds one encoder whatever ``n_augmentations``. Each clip's parameters come from
+    (video id, augmentation index, seed) only.
     """
-    from lib.augment import make_augmentation
-    from lib.video import FrameReader, VideoWriter
+    from lib.augment import encode_clips, make_augmentation
 
     table = schemas.read_table(videos, "videos")
 
@@ -222,16 +221,11 @@ def augment_shard(
             rows = [clip_row(row, f"{vid}__orig", row["path"], -1, "none")]
         if not paths:
             return rows
-        # One decode feeds every augmentation's encoder; the stack closes them together
-        # and, if anything fails, discards every temporary file (no half-written clip).
-        with FrameReader(row["path"]) as reader, contextlib.ExitStack() as stack:
-            fps = float(row["fps"]) if row["fps"] > 0 else reader.fps
-            writers = [stack.enter_context(VideoWriter(p, fps=fps, crf=crf, preset=preset))
-                       for p in paths]  # fmt: skip
-            last = start + max_frames if stop is None else min(stop, start + max_frames)
-            for t, frame in enumerate(reader.iter_frames(start=start, stop=last)):
-                for aug, writer in zip(augs, writers):
-                    writer.write(frame if aug is None else aug.apply(frame, t))
+        # One clip after another, each from its own decode: one encoder open at a time
+        # (bounded memory); if any clip fails, none of this video's clips is left behind.
+        last = start + max_frames if stop is None else min(stop, start + max_frames)
+        encode_clips(row["path"], list(zip(augs, paths)), start=start, stop=last,
+                     fps=float(row["fps"]), crf=crf, preset=preset)  # fmt: skip
         augmented = [(a, p) for a, p in zip(augs, paths) if a is not None]
         for k, (aug, p) in enumerate(augmented):
             rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))

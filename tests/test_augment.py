@@ -267,3 +267,44 @@ def test_combination_equals_its_steps_in_order():
         step_seed = stable_seed(combination.seed, "step", step_index)
         expected = Augmentation(step["name"], step["params"], seed=step_seed).apply(expected, 4)
     np.testing.assert_array_equal(combination.apply(frame, 4), expected)
+
+
+# ----------------------------------------------------------------------------- encode_clips
+
+
+@pytest.fixture(scope="module")
+def source_video(tmp_path_factory):
+    from hostile_media import write_video
+
+    return write_video(tmp_path_factory.mktemp("src") / "src.mp4", frames=12, noise=True)
+
+
+def _md5(path) -> str:
+    import hashlib
+
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def test_encode_clips_bytes_do_not_depend_on_the_other_clips(source_video, tmp_path):
+    from lib.augment import encode_clips
+
+    augs = [make_augmentation("v", k, SEED) for k in range(3)]
+    together = [(a, tmp_path / f"all-{k}.mp4") for k, a in enumerate([None, *augs])]
+    assert encode_clips(source_video, together, start=2, stop=9) == [7] * 4
+    alone = tmp_path / "alone-2.mp4"
+    encode_clips(source_video, [(augs[1], alone)], start=2, stop=9)
+    assert _md5(alone) == _md5(together[2][1]), "a clip's bytes depend only on its own inputs"
+
+
+def test_encode_clips_leaves_nothing_when_a_clip_fails(source_video, tmp_path):
+    from lib.augment import encode_clips
+
+    class Broken(Augmentation):
+        def apply(self, frame, frame_index):
+            raise RuntimeError("boom")
+
+    clips = [(make_augmentation("v", 0, SEED), tmp_path / "a0.mp4"),
+             (Broken(name="hflip", params={}), tmp_path / "a1.mp4")]  # fmt: skip
+    with pytest.raises(RuntimeError, match="boom"):
+        encode_clips(source_video, clips)
+    assert list(tmp_path.iterdir()) == [], "the clip written before the failure is removed"

@@ -1,7 +1,7 @@
 """Known-answer tests for lib.features (handcrafted hc_* and scaled sc_* features).
 
-All frames are synthesised here; nothing touches disk or network. Run with ``-s`` to see
-the measured time per 1080p and per 320×240 frame (reported, never asserted).
+All frames are synthesised here; nothing touches disk or network. The time per frame is a
+benchmark (benchmarks/bench_features.py), never a test.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from lib.features import (
     block_boundary_contrast,
     feature_table_markdown,
     handcrafted_features,
+    handcrafted_frame_stats,
     letterbox_content_box,
     luma,
     scaled_features,
@@ -316,3 +317,88 @@ def test_texture_uniformity_is_histogram_energy():
     assert sc([half])["sc_texture_uniformity"] == pytest.approx(0.5)
     ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(4, axis=0)
     assert sc([ramp])["sc_texture_uniformity"] == pytest.approx(1 / 256)
+
+
+# ----------------------------------------------------------------------------- vs the implementation before issue 9
+
+# The full-frame float32 implementation that handcrafted_frame_stats replaced (commit 003ac87),
+# kept verbatim in substance as the reference: scipy.ndimage filters and scipy.fft.dctn.
+REFERENCE_RTOL, REFERENCE_ATOL = 2e-5, 1e-6  # the stated tolerance (docs/BENCHMARKS.md)
+
+
+def _reference_frame_stats(frame):
+    import scipy.fft
+
+    y = luma(frame)
+    out = {}
+    residual = y - ndi.uniform_filter(y, size=3, mode="reflect")
+    out["hc_noise_energy"] = float(np.mean(np.square(residual), dtype=np.float64))
+    out["hc_noise_mean"] = float(np.mean(np.abs(residual), dtype=np.float64))
+    out["hc_noise_std"] = float(np.std(residual, dtype=np.float64))
+    rows, cols = y.shape[0] // 8, y.shape[1] // 8
+    if rows and cols:
+        tiles = y[: rows * 8, : cols * 8].reshape(rows, 8, cols, 8).swapaxes(1, 2)
+        coeffs = scipy.fft.dctn(tiles, type=2, axes=(2, 3), norm="ortho").reshape(-1, 64)
+        dc, ac = coeffs[:, 0], coeffs[:, 1:]
+        ac_per_block = np.mean(np.abs(ac), axis=1, dtype=np.float64)
+        out["hc_dct_dc_mean"] = float(np.mean(dc, dtype=np.float64))
+        out["hc_dct_dc_std"] = float(np.std(dc, dtype=np.float64))
+        out["hc_dct_ac_mean"] = float(np.mean(ac_per_block))
+        out["hc_dct_ac_std"] = float(np.std(ac_per_block))
+        out["hc_dct_ac_energy"] = float(np.mean(np.square(ac), dtype=np.float64))
+    else:
+        for name in HANDCRAFTED_FEATURES[3:8]:
+            out[name] = math.nan
+    magnitude = np.hypot(ndi.sobel(y, axis=1, mode="reflect"), ndi.sobel(y, axis=0, mode="reflect"))
+    out["hc_laplacian_var"] = float(np.var(ndi.laplace(y, mode="reflect"), dtype=np.float64))
+    out["hc_gradient_mean"] = float(np.mean(magnitude, dtype=np.float64))
+    out["hc_gradient_std"] = float(np.std(magnitude, dtype=np.float64))
+    out["hc_blockiness"] = block_boundary_contrast(y)  # unchanged function
+    return out
+
+
+def _camera_like(shape, seed):
+    """Smooth content + sensor noise + 8x8 block quantisation on half the frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = 120 + 60 * np.sin(xx / 17.0) * np.cos(yy / 11.0)
+    frame = np.stack([base, base * 0.8 + 20, 255 - base], axis=-1) + rng.normal(0, 4, (*shape, 3))
+    frame = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    h8, w8 = shape[0] // 16 * 8, shape[1] // 8 * 8
+    if h8 and w8:
+        frame[:h8, :w8] = block_means(frame[:h8, :w8])
+    return frame
+
+
+@pytest.mark.parametrize(
+    "frame_id, shape",
+    [("camera", (136, 200)), ("camera", (67, 93)), ("camera", (9, 13)), ("camera", (5, 7)),
+     ("camera", (1, 40)), ("camera", (40, 1)), ("texture", (96, 64)), ("flat", (72, 48)),
+     ("blocky", (64, 96))],
+)  # fmt: skip
+def test_equals_the_previous_implementation_within_tolerance(frame_id, shape):
+    frame = {
+        "camera": lambda: _camera_like(shape, seed=5),
+        "texture": lambda: texture(seed=4, shape=shape, sigma=0),
+        "flat": lambda: flat(77, shape),
+        "blocky": lambda: block_means(texture(seed=6, shape=shape, sigma=1.0)),
+    }[frame_id]()
+    expected = _reference_frame_stats(frame)
+    got = handcrafted_frame_stats(frame)
+    assert tuple(got) == HANDCRAFTED_FEATURES[:12]
+    for name, value in expected.items():
+        if math.isnan(value):
+            assert math.isnan(got[name]), name
+        else:
+            assert got[name] == pytest.approx(value, rel=REFERENCE_RTOL, abs=REFERENCE_ATOL), name
+
+
+def test_strip_height_does_not_change_values():
+    frame = _camera_like((100, 72), seed=8)
+    whole = handcrafted_frame_stats(frame, strip_rows=104)  # one strip
+    for rows in (8, 16, 32):
+        strips = handcrafted_frame_stats(frame, strip_rows=rows)
+        for name, value in whole.items():
+            assert strips[name] == pytest.approx(value, rel=1e-6, abs=1e-9), (rows, name)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        handcrafted_frame_stats(frame, strip_rows=12)

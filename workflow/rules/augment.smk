@@ -14,8 +14,10 @@ rule augment:
     conda:
         ENV
     resources:
-        mem_mb=mem_mb(2000),
-        runtime=runtime(120),
+        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 473 MB at 1080p
+        # (one encoder open at a time), 6 h of work per shard; see docs/CLUSTER.md.
+        mem_mb=mem_mb(1000),
+        runtime=runtime(600),
     params:
         n=config["augment"]["n_augmentations"],
         max_frames=config["augment"]["max_frames"],

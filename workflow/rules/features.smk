@@ -14,7 +14,8 @@ rule features:
     conda:
         ENV
     resources:
-        mem_mb=mem_mb(1500),
+        # docs/BENCHMARKS.md, section cost: peak 230 MB at 1080p; 0.7 h per shard (FVC, 64).
+        mem_mb=mem_mb(1000),
         runtime=runtime(120),
     params:
         sampling=as_json(config["features"]),

@@ -14,8 +14,10 @@ rule scale:
     conda:
         ENV
     resources:
+        # docs/BENCHMARKS.md, section cost: letterbox peaks at 288 MB at 1080p, 2 h per shard
+        # (FVC, 64 shards); 2000 MB leaves room for the autoencoder on the CPU (not measured).
         mem_mb=mem_mb(2000),
-        runtime=runtime(120),
+        runtime=runtime(240),
     params:
         method=config["scale"]["method"],
         size=config["scale"]["size"],

@@ -14,8 +14,9 @@ rule scaled_features:
     conda:
         ENV
     resources:
-        mem_mb=mem_mb(1500),
-        runtime=runtime(120),
+        # docs/BENCHMARKS.md, section cost: peak 197 MB; 0.3 h per shard (FVC, 64 shards).
+        mem_mb=mem_mb(1000),
+        runtime=runtime(60),
     params:
         sampling=as_json(config["features"]),
     shell:
