@@ -42,7 +42,9 @@ FAST_POLL = ("--slurm-init-seconds-before-status-checks", "1")
 # The smallest demo that still has every stage, two shards and two folds.
 OVERLAY = {"demo": {"n_groups": 4}, "folds": {"k": 2}, "augment": {"n_augmentations": 1},
            "shards": 2}  # fmt: skip
-SHARDED_STAGES = {"download", "validate", "augment", "features", "scale", "scaled_features"}
+SHARDED_STAGES = {"download", "validate", "augment", "signatures", "features", "scale",
+                  "scaled_features"}  # fmt: skip
+MODEL_FOLD_RULES = {"train", "train_deep"}  # one job per (model, fold): feature / deep models
 
 # (path, schema kind) of the tables compared between runs and checked after the demo.
 TABLES = [
@@ -119,10 +121,16 @@ def submitted_jobs(text: str) -> list[dict]:
     return jobs
 
 
+def permuted_models(config: dict) -> list[str]:
+    """Models with a permutation test (one job each)."""
+    return [m for m in config["evaluate"]["permutation"]["models"] if m in config["train"]["models"]]
+
+
 def expected_job_count(config: dict, n_sharded: int, n_gathers: int, n_singletons: int) -> int:
-    """stages x shards + models x folds + gathers + singletons (docs/CLUSTER.md)."""
+    """stages x shards + models x folds + permuted models + gathers + singletons
+    (docs/CLUSTER.md)."""
     return (n_sharded * config["shards"] + len(config["train"]["models"]) * config["folds"]["k"]
-            + n_gathers + n_singletons)  # fmt: skip
+            + len(permuted_models(config)) + n_gathers + n_singletons)  # fmt: skip
 
 
 def resolved_config(workdir: Path, overlay: dict) -> dict:
@@ -140,11 +148,13 @@ def check_plan(plan: collections.Counter, config: dict) -> int:
     """The dry run's jobs fit the formula; returns the number of SLURM jobs (all is local)."""
     sharded = {r for r in plan if r in SHARDED_STAGES}
     gathers = {r for r in plan if r.startswith("gather_")}
-    singletons = set(plan) - sharded - gathers - {"train", "all"}
+    singletons = set(plan) - sharded - gathers - MODEL_FOLD_RULES - {"permutation", "all"}
     assert sharded == SHARDED_STAGES, plan
     assert gathers == {f"gather_{s}" for s in SHARDED_STAGES}, plan
     assert all(plan[r] == config["shards"] for r in sharded), plan
-    assert plan["train"] == len(config["train"]["models"]) * config["folds"]["k"], plan
+    model_fold_jobs = sum(plan[r] for r in MODEL_FOLD_RULES)
+    assert model_fold_jobs == len(config["train"]["models"]) * config["folds"]["k"], plan
+    assert plan["permutation"] == len(permuted_models(config)), plan
     assert all(plan[r] == 1 for r in gathers | singletons | {"all"}), plan
     n_jobs = expected_job_count(config, len(sharded), len(gathers), len(singletons))
     assert n_jobs == sum(plan.values()) - plan["all"]
@@ -216,14 +226,15 @@ def test_dry_run_plans_the_slurm_run_without_slurm(tmp_path):
     plan = job_stats(text)
     config = resolved_config(workdir, OVERLAY)
     n_jobs = check_plan(plan, config)
-    # 6 stages x 2 shards + 3 models x 2 folds + 6 gathers + the singletons.
-    assert n_jobs == 6 * 2 + 3 * 2 + 6 + (len(plan) - 6 - 6 - 2)
+    # 7 stages x 2 shards + 7 models x 2 folds + 3 permutation tests + 7 gathers + the
+    # singletons (the plan's other rules, less the two model rules, permutation and all).
+    assert n_jobs == 7 * 2 + 7 * 2 + 3 + 7 + (len(plan) - 7 - 7 - 2 - 1 - 1)
     # The profile's resources reach every job: partition, and mem_mb/runtime from the rules.
     assert text.count("slurm_partition=cpu") == sum(plan.values())
     assert not (workdir / "results").exists()
 
 
-def test_gpu_overlay_asks_for_a_gpu_for_scale_only(tmp_path):
+def test_gpu_overlay_asks_for_a_gpu_for_scale_and_deep_training_only(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     overlay = write_overlay(workdir)
     env = {**workflow_env(), "PATH": no_slurm_path(tmp_path)}
@@ -252,7 +263,11 @@ def test_gpu_overlay_asks_for_a_gpu_for_scale_only(tmp_path):
     for r in gpu_res["scale"]:
         assert (r["gpu"], r["slurm_partition"], r["cpus_per_task"]) == ("1", "gpu", "4")
         assert r["mem_mb"] == "2000"  # still the rule's own, attempt-scaled request
-    others = [r for rule, rs in gpu_res.items() if rule != "scale" for r in rs]
+    deep = gpu_res["train_deep"]
+    assert len(deep) == len(plain_res["train_deep"]) > 0  # one GPU job per (deep model, fold)
+    for r in deep:
+        assert (r["gpu"], r["slurm_partition"], r["cpus_per_task"]) == ("1", "gpu", "5")
+    others = [r for rule, rs in gpu_res.items() if rule not in ("scale", "train_deep") for r in rs]
     assert others and all("gpu" not in r and r["slurm_partition"] == "cpu" for r in others)
 
 
