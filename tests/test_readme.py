@@ -34,6 +34,9 @@ DRY_RUN = {
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml my.yaml --forcerun download",
     ".venv/bin/snakemake --profile profiles/local --rerun-incomplete",
     ".venv/bin/snakemake --profile profiles/slurm",
+    ".venv/bin/snakemake results/predictions/demo.csv --profile profiles/local",
+    ".venv/bin/snakemake results/predictions/new.csv --profile profiles/local"
+    " --config predict='{input: my-videos, model: hist_gbm}'",
 }
 #: Commands run exactly as written, with what their output must show.
 RUN = {
