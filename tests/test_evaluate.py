@@ -267,3 +267,16 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
                  n_bootstrap=50, random_state=7)  # fmt: skip
         outputs.append([(tmp_path / run / n).read_bytes() for n in ("metrics.csv", "summary.csv")])
     assert outputs[0] == outputs[1]
+
+
+def test_calibration_splits_of_a_tiny_corpus_keep_both_classes():
+    from lib.train.feature_models import fit_model, inner_splits
+
+    # 3 groups: one 'real' group, two 'fake' ones; no grouped split can stratify.
+    y = np.array(["real"] * 4 + ["fake"] * 8)
+    groups = np.array([0] * 4 + [1] * 4 + [2] * 4)
+    for train, test in inner_splits(y, groups, random_state=0):
+        assert set(y[train]) == {"real", "fake"} and len(test) > 0
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    model = fit_model("linear_svm", X, y, groups, random_state=0)
+    assert model.predict_proba(X).shape == (12, 2)

@@ -95,8 +95,9 @@ def inner_splits(y, groups, *, n_splits: int = CALIBRATION_FOLDS, random_state: 
     """Grouped (and, where the classes allow, stratified) splits of the training rows.
 
     Used for probability calibration, so the held-out fold never tunes anything. Falls back
-    to GroupKFold when a class has fewer groups than splits; returns ``n_splits`` lowered to
-    the number of groups (at least 2).
+    to GroupKFold when a class has fewer groups than splits (keeping only splits whose
+    training part holds every class), and to in-sample calibration when no split does;
+    ``n_splits`` is lowered to the number of groups (at least 2).
     """
     y, groups = np.asarray(y), np.asarray(groups)
     n_splits = max(2, min(n_splits, len(np.unique(groups))))
@@ -105,7 +106,16 @@ def inner_splits(y, groups, *, n_splits: int = CALIBRATION_FOLDS, random_state: 
     if per_class.min() >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         return list(splitter.split(X, y, groups))
-    return list(GroupKFold(n_splits=n_splits).split(X, y, groups))
+    # Too few groups of a class to stratify: keep the grouped splits whose training part
+    # still holds every class (a one-class fit cannot be calibrated). With none left (a tiny
+    # corpus), calibrate in-sample on the training rows: still never on the evaluated fold.
+    classes = np.unique(y)
+    splits = [(train, test) for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups)
+              if len(np.unique(y[train])) == len(classes)]  # fmt: skip
+    if splits:
+        return splits
+    everything = np.arange(len(y))
+    return [(everything, everything)]
 
 
 def _logreg(params: dict, random_state: int, cv):
