@@ -40,8 +40,12 @@ PROFILE = ("--profile", "profiles/slurm")
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "1")
 
 # The smallest demo that still has every stage, two shards and two folds.
+# Every model family runs, but one deep model stands for the others (the same rule), and
+# few permutations and bootstrap resamples: the cluster's polling is the slow part.
 OVERLAY = {"demo": {"n_groups": 4}, "folds": {"k": 2}, "augment": {"n_augmentations": 1},
-           "shards": 2}  # fmt: skip
+           "shards": 2,
+           "train": {"models": ["logreg", "linear_svm", "hist_gbm", "dummy", "naive_cnn"]},
+           "evaluate": {"bootstrap": 100, "permutation": {"n_permutations": 5}}}  # fmt: skip
 SHARDED_STAGES = {"download", "validate", "augment", "signatures", "features", "scale",
                   "scaled_features"}  # fmt: skip
 MODEL_FOLD_RULES = {"train", "train_deep"}  # one job per (model, fold): feature / deep models
@@ -134,14 +138,17 @@ def expected_job_count(config: dict, n_sharded: int, n_gathers: int, n_singleton
 
 
 def resolved_config(workdir: Path, overlay: dict) -> dict:
-    """config.yaml with the overlay on top (the models list comes from config.yaml)."""
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    for key, value in overlay.items():
-        if isinstance(value, dict):
-            config.setdefault(key, {}).update(value)
-        else:
-            config[key] = value
-    return config
+    """config.yaml with the overlay merged in depth, as Snakemake layers config files."""
+
+    def merge(base: dict, extra: dict) -> dict:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+        return base
+
+    return merge(yaml.safe_load((workdir / "config.yaml").read_text()), overlay)
 
 
 def check_plan(plan: collections.Counter, config: dict) -> int:
@@ -226,9 +233,9 @@ def test_dry_run_plans_the_slurm_run_without_slurm(tmp_path):
     plan = job_stats(text)
     config = resolved_config(workdir, OVERLAY)
     n_jobs = check_plan(plan, config)
-    # 7 stages x 2 shards + 7 models x 2 folds + 3 permutation tests + 7 gathers + the
+    # 7 stages x 2 shards + 5 models x 2 folds + 3 permutation tests + 7 gathers + the
     # singletons (the plan's other rules, less the two model rules, permutation and all).
-    assert n_jobs == 7 * 2 + 7 * 2 + 3 + 7 + (len(plan) - 7 - 7 - 2 - 1 - 1)
+    assert n_jobs == 7 * 2 + 5 * 2 + 3 + 7 + (len(plan) - 7 - 7 - 2 - 1 - 1)
     # The profile's resources reach every job: partition, and mem_mb/runtime from the rules.
     assert text.count("slurm_partition=cpu") == sum(plan.values())
     assert not (workdir / "results").exists()
