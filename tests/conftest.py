@@ -8,6 +8,7 @@ the workflow (``make test`` itself puts .venv/bin first on PATH, which would hid
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -102,3 +103,13 @@ def demo_corpus(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo_corpus")
     return out, generate_demo_corpus(out, n_groups=40, seed=0)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A small CSV corpus/table for a test (parent folders made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

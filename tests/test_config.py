@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, copy_workflow, snakemake
+from conftest import write_csv as _write_csv
 from lib import schemas
 from lib.cli import main as lib_main
 from lib.config import ConfigError, check_config, load_schema, validate_config
@@ -38,15 +39,6 @@ def _merge(base: dict, override: dict) -> dict:
         else:
             out[key] = value
     return out
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 # --------------------------------------------------------------------------- start-up

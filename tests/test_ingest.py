@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import write_csv as _write_csv
 from lib.ingest import (
     FVC_DEFAULT_LABEL_MAP,
     MANIFEST_COLUMNS,
@@ -38,15 +39,6 @@ def _accounting_holds(report) -> bool:
     return (
         report.rows_read_total == report.rows_kept + report.duplicates_merged + report.dropped_total
     )
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 # --------------------------------------------------------------------------- real FVC
