@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import pandas as pd
+import polars as pl
 from tqdm import tqdm
 
 from lib import schemas
@@ -67,15 +67,15 @@ class Shard:
         """Row range ``[start, end)`` of this shard over a table of ``n_rows`` rows."""
         return self.index * n_rows // self.count, (self.index + 1) * n_rows // self.count
 
-    def slice(self, table: pd.DataFrame) -> pd.DataFrame:
+    def slice(self, table: pl.DataFrame) -> pl.DataFrame:
         start, end = self.bounds(len(table))
-        return table.iloc[start:end]
+        return table.slice(start, end - start)
 
 
-def fingerprint(params: dict, rows: pd.DataFrame) -> str:
+def fingerprint(params: dict, rows: pl.DataFrame) -> str:
     """A short hash of a job's parameters and its input rows."""
     h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(rows.to_csv(index=False).encode())
+    h.update(rows.write_csv().encode())
     return h.hexdigest()[:12]
 
 
@@ -86,9 +86,9 @@ class ProgressFile:
         self.path = path
         self.fieldnames = list(fieldnames) + [_EMPTY]
 
-    def load(self, kind: str, key: str) -> tuple[pd.DataFrame, set]:
+    def load(self, kind: str, key: str) -> tuple[pl.DataFrame, set]:
         """Finished rows and the keys of every finished unit, after cutting a torn last line."""
-        empty = pd.DataFrame(columns=self.fieldnames[:-1])
+        empty = pl.DataFrame(schema={c: pl.String for c in self.fieldnames[:-1]})
         if not self.path.exists():
             return empty, set()
         data = self.path.read_bytes()
@@ -103,11 +103,10 @@ class ProgressFile:
             log.warning("%s: columns changed since it was written; starting over", self.path)
             self.path.unlink()
             return empty, set()
-        text = pd.read_csv(self.path, dtype=str, keep_default_na=False)
-        keys = set(text[key])
-        rows = text[text[_EMPTY] == ""].drop(columns=_EMPTY)
-        buf = io.StringIO(rows.to_csv(index=False))
-        return schemas.read_csv_typed(buf, kind), keys
+        text = pl.read_csv(io.BytesIO(data), infer_schema=False, empty_string_is_null=False)
+        keys = set(text[key].to_list())
+        rows = text.filter(pl.col(_EMPTY).fill_null("") == "").drop(_EMPTY)
+        return schemas.type_text(rows, kind, source=self.path), keys
 
     def append(self, rows: list[dict]) -> None:
         """Append one unit's rows in a single write, then fsync."""
@@ -130,7 +129,7 @@ class ProgressFile:
 
 
 def run_shard(
-    table: pd.DataFrame,
+    table: pl.DataFrame,
     shard: Shard,
     *,
     stage: str,
@@ -143,7 +142,7 @@ def run_shard(
     progress_dir: str | Path,
     params: dict,
     skip: Callable[[dict], list[dict] | None] | None = None,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Process one shard of ``table`` unit by unit, resumably, and write its output table.
 
     ``process(row)`` returns the output rows of one input row (possibly none); it should not
@@ -156,7 +155,7 @@ def run_shard(
     progress_path = _progress_path(progress_dir, stage, shard, params, rows)
     progress = ProgressFile(progress_path, out_columns)
     _, done_keys = progress.load(out_kind, key)
-    todo = [r for r in rows.to_dict("records") if r[key] not in done_keys]
+    todo = [r for r in rows.iter_rows(named=True) if r[key] not in done_keys]
     log.info(
         "%s shard %s: %d rows, %d already done (resumed from %s), %d to do",
         stage, shard.name, len(rows), len(rows) - len(todo), progress_path, len(todo),
@@ -182,12 +181,12 @@ def run_shard(
     return written
 
 
-def _ordered(done: pd.DataFrame, keys: pd.Series, key: str) -> pd.DataFrame:
+def _ordered(done: pl.DataFrame, keys: pl.Series, key: str) -> pl.DataFrame:
     """Rows of ``done`` in the order of the input ``keys`` (stable within a unit)."""
-    order = {k: i for i, k in enumerate(keys)}
-    done = done.assign(__order__=done[key].map(order))
-    done = done.sort_values("__order__", kind="stable").drop(columns="__order__")
-    return done.reset_index(drop=True)
+    order = {k: i for i, k in enumerate(keys.to_list())}
+    position = done[key].replace_strict(order, return_dtype=pl.Int64)
+    return done.with_columns(position.alias("__order__")).sort(
+        "__order__", maintain_order=True).drop("__order__")  # fmt: skip
 
 
 def _progress_path(progress_dir, stage: str, shard: Shard, params: dict, rows) -> Path:
@@ -209,10 +208,14 @@ def _tqdm_kw() -> dict:
     return {"mininterval": 30.0, "ascii": True}
 
 
-def concat_tables(paths: Iterable[str | Path], kind: str) -> pd.DataFrame:
-    """Concatenate shard tables in shard order (the order their paths are given in)."""
+def concat_tables(paths: Iterable[str | Path], kind: str) -> pl.DataFrame:
+    """Concatenate shard tables in shard order (the order their paths are given in).
+
+    An extra column typed differently in two shards (integers in one, floats with a NaN
+    in another) takes the type that holds both.
+    """
     frames = [schemas.read_table(p, kind) for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
-        return schemas.conform(pd.DataFrame(columns=schemas.columns(kind)), kind)
-    return pd.concat(frames, ignore_index=True)
+        return schemas.empty(kind)
+    return pl.concat(frames, how="vertical_relaxed")

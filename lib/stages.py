@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import polars as pl
+
 from lib import schemas
 from lib.shards import Shard, run_shard
 from lib.utils import relpath
@@ -48,9 +50,9 @@ def broken_downloads(videos: str | Path | None) -> dict[str, str]:
     if not videos or not Path(videos).exists():
         return {}
     table = schemas.read_table(videos, "videos")
-    code = table["reason"].astype(str).str.split(":").str[0]
-    broken = table[~table["valid"] & code.isin(BROKEN_FILE_REASONS) & (table["path"] != "")]
-    return dict(zip(broken["video_id"], broken["path"]))
+    code = pl.col("reason").str.split(":").list.first()
+    broken = table.filter(~pl.col("valid") & code.is_in(BROKEN_FILE_REASONS) & (pl.col("path") != ""))
+    return dict(zip(broken["video_id"].to_list(), broken["path"].to_list()))
 
 
 def download_shard(
@@ -85,7 +87,7 @@ def download_shard(
     earlier, broken = {}, {}
     if not retry_failed and previous and Path(previous).exists():
         prev = schemas.read_table(previous, "download")
-        earlier = {r["video_id"]: r for r in prev.to_dict("records") if r["status"] == "failed"}
+        earlier = {r["video_id"]: r for r in prev.iter_rows(named=True) if r["status"] == "failed"}
     if retry_failed:
         broken = broken_downloads(recheck)
     extras = _extra_columns(table, "download")
@@ -351,8 +353,8 @@ def merge_features(handcrafted: str | Path, scaled: str | Path, output: str | Pa
     """
     hc = schemas.read_table(handcrafted, "features_stage")
     sc = schemas.read_table(scaled, "features_stage")
-    merged = hc.drop(columns=["status", "reason"]).merge(
-        sc.drop(columns=["status", "reason"]), on="clip_id", how="left", validate="one_to_one"
+    merged = hc.drop("status", "reason").join(
+        sc.drop("status", "reason"), on="clip_id", how="left", validate="1:1", maintain_order="left"
     )
     schemas.write_table(merged, output, "features")
 
