@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from lib import schemas
 from lib.utils import atomic_path, atomic_write_text
@@ -42,12 +42,17 @@ MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f
 # bootstrap evaluates every metric a thousand times per model, where scikit-learn's input
 # validation alone costs more than the arithmetic.
 def _confusion_counts(labels, pred, classes: list[str]) -> np.ndarray:
-    index = pd.Index(classes)
-    t, p = index.get_indexer(np.asarray(labels).astype(str)), index.get_indexer(np.asarray(pred).astype(str))
+    t, p = _positions(labels, classes), _positions(pred, classes)
     if (t < 0).any() or (p < 0).any():
         raise ValueError(f"labels or predictions outside the classes {classes}")
     k = len(classes)
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _positions(values, classes: list[str]) -> np.ndarray:
+    """Index of each value in ``classes`` (-1 when absent)."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    return np.fromiter((lookup.get(v, -1) for v in np.asarray(values).astype(str)), dtype=np.intp)
 
 
 def _ratio(num, den) -> np.ndarray:
@@ -137,7 +142,7 @@ def multiclass_metrics(labels, scores: np.ndarray, classes: list[str]) -> dict[s
     labels = np.asarray(labels).astype(str)
     k = min(5, len(classes))
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    idx = pd.Index(classes).get_indexer(labels)
+    idx = _positions(labels, classes)
     out = {"top_5": float(np.mean((top == idx[:, None]).any(axis=1)))}
     present = [j for j, c in enumerate(classes) if (labels == c).any() and (labels != c).any()]
     if not present:
@@ -147,11 +152,11 @@ def multiclass_metrics(labels, scores: np.ndarray, classes: list[str]) -> dict[s
             "pr_auc": float(np.mean([m["pr_auc"] for m in per_class]))}  # fmt: skip
 
 
-def confusion(labels, pred, classes: list[str]) -> pd.DataFrame:
-    """Confusion matrix as a table: rows the true class, columns the predicted one."""
+def confusion(labels, pred, classes: list[str]) -> pl.DataFrame:
+    """Confusion matrix as a table: column ``true`` the true class, then one column of
+    counts per predicted class."""
     m = _confusion_counts(labels, pred, classes)
-    return pd.DataFrame(m, index=pd.Index(classes, name="true"),
-                        columns=pd.Index(classes, name="pred"))  # fmt: skip
+    return pl.DataFrame({"true": classes, **{c: m[:, j] for j, c in enumerate(classes)}})
 
 
 def headline_metrics(labels, scores: np.ndarray, classes: list[str],
@@ -172,44 +177,44 @@ def headline_metrics(labels, scores: np.ndarray, classes: list[str],
 
 
 # --------------------------------------------------------------------------- what is scored
-def score_columns(predictions: pd.DataFrame) -> list[str]:
+def score_columns(predictions: pl.DataFrame) -> list[str]:
     return [c for c in predictions.columns if c.startswith("score_")]
 
 
-def classes_of(predictions: pd.DataFrame) -> list[str]:
+def classes_of(predictions: pl.DataFrame) -> list[str]:
     return [c.removeprefix("score_") for c in score_columns(predictions)]
 
 
-def originals(predictions: pd.DataFrame) -> pd.DataFrame:
+def originals(predictions: pl.DataFrame) -> pl.DataFrame:
     """The headline rows: each held-out video's original clip (``aug_idx == -1``).
 
     Raises ValueError when a video has more than one original row (a broken contract).
     """
-    out = predictions[predictions["aug_idx"] == -1]
-    dup = out["video_id"].duplicated()
+    out = predictions.filter(pl.col("aug_idx") == -1)
+    dup = out["video_id"].is_duplicated()
     if dup.any():
-        raise ValueError(f"videos with several original clips: {list(out.loc[dup, 'video_id'])[:5]}")
-    return out.sort_values("video_id", kind="stable").reset_index(drop=True)
+        raise ValueError(f"videos with several original clips: {out['video_id'].filter(dup).unique(maintain_order=True).to_list()[:5]}")
+    return out.sort("video_id", maintain_order=True)
 
 
-def table_metrics(table: pd.DataFrame, positive_label: str) -> dict[str, float]:
+def table_metrics(table: pl.DataFrame, positive_label: str) -> dict[str, float]:
     cols = score_columns(table)
-    return headline_metrics(table["label"], table[cols].to_numpy(), classes_of(table),
+    return headline_metrics(table["label"].to_numpy(), table.select(cols).to_numpy(), classes_of(table),
                             positive_label)  # fmt: skip
 
 
-def headline_value(table: pd.DataFrame, positive_label: str) -> float:
+def headline_value(table: pl.DataFrame, positive_label: str) -> float:
     """``HEADLINE_METRIC`` of one set of rows (ROC-AUC; one-vs-rest over present classes)."""
     classes = classes_of(table)
-    scores = table[score_columns(table)].to_numpy()
+    scores = table.select(score_columns(table)).to_numpy()
+    labels = table["label"].cast(pl.String).to_numpy()
     if len(classes) == 2:
         pos = positive_label if positive_label in classes else classes[1]
-        truth = table["label"].astype(str).to_numpy() == pos
-        return ranking_metrics(truth, scores[:, classes.index(pos)])["roc_auc"]
-    return multiclass_metrics(table["label"], scores, classes)["roc_auc"]
+        return ranking_metrics(labels == pos, scores[:, classes.index(pos)])["roc_auc"]
+    return multiclass_metrics(labels, scores, classes)["roc_auc"]
 
 
-def headline_statistic(by_fold: dict[int, pd.DataFrame], *, positive_label: str) -> float:
+def headline_statistic(by_fold: dict[int, pl.DataFrame], *, positive_label: str) -> float:
     """Mean over folds of the originals-only ``HEADLINE_METRIC`` (as permutation_test_score
     averages its fold scores); the permutation test computes the same for its null."""
     values = [headline_value(originals(p), positive_label) for p in by_fold.values()]
@@ -227,7 +232,7 @@ def permutation_p_value(real: float, null: np.ndarray) -> float:
 
 
 def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int = 0,
-                    level: float = 0.95) -> pd.DataFrame:  # fmt: skip
+                    level: float = 0.95) -> pl.DataFrame:  # fmt: skip
     """Percentile interval of every metric of ``metric_fn(rows)`` over group resamples.
 
     ``groups``: the group of each row; ``metric_fn(rows)`` gets an integer array of row
@@ -236,10 +241,10 @@ def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int 
     Each resample draws as many groups as there are, with replacement, and takes every row
     of each drawn group (a group drawn twice counts twice). Resamples where a metric is
     undefined (e.g. one class only) are left out of that metric's interval.
-    Returns a frame indexed by metric with ``ci_low`` and ``ci_high``.
+    Returns a frame of ``metric``, ``ci_low``, ``ci_high`` (metrics in ``metric_fn``'s order).
     """
     groups = np.asarray(groups)
-    codes, uniques = pd.factorize(groups, sort=True)
+    uniques, codes = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
     rng = np.random.default_rng(random_state)
     draws = []
@@ -247,9 +252,16 @@ def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int 
         picked = rng.integers(0, len(members), size=len(members))
         rows = np.concatenate([members[g] for g in picked])
         draws.append(metric_fn(rows))
-    draws = pd.DataFrame(draws)
     alpha = (1 - level) / 2
-    return pd.DataFrame({"ci_low": draws.quantile(alpha), "ci_high": draws.quantile(1 - alpha)})
+    names = list(dict.fromkeys(k for d in draws for k in d))
+    low, high = [], []
+    for name in names:  # linear-interpolated percentiles of the defined draws
+        values = np.asarray([d.get(name, np.nan) for d in draws], dtype=float)
+        values = values[~np.isnan(values)]
+        low.append(float(np.quantile(values, alpha)) if len(values) else float("nan"))
+        high.append(float(np.quantile(values, 1 - alpha)) if len(values) else float("nan"))
+    return pl.DataFrame({"metric": names, "ci_low": low, "ci_high": high},
+                        schema={"metric": pl.String, "ci_low": pl.Float64, "ci_high": pl.Float64})
 
 
 def augmentation_type(description: str) -> str:
@@ -260,19 +272,26 @@ def augmentation_type(description: str) -> str:
         return description or "unknown"
 
 
-def robustness(pooled: pd.DataFrame, clips: pd.DataFrame, *, model: str,
-               positive_label: str) -> pd.DataFrame:  # fmt: skip
+def robustness(pooled: pl.DataFrame, clips: pl.DataFrame, *, model: str,
+               positive_label: str) -> pl.DataFrame:  # fmt: skip
     """Metrics of held-out clips per augmentation type (pooled over folds), originals first
     as the reference row ``none (original)``. Never part of the headline."""
-    aug = clips.set_index("clip_id")["augmentation"].map(augmentation_type)
-    table = pooled.assign(augmentation=pooled["clip_id"].map(aug).fillna("unknown"))
-    table.loc[table["aug_idx"] == -1, "augmentation"] = "none (original)"
+    aug = {c: augmentation_type(a) for c, a in zip(clips["clip_id"].to_list(),
+                                                   clips["augmentation"].to_list())}  # fmt: skip
+    kind = [("none (original)" if k == -1 else aug.get(c, "unknown"))
+            for c, k in zip(pooled["clip_id"].to_list(), pooled["aug_idx"].to_list())]  # fmt: skip
+    table = pooled.with_columns(augmentation=pl.Series(kind, dtype=pl.String))
     rows = []
-    for name, part in table.groupby("augmentation", sort=True):
+    for (name,), part in table.sort("augmentation", maintain_order=True).group_by(
+            "augmentation", maintain_order=True):  # fmt: skip
         for metric, value in table_metrics(part, positive_label).items():
             rows.append({"model": model, "augmentation": name, "metric": metric, "value": value,
                          "n_clips": len(part)})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows, schema=_ROBUSTNESS_SCHEMA)
+
+
+_ROBUSTNESS_SCHEMA = {"model": pl.String, "augmentation": pl.String, "metric": pl.String,
+                      "value": pl.Float64, "n_clips": pl.Int64}  # fmt: skip
 
 
 def _model_fold(path: Path) -> tuple[str, int]:
@@ -296,7 +315,7 @@ def evaluate(
     n_bootstrap: int = 1000,
     random_state: int = 0,
     config: dict | None = None,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Headline metrics of every (model, fold) on originals, summary with intervals and
     p-values, robustness per augmentation type, per-platform metrics and the report plots.
 
@@ -304,13 +323,16 @@ def evaluate(
     paths like ``.../models/<model>/permutation.csv``. The report (``report_dir``) records
     the configuration and seed the results came from.
     """
-    clips = schemas.read_table(clips_path, "clips")
-    groups = schemas.read_table(folds_path, "folds").set_index("video_id")["dup_group"]
-    platforms = (schemas.read_table(videos_path, "videos").set_index("video_id")["platform"]
-                 if videos_path else None)  # fmt: skip
+    clips = schemas.read_table(clips_path, "clips", columns=[])
+    folds_table = schemas.read_table(folds_path, "folds", columns=[])
+    groups = dict(zip(folds_table["video_id"].to_list(), folds_table["dup_group"].to_list()))
+    platforms = None
+    if videos_path:
+        videos = schemas.read_table(videos_path, "videos", columns=[])
+        platforms = dict(zip(videos["video_id"].to_list(), videos["platform"].to_list()))
     nulls = {Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
              for p in permutation_paths}  # fmt: skip
-    by_model: dict[str, dict[int, pd.DataFrame]] = {}
+    by_model: dict[str, dict[int, pl.DataFrame]] = {}
     for path in map(Path, prediction_paths):
         model, fold = _model_fold(path)
         by_model.setdefault(model, {})[fold] = schemas.read_table(path, "predictions")
@@ -319,23 +341,27 @@ def evaluate(
         for fold, preds in sorted(by_fold.items()):
             for metric, value in table_metrics(originals(preds), positive_label).items():
                 rows.append({"model": model, "fold": fold, "metric": metric, "value": value})
-        pooled = pd.concat([by_fold[k].assign(fold=k) for k in sorted(by_fold)], ignore_index=True)
+        pooled = pl.concat([by_fold[k].with_columns(fold=pl.lit(k, dtype=pl.Int64))
+                            for k in sorted(by_fold)], how="vertical_relaxed")  # fmt: skip
         heads = originals(pooled)
-        heads_groups = heads["video_id"].map(groups).fillna(heads["video_id"])
-        labels, scores, classes = heads["label"].to_numpy(), heads[score_columns(heads)].to_numpy(), classes_of(heads)
+        heads_groups = np.asarray([groups.get(v, v) for v in heads["video_id"].to_list()])
+        labels, scores, classes = heads["label"].to_numpy(), heads.select(score_columns(heads)).to_numpy(), classes_of(heads)
         ci = group_bootstrap(heads_groups, lambda r: headline_metrics(labels[r], scores[r], classes, positive_label),
                              n_boot=n_bootstrap, random_state=random_state)  # fmt: skip
-        folds = pd.DataFrame([r for r in rows if r["model"] == model])
-        spread = folds.groupby("metric", sort=False)["value"].agg(
-            mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+        per_metric: dict[str, list[float]] = {}
+        for r in rows:
+            if r["model"] == model:
+                per_metric.setdefault(r["metric"], []).append(r["value"])
+        spread = {m: _mean_std(v) for m, v in per_metric.items()}
+        ci = {m: (lo, hi) for m, lo, hi in ci.iter_rows()}
         null = nulls.get(model)
         real = headline_statistic(by_fold, positive_label=positive_label)
         for metric, value in table_metrics(heads, positive_label).items():
             is_head = metric == HEADLINE_METRIC and null is not None
             summaries.append({
-                "model": model, "metric": metric, "mean": spread.loc[metric, "mean"],
-                "std": spread.loc[metric, "std"], "pooled": value,
-                "ci_low": ci.loc[metric, "ci_low"], "ci_high": ci.loc[metric, "ci_high"],
+                "model": model, "metric": metric, "mean": spread[metric]["mean"],
+                "std": spread[metric]["std"], "pooled": value,
+                "ci_low": ci[metric][0], "ci_high": ci[metric][1],
                 "n_folds": len(by_fold), "n_videos": len(heads),
                 "p_value": permutation_p_value(real, null) if is_head else np.nan,
                 "null_mean": float(np.nanmean(null)) if is_head else np.nan,
@@ -344,22 +370,29 @@ def evaluate(
             })  # fmt: skip
         robust.append(robustness(pooled, clips, model=model, positive_label=positive_label))
         if platforms is not None:
-            plat = heads.assign(platform=heads["video_id"].map(platforms).fillna(""))
-            for name, part in plat.groupby("platform", sort=True):
+            plat = heads.with_columns(platform=pl.Series(
+                [platforms.get(v, "") for v in heads["video_id"].to_list()], dtype=pl.String))
+            for (name,), part in plat.sort("platform", maintain_order=True).group_by(
+                    "platform", maintain_order=True):  # fmt: skip
                 for metric, value in table_metrics(part, positive_label).items():
                     per_platform.append({"model": model, "platform": name or "unknown",
                                          "metric": metric, "value": value, "n_videos": len(part)})  # fmt: skip
-        cm = confusion(heads["label"], heads["pred"], classes_of(heads))
-        confusions.append(cm.stack().rename("count").reset_index().assign(model=model))
-    metrics = schemas.write_table(pd.DataFrame(rows), metrics_path, "metrics")
-    summary = schemas.write_table(pd.DataFrame(summaries), summary_path, "summary")
-    robust = pd.concat(robust, ignore_index=True)
+        cm = confusion(heads["label"].to_numpy(), heads["pred"].to_numpy(), classes_of(heads))
+        confusions.append(cm.unpivot(index="true", variable_name="pred", value_name="count")
+                          .with_columns(model=pl.lit(model)))  # fmt: skip
+    metrics = schemas.write_table(pl.DataFrame(rows, schema=_METRICS_SCHEMA), metrics_path, "metrics")
+    summary = schemas.write_table(pl.DataFrame(summaries, infer_schema_length=None), summary_path,
+                                  "summary")  # fmt: skip
+    robust = pl.concat(robust) if robust else pl.DataFrame(schema=_ROBUSTNESS_SCHEMA)
     if robustness_path:
         schemas.write_table(robust, robustness_path, "robustness")
     if platform_path:
-        _write_csv(pd.DataFrame(per_platform, columns=["model", "platform", "metric", "value",
-                                                       "n_videos"]), platform_path)  # fmt: skip
-    confusions = pd.concat(confusions, ignore_index=True)[["model", "true", "pred", "count"]]
+        _write_csv(pl.DataFrame(per_platform, schema={
+            "model": pl.String, "platform": pl.String, "metric": pl.String, "value": pl.Float64,
+            "n_videos": pl.Int64}), platform_path)  # fmt: skip
+    confusions = (pl.concat(confusions).select("model", "true", "pred", "count") if confusions
+                  else pl.DataFrame(schema={"model": pl.String, "true": pl.String,
+                                            "pred": pl.String, "count": pl.Int64}))  # fmt: skip
     if confusion_path:
         _write_csv(confusions, confusion_path)
     report_dir = Path(report_dir)
@@ -374,13 +407,28 @@ def evaluate(
                       json.dumps(config or {}, indent=2, sort_keys=True, default=str))  # fmt: skip
     atomic_write_text(report_dir / "evaluation.md",
                       report.evaluation_markdown(summary, metrics, robust, n_bootstrap))  # fmt: skip
-    for model, m in summary[summary["metric"] == HEADLINE_METRIC].set_index("model").iterrows():
+    for m in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True):
+        model = m["model"]
         log.info("%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",
                  model, m["mean"], m["std"], m["n_folds"], m["ci_low"], m["ci_high"],
                  f"{m['p_value']:.4f}" if np.isfinite(m["p_value"]) else "n/a")  # fmt: skip
     return summary
 
 
-def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
+def _mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample std over folds, skipping folds where the metric is undefined (NaN);
+    the std of a single fold is 0, of a single defined value among several NaN."""
+    v = np.asarray(values, dtype=float)
+    defined = v[~np.isnan(v)]
+    mean = float(defined.mean()) if len(defined) else float("nan")
+    if len(v) <= 1:
+        return {"mean": mean, "std": 0.0}
+    return {"mean": mean, "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else float("nan")}
+
+
+def _write_csv(df: pl.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        df.write_csv(tmp)
+
+
+_METRICS_SCHEMA = {"model": pl.String, "fold": pl.Int64, "metric": pl.String, "value": pl.Float64}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
+import numpy as np
+import polars as pl
 from sklearn.model_selection import StratifiedGroupKFold
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,8 @@ def assign_folds(videos: pd.DataFrame, *, n_folds: int = 5, random_state: int = 
     Raises ValueError with the numbers and the fix, before anything is written, when the
     folds cannot be trained and evaluated (see :func:`check_feasible`).
     """
-    valid = videos[videos["valid"]].sort_values("video_id", kind="stable").reset_index(drop=True)
-    n_groups = valid["dup_group"].nunique()
+    valid = videos.filter(pl.col("valid")).sort("video_id", maintain_order=True)
+    n_groups = valid["dup_group"].n_unique()
     if n_groups < n_folds:
         raise ValueError(
             f"{n_groups} duplicate groups among {len(valid)} valid videos cannot fill "
@@ -32,30 +33,32 @@ def assign_folds(videos: pd.DataFrame, *, n_folds: int = 5, random_state: int = 
             f"{max(n_groups, 1)} or add videos from more groups."
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    fold = pd.Series(-1, index=valid.index, dtype="int64")
-    for k, (_, test_idx) in enumerate(splitter.split(valid, valid["label"], valid["dup_group"])):
-        fold.iloc[test_idx] = k
-    out = valid[["video_id", "dup_group", "label"]].assign(fold=fold.values)
+    fold = np.full(len(valid), -1, dtype=np.int64)
+    labels, groups = valid["label"].to_numpy(), valid["dup_group"].to_numpy()
+    for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(valid)), labels, groups)):
+        fold[test_idx] = k
+    out = valid.select("video_id", "dup_group", "label").with_columns(fold=pl.Series(fold))
     check_feasible(out, n_folds=n_folds)
-    for k, part in out.groupby("fold"):
+    for (k,), part in out.group_by("fold", maintain_order=False):
+        counts = dict(part["label"].value_counts(sort=True).iter_rows())
         log.info("fold %d: %d videos, %d groups, labels %s", k, len(part),
-                 part["dup_group"].nunique(), part["label"].value_counts().to_dict())  # fmt: skip
+                 part["dup_group"].n_unique(), counts)  # fmt: skip
     return out
 
 
 def check_folds(folds: pd.DataFrame) -> None:
     """Raise AssertionError if a duplicate group straddles folds."""
-    spread = folds.groupby("dup_group")["fold"].nunique()
-    leaking = spread[spread > 1]
-    if len(leaking):
-        raise AssertionError(f"duplicate groups in several folds: {list(leaking.index)[:10]}")
+    spread = folds.group_by("dup_group").agg(pl.col("fold").n_unique())
+    leaking = spread.filter(pl.col("fold") > 1).sort("dup_group")["dup_group"].to_list()
+    if leaking:
+        raise AssertionError(f"duplicate groups in several folds: {leaking[:10]}")
 
 
 def _census(videos: pd.DataFrame) -> str:
-    per_class = videos.groupby("label")["dup_group"].agg(["size", "nunique"])
+    per_class = videos.group_by("label").agg(pl.len(), pl.col("dup_group").n_unique()).sort("label")
     classes = ", ".join(f"{label}: {n} videos in {g} groups"
-                        for label, (n, g) in per_class.iterrows())  # fmt: skip
-    return f"{videos['dup_group'].nunique()} groups, {len(videos)} videos; {classes or 'none'}"
+                        for label, n, g in per_class.iter_rows())  # fmt: skip
+    return f"{videos['dup_group'].n_unique()} groups, {len(videos)} videos; {classes or 'none'}"
 
 
 def check_feasible(folds: pd.DataFrame, *, n_folds: int) -> None:
@@ -63,19 +66,19 @@ def check_feasible(folds: pd.DataFrame, *, n_folds: int) -> None:
     folds but one) at least two classes; warn when one duplicate group holds more than
     1/k of the videos (that fold's score then rests on one group)."""
     for k in range(n_folds):
-        held_out, train = folds[folds["fold"] == k], folds[folds["fold"] != k]
-        if held_out.empty:
+        held_out, train = folds.filter(pl.col("fold") == k), folds.filter(pl.col("fold") != k)
+        if held_out.is_empty():
             raise ValueError(f"fold {k} holds no video ({_census(folds)}): lower folds.k in the "
                              "config or add videos from more groups.")  # fmt: skip
-        if train["label"].nunique() < 2:
+        if train["label"].n_unique() < 2:
             only = ", ".join(sorted(map(str, train["label"].unique()))) or "none"
             raise ValueError(
                 f"fold {k}: its training set holds one class only ({only}) because the other "
                 f"class's videos sit in the held-out fold ({_census(folds)}): every class needs "
                 f"videos in at least two groups: add groups of each class or lower folds.k."
             )
-    sizes = folds.groupby("dup_group").size()
-    if len(folds) and sizes.max() > len(folds) / n_folds:
+    sizes = folds.group_by("dup_group").len().sort(["len", "dup_group"], descending=[True, False])
+    if len(folds) and sizes["len"][0] > len(folds) / n_folds:
         log.warning("duplicate group %s holds %d of %d videos (more than 1/%d): the fold holding "
-                    "it is dominated by one group", sizes.idxmax(), sizes.max(), len(folds),
-                    n_folds)  # fmt: skip
+                    "it is dominated by one group", sizes["dup_group"][0], sizes["len"][0],
+                    len(folds), n_folds)  # fmt: skip

@@ -3,6 +3,8 @@
 Every function takes tables and writes one file atomically; lib/evaluate.py and the
 ``data-quality`` command call them. Curves are drawn on the headline rows (held-out
 originals) only.
+
+Tables are polars; matplotlib and scikit-learn get numpy arrays.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 from sklearn import metrics as skm
 
 from lib import schemas
@@ -37,15 +39,15 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _binary_truth_score(preds: pd.DataFrame, positive_label: str):
+def _binary_truth_score(preds: pl.DataFrame, positive_label: str):
     from lib.evaluate import classes_of
 
     classes = classes_of(preds)
     pos = positive_label if positive_label in classes else classes[-1]
-    return preds["label"].astype(str).to_numpy() == pos, preds[f"score_{pos}"].to_numpy(), pos
+    return preds["label"].cast(pl.String).to_numpy() == pos, preds[f"score_{pos}"].to_numpy(), pos
 
 
-def plot_curves(by_model: dict[str, dict[int, pd.DataFrame]], path: Path, *,
+def plot_curves(by_model: dict[str, dict[int, pl.DataFrame]], path: Path, *,
                 positive_label: str) -> None:  # fmt: skip
     """ROC and precision-recall curves per model on held-out originals: the mean curve over
     folds with a ±1 std band (binary; multi-class uses the positive-vs-rest score)."""
@@ -87,37 +89,40 @@ def plot_curves(by_model: dict[str, dict[int, pd.DataFrame]], path: Path, *,
     _save(fig, path)
 
 
-def plot_confusions(confusions: pd.DataFrame, path: Path) -> None:
+def plot_confusions(confusions: pl.DataFrame, path: Path) -> None:
     """One confusion matrix per model (pooled out-of-fold originals), counts annotated."""
     plt = _plt()
-    models = sorted(confusions["model"].unique())
+    models = sorted(confusions["model"].unique().to_list())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
     for ax, model in zip(axes[0], models):
-        m = confusions[confusions["model"] == model].pivot(index="true", columns="pred",
-                                                           values="count")  # fmt: skip
-        ax.imshow(m.to_numpy(), cmap="Blues")
-        for (i, j), v in np.ndenumerate(m.to_numpy()):
+        m = (confusions.filter(pl.col("model") == model)
+             .pivot(on="pred", index="true", values="count", sort_columns=True).sort("true"))  # fmt: skip
+        rows, cols = m["true"].to_list(), m.columns[1:]
+        counts = m.select(cols).to_numpy()
+        ax.imshow(counts, cmap="Blues")
+        for (i, j), v in np.ndenumerate(counts):
             ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(len(m.columns)), m.columns, rotation=45, fontsize=7)
-        ax.set_yticks(range(len(m.index)), m.index, fontsize=7)
+        ax.set_xticks(range(len(cols)), cols, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set(title=model, xlabel="predicted", ylabel="true")
     _save(fig, path)
 
 
-def plot_nulls(nulls: dict[str, np.ndarray], summary: pd.DataFrame, path: Path) -> None:
+def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) -> None:
     """Permutation null distribution of the headline metric per model, real score marked."""
     from lib.evaluate import HEADLINE_METRIC
 
     plt = _plt()
     models = sorted(nulls) or ["(no permutation test)"]
     fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3), squeeze=False)
-    head = summary[summary["metric"] == HEADLINE_METRIC].set_index("model")
+    head = {r["model"]: r for r in summary.filter(pl.col("metric") == HEADLINE_METRIC)
+            .iter_rows(named=True)}  # fmt: skip
     for ax, model in zip(axes[0], models):
         if model not in nulls:
             ax.text(0.5, 0.5, "no permutation test configured", ha="center")
             continue
         ax.hist(nulls[model], bins=20, range=(0, 1), color="grey", label="null")
-        real, p = head.loc[model, "mean"], head.loc[model, "p_value"]
+        real, p = head[model]["mean"], head[model]["p_value"]
         ax.axvline(real, color="C3", label=f"real {real:.3f}")
         ax.set(title=f"{model}: p = {p:.3g} (n = {len(nulls[model])})", xlabel=HEADLINE_METRIC,
                ylabel="permutations")  # fmt: skip
@@ -133,7 +138,7 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
     for p in map(Path, prediction_paths):
         h = p.parent / "history.csv"
         if h.exists():
-            histories.setdefault(p.parent.parent.name, []).append(pd.read_csv(h))
+            histories.setdefault(p.parent.parent.name, []).append(pl.read_csv(h))
     if not histories:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.text(0.5, 0.5, "no deep model in this run: feature models have no training curve",
@@ -145,27 +150,27 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
     for row, (model, hs) in zip(axes, sorted(histories.items())):
         for k, h in enumerate(hs):
             for col in ("train_loss", "val_loss"):
-                if col in h:
-                    row[0].plot(h["epoch"], h[col], color="C0" if col == "train_loss" else "C1",
+                if col in h.columns:
+                    row[0].plot(h["epoch"].to_numpy(), h[col].to_numpy(), color="C0" if col == "train_loss" else "C1",
                                 alpha=0.6, label=col if k == 0 else None)  # fmt: skip
-            if "val_auc" in h:
-                row[1].plot(h["epoch"], h["val_auc"], color="C2", alpha=0.6)
+            if "val_auc" in h.columns:
+                row[1].plot(h["epoch"].to_numpy(), h["val_auc"].to_numpy(), color="C2", alpha=0.6)
         row[0].set(title=f"{model}: loss per fold", xlabel="epoch")
         row[0].legend(fontsize=7)
         row[1].set(title=f"{model}: inner-validation ROC-AUC", xlabel="epoch")
     _save(fig, path)
 
 
-def _fmt(v: float) -> str:
-    return "" if not np.isfinite(v) else f"{v:.3f}"
+def _fmt(v: float | None) -> str:
+    return "" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
-def evaluation_markdown(summary: pd.DataFrame, metrics: pd.DataFrame, robust: pd.DataFrame,
+def evaluation_markdown(summary: pl.DataFrame, metrics: pl.DataFrame, robust: pl.DataFrame,
                         n_bootstrap: int) -> str:  # fmt: skip
     """The evaluation report: headline table with spread, interval and p-value; robustness."""
     from lib.evaluate import HEADLINE_METRIC
 
-    n_folds = metrics["fold"].nunique()
+    n_folds = metrics["fold"].n_unique()
     lines = ["# Evaluation", "",
              f"Headline: held-out **original** videos only (one row per video), {n_folds} folds "
              "grouped by duplicate group. Per metric: mean ± sample std over folds, the value "
@@ -173,25 +178,27 @@ def evaluation_markdown(summary: pd.DataFrame, metrics: pd.DataFrame, robust: pd
              "resamples of duplicate groups. p: permutation test of the mean fold ROC-AUC "
              "(group labels permuted, same folds and training).", "",
              "| model | metric | mean ± std | pooled | 95% CI | p | null mean |", "|---" * 7 + "|"]  # fmt: skip
-    for r in summary.itertuples():
-        p = f"{r.p_value:.4f}" if np.isfinite(r.p_value) else ""
-        lines.append(f"| {r.model} | {r.metric} | {r.mean:.3f} ± {r.std:.3f} | {_fmt(r.pooled)} | "
-                     f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {p} | {_fmt(r.null_mean)} |")  # fmt: skip
+    for r in summary.iter_rows(named=True):
+        p = f"{r['p_value']:.4f}" if np.isfinite(r["p_value"]) else ""
+        lines.append(f"| {r['model']} | {r['metric']} | {r['mean']:.3f} ± {r['std']:.3f} | "
+                     f"{_fmt(r['pooled'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {p} | "
+                     f"{_fmt(r['null_mean'])} |")  # fmt: skip
     lines += ["", "## Robustness (augmented held-out clips; not part of the headline)", "",
               f"{HEADLINE_METRIC} and accuracy per augmentation type, pooled over folds.", "",
               "| model | augmentation | clips | roc_auc | accuracy |", "|---" * 5 + "|"]  # fmt: skip
-    wide = robust.pivot_table(index=["model", "augmentation", "n_clips"], columns="metric",
-                              values="value").reset_index()  # fmt: skip
-    for r in wide.itertuples():
-        lines.append(f"| {r.model} | {r.augmentation} | {r.n_clips} | {_fmt(r.roc_auc)} | "
-                     f"{_fmt(r.accuracy)} |")  # fmt: skip
+    wide = {}
+    for r in robust.sort(["model", "augmentation", "n_clips"], maintain_order=True).iter_rows(named=True):
+        wide.setdefault((r["model"], r["augmentation"], r["n_clips"]), {})[r["metric"]] = r["value"]
+    for (model, augmentation, n_clips), values in wide.items():
+        lines.append(f"| {model} | {augmentation} | {n_clips} | {_fmt(values.get('roc_auc'))} | "
+                     f"{_fmt(values.get('accuracy'))} |")  # fmt: skip
     lines += ["", "![ROC and PR curves](curves.png)", "", "![Permutation nulls](permutation_null.png)", ""]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------- data quality
 def data_quality(manifest_path, download_path, videos_path, out_table, out_failures,
-                 out_plot) -> pd.DataFrame:  # fmt: skip
+                 out_plot) -> pl.DataFrame:  # fmt: skip
     """Data quality: per label and platform, videos listed/downloaded/valid and median
     resolution, fps, duration (``out_table``); failures by stage and reason code
     (``out_failures``); a figure of both (``out_plot``)."""
@@ -199,37 +206,46 @@ def data_quality(manifest_path, download_path, videos_path, out_table, out_failu
     download = schemas.read_table(download_path, "download")
     videos = schemas.read_table(videos_path, "videos")
     rows = []
-    for (label, platform), m in manifest.groupby(["label", "platform"], sort=True):
-        d = download[(download["label"] == label) & (download["platform"] == platform)]
-        v = videos[(videos["label"] == label) & (videos["platform"] == platform)]
-        ok = v[v["valid"]]
+    for (label, platform), m in manifest.sort(["label", "platform"], maintain_order=True).group_by(
+            ["label", "platform"], maintain_order=True):  # fmt: skip
+        same = (pl.col("label") == label) & (pl.col("platform") == platform)
+        d = download.filter(same)
+        ok = videos.filter(same & pl.col("valid"))
         rows.append({"label": label, "platform": platform or "unknown", "listed": len(m),
-                     "downloaded": int((d["status"] == "ok").sum()), "valid": int(ok["valid"].sum()),
-                     "median_width": ok["width"].median(), "median_height": ok["height"].median(),
-                     "median_fps": ok["fps"].median(), "median_duration_s": ok["duration_s"].median()})  # fmt: skip
-    table = pd.DataFrame(rows)
-    failures = pd.concat([
-        download.loc[download["status"] == "failed", "reason"].rename("reason").to_frame().assign(stage="download"),
-        videos.loc[~videos["valid"], "reason"].rename("reason").to_frame().assign(stage="validate"),
-    ])  # fmt: skip
-    failures["reason"] = failures["reason"].astype(str).str.split(":").str[0]
-    by_reason = failures.groupby(["stage", "reason"]).size().rename("count").reset_index()
+                     "downloaded": int((d["status"] == "ok").sum()), "valid": len(ok),
+                     **{f"median_{c}": _median(ok[c]) for c in ("width", "height", "fps", "duration_s")}})  # fmt: skip
+    table = pl.DataFrame(rows, schema={
+        "label": pl.String, "platform": pl.String, "listed": pl.Int64, "downloaded": pl.Int64,
+        "valid": pl.Int64, "median_width": pl.Float64, "median_height": pl.Float64,
+        "median_fps": pl.Float64, "median_duration_s": pl.Float64})  # fmt: skip
+    failures = pl.concat([
+        download.filter(pl.col("status") == "failed").select(pl.lit("download").alias("stage"), "reason"),
+        videos.filter(~pl.col("valid")).select(pl.lit("validate").alias("stage"), "reason"),
+    ]).with_columns(pl.col("reason").str.split(":").list.first())  # fmt: skip
+    by_reason = failures.group_by(["stage", "reason"]).len(name="count").sort(["stage", "reason"])
     for frame, out in ((table, out_table), (by_reason, out_failures)):
         with atomic_path(out) as tmp:
-            frame.to_csv(tmp, index=False)
+            frame.write_csv(tmp)
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    ok = videos[videos["valid"]].assign(group=lambda v: v["label"] + "/" + v["platform"])
+    ok = videos.filter(pl.col("valid")).with_columns(group=pl.col("label") + "/" + pl.col("platform"))
     for ax, col, title in zip(axes[:3], ("height", "fps", "duration_s"),
                               ("frame height (px)", "fps", "duration (s)")):  # fmt: skip
-        names = sorted(ok["group"].unique())
-        ax.boxplot([ok.loc[ok["group"] == n, col].dropna() for n in names], tick_labels=names)
+        names = sorted(ok["group"].unique().to_list())
+        ax.boxplot([ok.filter(pl.col("group") == n)[col].fill_nan(None).drop_nulls().to_numpy()
+                    for n in names], tick_labels=names)  # fmt: skip
         ax.tick_params(axis="x", rotation=45, labelsize=7)
         ax.set(title=f"{title} by label/platform")
     if len(by_reason):
-        labels = by_reason["stage"] + ": " + by_reason["reason"]
-        axes[3].barh(labels, by_reason["count"], color="C3")
+        labels = (by_reason["stage"] + ": " + by_reason["reason"]).to_list()
+        axes[3].barh(labels, by_reason["count"].to_numpy(), color="C3")
         axes[3].tick_params(axis="y", labelsize=7)
     axes[3].set(title=f"failures by reason ({int(by_reason['count'].sum()) if len(by_reason) else 0})")
     _save(fig, Path(out_plot))
     return table
+
+
+def _median(values: pl.Series) -> float:
+    """Median of the known values (NaN skipped, as pandas does); NaN when none."""
+    known = values.cast(pl.Float64).fill_nan(None).drop_nulls()
+    return float(known.median()) if len(known) else float("nan")

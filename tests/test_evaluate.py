@@ -7,7 +7,7 @@ import json
 
 import joblib
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from lib import schemas
@@ -67,7 +67,8 @@ def test_brier_and_confusion():
     scores = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
     assert brier_score(["fake", "fake", "real"], scores, ["fake", "real"]) == pytest.approx(0.25 / 3)
     cm = confusion(["a", "a", "b"], ["a", "b", "b"], ["a", "b", "c"])
-    assert cm.loc["a"].tolist() == [1, 1, 0] and cm.loc["c"].sum() == 0
+    assert cm["true"].to_list() == ["a", "b", "c"] and cm.columns == ["true", "a", "b", "c"]
+    assert cm.row(0) == ("a", 1, 1, 0) and cm.row(2)[1:] == (0, 0, 0)
 
 
 def test_multiclass_auc_over_present_classes_is_never_nan():
@@ -115,9 +116,9 @@ def _synthetic(tmp_path, *, n_groups=24, per_group=3, dims=4, signal=1.0, noise=
                 row["hc_copy"] = 2 * row["hc_signal"] + 1e-6 * rng.normal()  # collinear
                 feats.append(row)
     feats[0] = {k: (v if k == "clip_id" else float("nan")) for k, v in feats[0].items()}
-    schemas.write_table(pd.DataFrame(clips), tmp_path / "clips.csv", "clips")
-    schemas.write_table(pd.DataFrame(feats), tmp_path / "features.parquet", "features")
-    schemas.write_table(pd.DataFrame(folds), tmp_path / "folds.csv", "folds")
+    schemas.write_table(pl.DataFrame(clips), tmp_path / "clips.csv", "clips")
+    schemas.write_table(pl.DataFrame(feats), tmp_path / "features.parquet", "features")
+    schemas.write_table(pl.DataFrame(folds), tmp_path / "folds.csv", "folds")
     return [tmp_path / n for n in ("features.parquet", "clips.csv", "folds.csv")]
 
 
@@ -147,26 +148,26 @@ def test_every_model_gives_probabilities_fitted_on_training_folds_only(tmp_path,
     out = tmp_path / "m"
     preds = train_fold(*tables, out, model_name=name, fold=0, random_state=1)
     folds = schemas.read_table(tables[2], "folds")
-    held_out = set(folds.loc[folds["fold"] == 0, "video_id"])
+    held_out = set(folds.filter(pl.col("fold") == 0)["video_id"])
     clips = schemas.read_table(tables[1], "clips")
-    expected = clips[clips["video_id"].isin(held_out) & (clips["clip_id"] != "g0v0__orig")]
+    expected = clips.filter(pl.col("video_id").is_in(held_out) & (pl.col("clip_id") != "g0v0__orig"))
     assert set(preds["clip_id"]) == set(expected["clip_id"])  # every held-out clip, augmented too
     assert (preds["aug_idx"] >= 0).any() and (preds["aug_idx"] == -1).any()
-    np.testing.assert_allclose(preds[["score_fake", "score_real"]].sum(axis=1), 1.0)
+    np.testing.assert_allclose(preds.select(pl.col("score_fake") + pl.col("score_real")).to_series(), 1.0)
     pipe = joblib.load(out / "model.joblib")
     info = json.loads((out / "train_info.json").read_text())
     assert info["skipped_clips_without_features"] == 1
     assert "hc_copy" in info["features_dropped_correlated"]
     table, cols, _ = load_training_table(*tables)
-    train = table[table["fold"] != 0]
+    train = table.filter(pl.col("fold") != 0)
     kept = pipe.named_steps["decorrelate"].support_
     np.testing.assert_allclose(pipe.named_steps["scale"].mean_,
-                               train[cols].to_numpy()[:, kept].mean(axis=0), rtol=1e-9)  # fmt: skip
+                               train.select(cols).to_numpy()[:, kept].mean(axis=0), rtol=1e-9)  # fmt: skip
     if name == "linear_svm":  # calibrated on inner splits grouped by duplicate group
         from lib.train.feature_models import inner_splits
 
         for tr, te in inner_splits(train["label"], train["dup_group"], random_state=1):
-            assert not set(train["dup_group"].iloc[tr]) & set(train["dup_group"].iloc[te])
+            assert not set(train["dup_group"].gather(tr)) & set(train["dup_group"].gather(te))
 
 
 # --------------------------------------------------------------------------- the headline
@@ -175,41 +176,42 @@ def test_augmented_clips_never_enter_the_headline(tmp_path):
     paths = _predictions(tmp_path, "logreg", tables)
     for p in paths:  # originals perfectly right, augmentations perfectly wrong
         preds = schemas.read_table(p, "predictions")
-        fake = (preds["label"] == "fake").astype(float)
-        right = np.where(preds["aug_idx"] == -1, fake, 1 - fake)
-        preds = preds.assign(score_fake=right, score_real=1 - right, score=right,
-                             pred=np.where(right > 0.5, "fake", "real"))  # fmt: skip
+        fake = (preds["label"] == "fake").cast(pl.Float64).to_numpy()
+        right = np.where(preds["aug_idx"].to_numpy() == -1, fake, 1 - fake)
+        preds = preds.with_columns(score_fake=right, score_real=1 - right, score=right,
+                                   pred=pl.Series(np.where(right > 0.5, "fake", "real")))  # fmt: skip
         schemas.write_table(preds, p, "predictions")
-    pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.5], "val_loss": [0.7, 0.6],
-                  "val_auc": [0.6, 0.7]}).to_csv(paths[0].parent / "history.csv", index=False)  # fmt: skip
+    pl.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.5], "val_loss": [0.7, 0.6],
+                  "val_auc": [0.6, 0.7]}).write_csv(paths[0].parent / "history.csv")  # fmt: skip
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
                        robustness_path=tmp_path / "robustness.csv", n_bootstrap=50)  # fmt: skip
     for figure in ("curves", "confusion", "permutation_null", "training_curves"):
         assert (tmp_path / f"reports/{figure}.png").stat().st_size > 5000, figure
-    s = summary.set_index("metric")
-    assert s.loc["roc_auc", "pooled"] == 1.0 and s.loc["accuracy", "mean"] == 1.0
-    assert s.loc["accuracy", "n_videos"] == 24 * 3 - 1  # one video per row, g0v0 has no features
+    s = {r["metric"]: r for r in summary.iter_rows(named=True)}
+    assert s["roc_auc"]["pooled"] == 1.0 and s["accuracy"]["mean"] == 1.0
+    assert s["accuracy"]["n_videos"] == 24 * 3 - 1  # one video per row, g0v0 has no features
     robust = schemas.read_table(tmp_path / "robustness.csv", "robustness")
-    acc = robust[robust["metric"] == "accuracy"].set_index("augmentation")["value"]
+    acc = dict(robust.filter(pl.col("metric") == "accuracy").select("augmentation", "value").iter_rows())
     assert acc["hflip"] == 0.0 and acc["gaussian_blur"] == 0.0 and acc["none (original)"] == 1.0
     with pytest.raises(ValueError, match="several original"):
-        originals(pd.DataFrame({"video_id": ["a", "a"], "aug_idx": [-1, -1]}))
+        originals(pl.DataFrame({"video_id": ["a", "a"], "aug_idx": [-1, -1]}))
 
 
 def test_group_bootstrap_resamples_whole_groups():
     groups = np.repeat(["a", "b", "c", "d"], [1, 2, 3, 4])
-    table = pd.DataFrame({"g": groups})
-    sizes = table["g"].value_counts()
+    table = pl.DataFrame({"g": groups})
+    sizes = dict(table["g"].value_counts().iter_rows())
 
     def whole(t):  # every drawn group appears a multiple of its size
-        counts = t["g"].value_counts()
-        return {"whole": float(all(counts[g] % sizes[g] == 0 for g in counts.index)),
+        counts = dict(t["g"].value_counts().iter_rows())
+        return {"whole": float(all(counts[g] % sizes[g] == 0 for g in counts)),
                 "n": float(len(t))}  # fmt: skip
 
-    ci = group_bootstrap(groups, lambda rows: whole(table.iloc[rows]), n_boot=200, random_state=0)
-    assert ci.loc["whole", "ci_low"] == 1.0
-    assert ci.loc["n", "ci_low"] < 10 < ci.loc["n", "ci_high"]  # group sizes vary
+    ci = group_bootstrap(groups, lambda rows: whole(table[rows]), n_boot=200, random_state=0)
+    ci = {m: (lo, hi) for m, lo, hi in ci.iter_rows()}
+    assert ci["whole"][0] == 1.0
+    assert ci["n"][0] < 10 < ci["n"][1]  # group sizes vary
 
 
 # ----------------------------------------------------------------------- permutation test
@@ -217,7 +219,7 @@ def test_permute_group_labels_keeps_groups_and_proportions():
     groups = np.repeat([f"g{i}" for i in range(10)], 3)
     labels = np.repeat(["fake"] * 4 + ["real"] * 6, 3)
     out = permute_group_labels(groups, labels, random_state=3)
-    assert pd.Series(out).groupby(groups).nunique().max() == 1
+    assert pl.DataFrame({"g": groups, "y": out}).group_by("g").agg(pl.col("y").n_unique())["y"].max() == 1
     assert (out == "fake").sum() == 12
     assert not (out == labels).all()
     assert permutation_p_value(0.9, np.array([0.5, 0.6, 0.95])) == pytest.approx(2 / 4)
@@ -241,7 +243,7 @@ def test_permutation_null_centres_on_chance_and_real_model_beats_it(tmp_path):
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
                        permutation_paths=[perm], n_bootstrap=100)  # fmt: skip
-    auc = summary.set_index("metric").loc["roc_auc"]
+    auc = summary.filter(pl.col("metric") == "roc_auc").row(0, named=True)
     assert auc["mean"] > 0.8 and auc["p_value"] < 0.05 and auc["n_permutations"] == 20
     assert auc["ci_low"] < auc["pooled"] < auc["ci_high"] or auc["pooled"] == 1.0
     assert (tmp_path / "reports/permutation_null.png").stat().st_size > 1000

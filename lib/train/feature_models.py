@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import joblib
 import numpy as np
-import pandas as pd
+import polars as pl
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
@@ -102,8 +103,8 @@ def inner_splits(y, groups, *, n_splits: int = CALIBRATION_FOLDS, random_state: 
     y, groups = np.asarray(y), np.asarray(groups)
     n_splits = max(2, min(n_splits, len(np.unique(groups))))
     X = np.zeros((len(y), 1))
-    per_class = pd.Series(groups).groupby(y).nunique()
-    if per_class.min() >= n_splits:
+    per_class = min(len(np.unique(groups[y == c])) for c in np.unique(y))
+    if per_class >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         return list(splitter.split(X, y, groups))
     # Too few groups of a class to stratify: keep the grouped splits whose training part
@@ -186,28 +187,30 @@ def fit_model(name: str, X, y, groups, *, params: dict | None = None, random_sta
         return model.fit(X, y)
 
 
-def training_table(features: pd.DataFrame, clips: pd.DataFrame, folds: pd.DataFrame):
+def training_table(features: pl.DataFrame, clips: pl.DataFrame, folds: pl.DataFrame):
     """Clips with their fold, group and features; clips of videos without a fold are left out.
 
     Clips missing a feature set are dropped by the callers (:func:`missing_feature_set`).
     """
-    ok = clips[clips["status"] == "ok"][["clip_id", "video_id", "label", "aug_idx", "augmentation"]]
-    table = ok.merge(folds[["video_id", "dup_group", "fold"]], on="video_id", how="inner")
-    table = table.merge(features, on="clip_id", how="inner")
+    ok = clips.filter(pl.col("status") == "ok").select(
+        "clip_id", "video_id", "label", "aug_idx", "augmentation")  # fmt: skip
+    table = ok.join(folds.select("video_id", "dup_group", "fold"), on="video_id", how="inner")
+    table = table.join(features, on="clip_id", how="inner")
     feature_cols = [c for c in features.columns if c != "clip_id"]
-    return table.sort_values("clip_id", kind="stable").reset_index(drop=True), feature_cols
+    return table.sort("clip_id", maintain_order=True), feature_cols
 
 
-def missing_feature_set(table: pd.DataFrame, feature_cols: list[str]) -> pd.Series:
+def missing_feature_set(table: pl.DataFrame, feature_cols: list[str]) -> pl.Series:
     """Clips missing a whole feature set (every ``hc_*`` or every ``sc_*`` value NaN: that
     stage failed on the clip). They are left out of training and counted, never imputed."""
     sets = {}
     for col in feature_cols:
         sets.setdefault(col.split("_", 1)[0], []).append(col)
-    missing = pd.Series(False, index=table.index)
-    for cols in sets.values():
-        missing |= table[cols].isna().all(axis=1)
-    return missing
+    missing = [pl.all_horizontal([pl.col(c).fill_nan(None).is_null() for c in cols])
+               for cols in sets.values()]  # fmt: skip
+    if not missing:
+        return pl.Series("missing", [False] * len(table))
+    return table.select(pl.any_horizontal(missing).alias("missing")).to_series()
 
 
 def load_training_table(features_path, clips_path, folds_path):
@@ -217,7 +220,7 @@ def load_training_table(features_path, clips_path, folds_path):
     folds = schemas.read_table(folds_path, "folds")
     table, cols = training_table(features, clips, folds)
     incomplete = missing_feature_set(table, cols)
-    return table[~incomplete].reset_index(drop=True), cols, int(incomplete.sum())
+    return table.filter(~incomplete), cols, int(incomplete.sum())
 
 
 def class_scores(model, X) -> np.ndarray:
@@ -225,26 +228,25 @@ def class_scores(model, X) -> np.ndarray:
     return model.predict_proba(X)
 
 
-def predict_table(model, test: pd.DataFrame, cols: list[str], positive_label: str) -> pd.DataFrame:
+def predict_table(model, test: pl.DataFrame, cols: list[str], positive_label: str) -> pl.DataFrame:
     """The predictions contract for the rows of ``test``: score of the positive class
     (binary) or of the best class (multi-class), the predicted class, one score per class."""
-    scores = class_scores(model, test[cols].to_numpy())
+    scores = class_scores(model, test.select(cols).to_numpy())
     classes = [str(c) for c in model.classes_]
     pred = np.asarray(classes)[scores.argmax(axis=1)]
     pos = classes.index(positive_label) if positive_label in classes else len(classes) - 1
     score = scores[:, pos] if len(classes) == 2 else scores.max(axis=1)
-    out = pd.DataFrame({"clip_id": test["clip_id"].values, "video_id": test["video_id"].values,
-                        "label": test["label"].values, "score": score, "pred": pred,
-                        "aug_idx": test["aug_idx"].values})  # fmt: skip
-    for j, c in enumerate(classes):
-        out[f"score_{c}"] = scores[:, j]
-    return out
+    out = test.select("clip_id", "video_id", "label").with_columns(
+        score=pl.Series(score, dtype=pl.Float64), pred=pl.Series(pred, dtype=pl.String),
+        aug_idx=test["aug_idx"])  # fmt: skip
+    return out.with_columns(pl.Series(f"score_{c}", scores[:, j], dtype=pl.Float64)
+                            for j, c in enumerate(classes))  # fmt: skip
 
 
-def _check_split(train: pd.DataFrame, test: pd.DataFrame, fold: int) -> None:
-    if train.empty or test.empty or train["label"].nunique() < 2:
+def _check_split(train: pl.DataFrame, test: pl.DataFrame, fold: int) -> None:
+    if train.is_empty() or test.is_empty() or train["label"].n_unique() < 2:
         raise ValueError(f"fold {fold}: {len(train)} training and {len(test)} test clips with "
-                         f"{train['label'].nunique()} classes; need both sets and ≥2 classes")  # fmt: skip
+                         f"{train['label'].n_unique()} classes; need both sets and ≥2 classes")  # fmt: skip
 
 
 def train_fold(
@@ -258,7 +260,7 @@ def train_fold(
     params: dict | None = None,
     positive_label: str = "fake",
     random_state: int = 0,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Fit ``model_name`` on every fold but ``fold``; predict every held-out clip.
 
     ``fold=-1`` is the final model: fitted on every fold with the same settings, nothing
@@ -267,11 +269,11 @@ def train_fold(
     (sizes, clips skipped for missing features, parameters, seed, features used).
     """
     table, cols, skipped = load_training_table(features_path, clips_path, folds_path)
-    train = table[table["fold"] != fold]
-    test = table[table["fold"] == fold]
+    train = table.filter(pl.col("fold") != fold)
+    test = table.filter(pl.col("fold") == fold)
     if fold >= 0:
         _check_split(train, test, fold)
-    model = fit_model(model_name, train[cols].to_numpy(), train["label"].to_numpy(),
+    model = fit_model(model_name, train.select(cols).to_numpy(), train["label"].to_numpy(),
                       train["dup_group"].to_numpy(), params=params, random_state=random_state)  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,8 +284,8 @@ def train_fold(
     kept = model.named_steps["decorrelate"].support_
     info = {"model": model_name, "family": "feature", "fold": fold, "params": params or {},
             "random_state": random_state, "n_train_clips": int(len(train)),
-            "n_test_clips": int(len(test)), "n_train_videos": int(train["video_id"].nunique()),
-            "n_test_videos": int(test["video_id"].nunique()),
+            "n_test_clips": int(len(test)), "n_train_videos": int(train["video_id"].n_unique()),
+            "n_test_videos": int(test["video_id"].n_unique()),
             "skipped_clips_without_features": skipped, "classes": classes,
             "positive_label": pos, "features": cols,
             "features_kept": [c for c, k in zip(cols, kept) if k],
@@ -293,7 +295,7 @@ def train_fold(
              "(skipped %d without features)", model_name, fold, len(train), int(kept.sum()),
              len(cols), len(test), skipped)  # fmt: skip
     if fold < 0:
-        return pd.DataFrame()
+        return pl.DataFrame()
     predictions = predict_table(model, test, cols, positive_label)
     return schemas.write_table(predictions, out_dir / "predictions.csv", "predictions")
 
@@ -308,9 +310,13 @@ def permute_group_labels(groups, labels, *, random_state) -> np.ndarray:
     group holds one label, as duplicate groups do.)
     """
     groups, labels = np.asarray(groups), np.asarray(labels)
-    per_group = pd.Series(labels).groupby(groups, sort=True).agg(lambda s: s.value_counts().index[0])
+    counts: dict = {}
+    for group, label in zip(groups, labels):  # a group's label: its most frequent, first on ties
+        counts.setdefault(group, Counter())[label] += 1
+    names = sorted(counts)
+    per_group = np.asarray([counts[g].most_common(1)[0][0] for g in names])
     rng = np.random.default_rng(random_state)
-    shuffled = dict(zip(per_group.index, rng.permutation(per_group.to_numpy())))
+    shuffled = dict(zip(names, rng.permutation(per_group)))
     return np.asarray([shuffled[g] for g in groups])
 
 
@@ -319,8 +325,8 @@ def feature_fit_predict(model_name: str, cols: list[str], *, params: dict | None
     """``fit_predict(train, test) -> predictions`` of a feature model, for
     :func:`permutation_test`."""
 
-    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-        model = fit_model(model_name, train[cols].to_numpy(), train["label"].to_numpy(),
+    def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
+        model = fit_model(model_name, train.select(cols).to_numpy(), train["label"].to_numpy(),
                           train["dup_group"].to_numpy(), params=params,
                           random_state=random_state)  # fmt: skip
         return predict_table(model, test, cols, positive_label)
@@ -329,7 +335,7 @@ def feature_fit_predict(model_name: str, cols: list[str], *, params: dict | None
 
 
 def permutation_test(
-    table: pd.DataFrame,
+    table: pl.DataFrame,
     *,
     fit_predict,
     statistic,
@@ -347,7 +353,7 @@ def permutation_test(
     is the headline statistic the evaluation reports for the real model (mean over folds of
     the originals-only ROC-AUC). Permutation ``i`` is seeded by ``(random_state, i)``.
     """
-    folds = sorted(table["fold"].unique())
+    folds = sorted(table["fold"].unique().to_list())
     null = np.empty(n_permutations)
     steps = range(n_permutations)
     if progress:
@@ -356,13 +362,14 @@ def permutation_test(
         steps = tqdm(steps, desc=f"permutations {progress}", mininterval=5)
     for i in steps:
         seed = np.random.SeedSequence([random_state, i]).generate_state(1)[0]
-        permuted = table.assign(label=permute_group_labels(table["dup_group"], table["label"],
-                                                           random_state=seed))  # fmt: skip
+        permuted = table.with_columns(label=pl.Series(permute_group_labels(
+            table["dup_group"].to_numpy(), table["label"].to_numpy(), random_state=seed),
+            dtype=pl.String))  # fmt: skip
         by_fold = {}
         for k in folds:
-            train, test = permuted[permuted["fold"] != k], permuted[permuted["fold"] == k]
-            test = test[test["aug_idx"] == -1]
-            if train["label"].nunique() < 2 or test.empty:
+            train = permuted.filter(pl.col("fold") != k)
+            test = permuted.filter((pl.col("fold") == k) & (pl.col("aug_idx") == -1))
+            if train["label"].n_unique() < 2 or test.is_empty():
                 continue
             by_fold[k] = fit_predict(train, test)
         null[i] = statistic(by_fold)
@@ -373,7 +380,7 @@ def run_permutation_test(
     features_path, clips_path, folds_path, out_path, *, model_name: str,
     n_permutations: int, params: dict | None = None, positive_label: str = "fake",
     random_state: int = 0,
-) -> pd.DataFrame:  # fmt: skip
+) -> pl.DataFrame:  # fmt: skip
     """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``."""
     from lib.evaluate import HEADLINE_METRIC, headline_statistic
 
@@ -390,7 +397,7 @@ def run_permutation_test(
         random_state=random_state, progress=model_name,
         statistic=lambda by_fold: headline_statistic(by_fold, positive_label=positive_label),
     )  # fmt: skip
-    out = pd.DataFrame({"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC,
+    out = pl.DataFrame({"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC,
                         "value": null})  # fmt: skip
     log.info("%s: %d permutations, null %s mean %.3f sd %.3f", model_name, n_permutations,
              HEADLINE_METRIC, np.nanmean(null), np.nanstd(null))  # fmt: skip
