@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 
 from lib import schemas
-from lib.utils import atomic_write_text
+from lib.utils import atomic_write_text, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +30,25 @@ STAGES = (
 )
 
 
-def ok_mask(stage: str, table: pd.DataFrame) -> pd.Series:
+def ok_mask(stage: str, table: pl.DataFrame) -> pl.Series:
     """Rows that succeeded in ``stage``."""
     if stage == "download":
-        return table["status"].isin(["ok", "skipped"])
+        return table["status"].is_in(["ok", "skipped"])
     if stage == "validate":
         return table["valid"]
     return table["status"] == "ok"
 
 
-def failure_reasons(stage: str, table: pd.DataFrame) -> pd.Series:
-    """Counts of failure reasons, the code before any ':' detail (e.g. ``truncated``)."""
-    failed = table[~ok_mask(stage, table)]
-    return failed["reason"].astype(str).str.split(":").str[0].replace("", "unknown").value_counts()
+def failure_reasons(stage: str, table: pl.DataFrame) -> dict[str, int]:
+    """Counts of failure reasons, the code before any ':' detail (e.g. ``truncated``), most
+    frequent first (ties by name)."""
+    failed = table.filter(~ok_mask(stage, table))
+    code = failed["reason"].cast(pl.String).str.split(":").list.first().replace("", "unknown")
+    counts = code.value_counts(name="count").sort(["count", "reason"], descending=[True, False])
+    return dict(counts.iter_rows())
 
 
-def completeness(root: str | Path = ".", *, n_augmentations: int) -> tuple[pd.DataFrame, str]:
+def completeness(root: str | Path = ".", *, n_augmentations: int) -> tuple[pl.DataFrame, str]:
     """Per-stage counts and a markdown report, from the tables present under ``root``."""
     root = Path(root)
     manifest_path = root / "results/manifest.csv"
@@ -78,52 +81,57 @@ def completeness(root: str | Path = ".", *, n_augmentations: int) -> tuple[pd.Da
                      "ok": ok, "failed": len(table) - ok, "table": rel})  # fmt: skip
         for reason, n in failure_reasons(stage, table).items():
             reasons.append({"stage": stage, "reason": reason, "count": int(n)})
-    summary = pd.DataFrame(rows)
-    return summary, _markdown(summary, pd.DataFrame(reasons), manifest, tables, n_augmentations)
+    summary = pl.DataFrame(rows, schema={"stage": pl.String, "expected": pl.Int64, "present": pl.Int64,
+                                         "ok": pl.Int64, "failed": pl.Int64, "table": pl.String})  # fmt: skip
+    reasons = pl.DataFrame(reasons, schema={"stage": pl.String, "reason": pl.String, "count": pl.Int64})
+    return summary, _markdown(summary, reasons, manifest, tables, n_augmentations)
 
 
 def _markdown(summary, reasons, manifest, tables, n_augmentations) -> str:
     lines = ["# Completeness", "",
              "Rows per stage: `expected` is what the previous stage handed on (the manifest "
              "for download; valid videos × (augmentations + 1) for augment).", "",
-             summary.fillna("—").to_markdown(index=False), ""]  # fmt: skip
+             markdown_table(summary, missing="—"), ""]  # fmt: skip
     lines += ["## Failures by reason", ""]
-    lines += [reasons.to_markdown(index=False) if len(reasons) else "None.", ""]
+    lines += [markdown_table(reasons) if len(reasons) else "None.", ""]
     if manifest is not None and "augment" in tables:
-        originals = manifest[manifest["is_original"]]["video_id"]
+        originals = manifest.filter(pl.col("is_original"))["video_id"].to_list()
         clips = tables["augment"]
-        with_clips = set(clips.loc[ok_mask("augment", clips) & (clips["aug_idx"] == -1), "video_id"])
+        ok_clips = clips.filter(ok_mask("augment", clips))
+        with_clips = set(ok_clips.filter(pl.col("aug_idx") == -1)["video_id"])
         lost = sorted(set(originals) - with_clips)
         lines += ["## Originals missing from the clips", "",
                   f"{len(lost)} of {len(originals)} originals have no clip"
                   + (": " + ", ".join(lost[:50]) + (" …" if len(lost) > 50 else "") if lost else "."), ""]  # fmt: skip
-        aug = clips[ok_mask("augment", clips) & (clips["aug_idx"] >= 0)]
+        aug = ok_clips.filter(pl.col("aug_idx") >= 0)
         valid = tables["validate"] if "validate" in tables else None
         if valid is not None:
-            counts = aug.groupby("video_id").size().reindex(
-                valid.loc[valid["valid"], "video_id"], fill_value=0)  # fmt: skip
-            short = counts[counts < n_augmentations]
+            per_video = dict(aug.group_by("video_id").len().iter_rows())
+            counts = [(v, per_video.get(v, 0)) for v in valid.filter(pl.col("valid"))["video_id"]]
+            short = [(v, n) for v, n in counts if n < n_augmentations]
             lines += ["## Videos with fewer augmentations than configured", "",
                       f"{len(short)} valid videos have fewer than {n_augmentations} augmented clips"
-                      + (": " + ", ".join(f"{v} ({n})" for v, n in short.head(50).items()) if len(short) else "."), ""]  # fmt: skip
+                      + (": " + ", ".join(f"{v} ({n})" for v, n in short[:50]) if short else "."), ""]  # fmt: skip
     lines += _left_out_of_training(tables)
     return "\n".join(lines)
 
 
-def left_out_of_training(tables: dict) -> pd.DataFrame:
+def left_out_of_training(tables: dict) -> pl.DataFrame:
     """Clips that augment made but that miss a feature set (train leaves them out):
     ``clip_id`` and which sets failed. Empty until both feature tables exist."""
+    schema = {"clip_id": pl.String, "missing": pl.String}
     if not {"augment", "features", "scaled_features"} <= set(tables):
-        return pd.DataFrame(columns=["clip_id", "missing"])
+        return pl.DataFrame(schema=schema)
     clips = tables["augment"]
-    made = set(clips.loc[ok_mask("augment", clips), "clip_id"])
+    made = set(clips.filter(ok_mask("augment", clips))["clip_id"])
     missing: dict[str, list[str]] = {}
     for stage in ("features", "scaled_features"):
         table = tables[stage]
-        for clip_id in table.loc[~ok_mask(stage, table), "clip_id"]:
+        for clip_id in table.filter(~ok_mask(stage, table))["clip_id"]:
             if clip_id in made:
                 missing.setdefault(clip_id, []).append(stage)
-    return pd.DataFrame({"clip_id": list(missing), "missing": ["+".join(v) for v in missing.values()]})
+    return pl.DataFrame({"clip_id": list(missing), "missing": ["+".join(v) for v in missing.values()]},
+                        schema=schema)  # fmt: skip
 
 
 def _left_out_of_training(tables: dict) -> list[str]:
@@ -132,25 +140,25 @@ def _left_out_of_training(tables: dict) -> list[str]:
     left = left_out_of_training(tables)
     text = f"{len(left)} clips miss a feature set and are left out of training (counted per fold in `train_info.json`)"
     if len(left):
-        counts = left["missing"].value_counts()
-        text += ": " + ", ".join(f"{n} missing {which}" for which, n in counts.items())
+        counts = left["missing"].value_counts(name="n").sort(["n", "missing"], descending=[True, False])
+        text += ": " + ", ".join(f"{n} missing {which}" for which, n in counts.iter_rows())
         text += "; e.g. " + ", ".join(left["clip_id"].head(20))
     return ["## Clips left out of training", "", text + ".", ""]
 
 
 def write_completeness(root: str | Path, md_path: str | Path, csv_path: str | Path, *,
-                       n_augmentations: int) -> pd.DataFrame:  # fmt: skip
+                       n_augmentations: int) -> pl.DataFrame:  # fmt: skip
     """Write the report (markdown) and its per-stage counts (CSV)."""
     summary, text = completeness(root, n_augmentations=n_augmentations)
     atomic_write_text(md_path, text)
-    atomic_write_text(csv_path, summary.to_csv(index=False))
-    for row in summary.itertuples():
-        log.info("%s: expected %s, present %s, ok %s, failed %s", row.stage, row.expected,
-                 row.present, row.ok, row.failed)  # fmt: skip
+    atomic_write_text(csv_path, summary.write_csv())
+    for row in summary.iter_rows(named=True):
+        log.info("%s: expected %s, present %s, ok %s, failed %s", row["stage"], row["expected"],
+                 row["present"], row["ok"], row["failed"])  # fmt: skip
     return summary
 
 
-def log_stage_summary(stage: str, table: pd.DataFrame) -> None:
+def log_stage_summary(stage: str, table: pl.DataFrame) -> None:
     """One log line per failure reason, so each gather's log says what was lost and why."""
     ok = int(ok_mask(stage, table).sum())
     log.info("%s: %d rows, %d ok, %d failed", stage, len(table), ok, len(table) - ok)

@@ -51,3 +51,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def relpath(path: str | os.PathLike, start: str | os.PathLike = ".") -> str:
     """``path`` relative to ``start`` with forward slashes, for storing in tables."""
     return Path(os.path.relpath(Path(path), Path(start))).as_posix()
+
+
+def markdown_table(table, missing: str = "") -> str:
+    """A polars DataFrame as a GitHub markdown table; None and NaN cells show ``missing``."""
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return missing
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join(lines)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from lib.folds import assign_folds, check_folds
 from lib.train.feature_models import missing_feature_set, training_table
@@ -18,31 +19,31 @@ def _videos(n_groups=30, seed=0):
         for k in range(rng.integers(2, 6)):
             rows.append({"video_id": f"g{g}_{k}", "dup_group": f"g{g}", "label": label,
                          "valid": k != 3})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows)
 
 
 def test_groups_never_straddle_folds_and_labels_are_stratified():
     videos = _videos()
     folds = assign_folds(videos, n_folds=5, random_state=3)
     check_folds(folds)
-    assert folds["dup_group"].map(folds.groupby("dup_group")["fold"].nunique()).eq(1).all()
+    assert (folds.group_by("dup_group").agg(pl.col("fold").n_unique())["fold"] == 1).all()
     assert set(folds["fold"]) == set(range(5))
     assert len(folds) == videos["valid"].sum(), "invalid videos are not assigned"
-    share = folds.groupby("fold")["label"].apply(lambda s: (s == "fake").mean())
-    assert share.between(0.2, 0.8).all(), share
+    share = folds.group_by("fold").agg((pl.col("label") == "fake").mean())["label"]
+    assert share.is_between(0.2, 0.8).all(), share
 
 
 def test_folds_depend_only_on_data_and_seed():
     videos = _videos()
     a = assign_folds(videos, n_folds=5, random_state=1)
-    b = assign_folds(videos.sample(frac=1, random_state=9), n_folds=5, random_state=1)
-    pd.testing.assert_frame_equal(a, b)
+    b = assign_folds(videos.sample(fraction=1, shuffle=True, seed=9), n_folds=5, random_state=1)
+    assert_frame_equal(a, b)
     c = assign_folds(videos, n_folds=5, random_state=2)
     assert not a["fold"].equals(c["fold"])
 
 
 def test_check_folds_catches_a_leak():
-    folds = pd.DataFrame({"video_id": ["a", "b"], "dup_group": ["g", "g"], "label": ["x", "x"],
+    folds = pl.DataFrame({"video_id": ["a", "b"], "dup_group": ["g", "g"], "label": ["x", "x"],
                           "fold": [0, 1]})  # fmt: skip
     with pytest.raises(AssertionError, match="g"):
         check_folds(folds)
@@ -58,30 +59,30 @@ def test_too_few_groups_names_the_numbers_and_the_fix():
 def test_augmented_clips_follow_their_original():
     videos = _videos()
     folds = assign_folds(videos, n_folds=4, random_state=0)
-    clips = pd.DataFrame([{"clip_id": f"{v}__a{k}", "video_id": v, "label": lab, "aug_idx": k,
+    clips = pl.DataFrame([{"clip_id": f"{v}__a{k}", "video_id": v, "label": lab, "aug_idx": k,
                            "status": "ok", "augmentation": "original" if k < 0 else f"aug{k}"}
-                          for v, lab in zip(videos.video_id, videos.label) for k in (-1, 0, 1)])  # fmt: skip
-    features = pd.DataFrame({"clip_id": clips.clip_id, "hc_x": 1.0})
+                          for v, lab in zip(videos["video_id"], videos["label"]) for k in (-1, 0, 1)])  # fmt: skip
+    features = pl.DataFrame({"clip_id": clips["clip_id"], "hc_x": 1.0})
     table, cols = training_table(features, clips, folds)
     assert cols == ["hc_x"]
     # Every clip of a valid video is there, in its video's fold; invalid videos' clips are not.
-    invalid = set(videos.loc[~videos["valid"], "video_id"])
+    invalid = set(videos.filter(~pl.col("valid"))["video_id"])
     assert invalid and set(table["video_id"]).isdisjoint(invalid)
     for video_id, fold in zip(folds["video_id"], folds["fold"]):
-        mine = table[table["video_id"] == video_id]
+        mine = table.filter(pl.col("video_id") == video_id)
         assert sorted(mine["aug_idx"]) == [-1, 0, 1] and set(mine["fold"]) == {fold}, video_id
 
 
 def test_clips_missing_a_feature_set_are_left_out_not_imputed():
-    table = pd.DataFrame({"hc_a": [1.0, np.nan, np.nan, 2.0], "hc_b": [1.0, np.nan, 3.0, 2.0],
+    table = pl.DataFrame({"hc_a": [1.0, np.nan, np.nan, 2.0], "hc_b": [1.0, np.nan, 3.0, 2.0],
                           "sc_a": [1.0, 1.0, 1.0, np.nan]})  # fmt: skip
     # clip 1 lost its handcrafted set, clip 3 its scaled set; clip 2 lacks one value only
-    assert missing_feature_set(table, ["hc_a", "hc_b", "sc_a"]).tolist() == [False, True, False, True]
+    assert missing_feature_set(table, ["hc_a", "hc_b", "sc_a"]).to_list() == [False, True, False, True]
 
 
 def _tiny(groups):
     """Videos from (group, label, n_videos) triples."""
-    return pd.DataFrame([{"video_id": f"{g}_{i}", "dup_group": g, "label": lab, "valid": True}
+    return pl.DataFrame([{"video_id": f"{g}_{i}", "dup_group": g, "label": lab, "valid": True}
                          for g, lab, n in groups for i in range(n)])  # fmt: skip
 
 
@@ -110,10 +111,10 @@ def test_a_dominant_group_is_warned_about(caplog):
 def test_completeness_counts_clips_left_out_of_training():
     from lib.completeness import _left_out_of_training, left_out_of_training
 
-    clips = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"]})
-    features = pd.DataFrame({"clip_id": ["a", "b", "c", "d"],
+    clips = pl.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"]})
+    features = pl.DataFrame({"clip_id": ["a", "b", "c", "d"],
                              "status": ["ok", "failed", "failed", "failed"]})  # fmt: skip
-    scaled = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "failed", "failed"]})
+    scaled = pl.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "failed", "failed"]})
     tables = {"augment": clips, "features": features, "scaled_features": scaled}
     left = left_out_of_training(tables)
     # d failed in augment already (counted there), so only b and c are left out here
