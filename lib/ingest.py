@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import pandas as pd
+import polars as pl
 
 from lib.utils import atomic_path, atomic_write_text
 
@@ -834,7 +834,7 @@ def build_manifest(
     label_precedence: Sequence[str] = DEFAULT_LABEL_PRECEDENCE,
     folder_group: str = "video",
     allow_file_urls: bool | None = None,
-) -> tuple[pd.DataFrame, IngestReport]:
+) -> tuple[pl.DataFrame, IngestReport]:
     """Read a corpus in format ``fmt`` at ``path`` into the manifest table and its report.
 
     Parameters
@@ -920,14 +920,14 @@ def build_manifest(
 
     records.sort(key=lambda record: (record["dup_group"], record["video_id"]))
     columns = list(MANIFEST_COLUMNS) + (["segment_fps"] if fmt == "wlasl" else [])
-    manifest = pd.DataFrame.from_records(records, columns=columns)
-    manifest = manifest.astype(
-        {"is_original": bool, "frame_start": "int64", "frame_end": "int64"}
-        | ({"segment_fps": "int64"} if fmt == "wlasl" else {})
-    )
+    types = {c: pl.String for c in columns} | {
+        "is_original": pl.Boolean, "frame_start": pl.Int64, "frame_end": pl.Int64,
+        **({"segment_fps": pl.Int64} if fmt == "wlasl" else {})}  # fmt: skip
+    manifest = pl.DataFrame({c: [r.get(c) for r in records] for c in columns}, schema=types)
 
     kept_groups = set(manifest["dup_group"])
-    multi_label = manifest.groupby("dup_group")["label"].nunique()
+    labels_per_group = manifest.group_by("dup_group").agg(pl.col("label").n_unique())
+    multi_label = labels_per_group.filter(pl.col("label") > 1)["dup_group"].to_list()
     lowered: dict[str, list[str]] = defaultdict(list)
     for video_id in manifest["video_id"]:
         lowered[video_id.lower()].append(video_id)
@@ -948,7 +948,7 @@ def build_manifest(
         groups=len(kept_groups),
         groups_joined={name: ms for name, ms in groups_joined.items() if name in kept_groups},
         groups_joined_by={name: vs for name, vs in groups_joined_by.items() if name in kept_groups},
-        groups_multi_label=sorted(multi_label[multi_label > 1].index, key=_natural_key),
+        groups_multi_label=sorted(multi_label, key=_natural_key),
         platforms=_count_desc(manifest["platform"]),
         originals=int(manifest["is_original"].sum()),
         case_insensitive_id_clashes=sorted(sorted(ids) for ids in lowered.values() if len(ids) > 1),
@@ -966,12 +966,12 @@ def build_manifest(
     return manifest, report
 
 
-def check_trainable(manifest: pd.DataFrame, report: IngestReport) -> None:
+def check_trainable(manifest: pl.DataFrame, report: IngestReport) -> None:
     """Raise ValueError (naming the numbers and the fix) when no classifier can be trained on
     ``manifest``: no video kept, or a single class. Called before the manifest is written."""
     drops = ", ".join(f"{reason}: {n}" for reason, n in report.dropped.items()) or "none"
     read = f"{report.rows_read_total} rows read, dropped by reason: {drops}"
-    if manifest.empty:
+    if manifest.is_empty():
         fix = ("check dataset.path and dataset.format, the label column and dataset.label_map "
                "(a label mapped to null drops its rows); the ingest report lists examples")
         raise ValueError(f"the corpus yields no video ({read}); {fix}")
@@ -982,8 +982,8 @@ def check_trainable(manifest: pd.DataFrame, report: IngestReport) -> None:
                          "or fix dataset.label_map")  # fmt: skip
 
 
-def _count_desc(values: pd.Series) -> dict[str, int]:
-    counts = Counter(values.tolist())
+def _count_desc(values: pl.Series) -> dict[str, int]:
+    counts = Counter(values.to_list())
     return {key: int(n) for key, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))}
 
 
@@ -1024,7 +1024,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder_group=args.folder_group,
     )
     with atomic_path(args.out) as tmp:
-        manifest.to_csv(tmp, index=False)
+        manifest.write_csv(tmp)
     if args.report:
         write_ingest_report(report, args.report)
     print(report.to_markdown())

@@ -8,7 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 
 from conftest import write_csv as _write_csv
@@ -55,10 +56,10 @@ def fvc_all():
 
 
 @pytest.fixture(scope="module")
-def fvc_raw() -> pd.DataFrame:
-    originals = pd.read_csv(FVC_DIR / "FVC.csv", dtype=str).assign(is_original=True)
-    reposts = pd.read_csv(FVC_DIR / "FVC_dup.csv", dtype=str).assign(is_original=False)
-    return pd.concat([originals, reposts], ignore_index=True)
+def fvc_raw() -> pl.DataFrame:
+    originals = pl.read_csv(FVC_DIR / "FVC.csv", infer_schema=False).with_columns(is_original=True)
+    reposts = pl.read_csv(FVC_DIR / "FVC_dup.csv", infer_schema=False).with_columns(is_original=False)
+    return pl.concat([originals, reposts], how="diagonal")
 
 
 @needs_fvc
@@ -78,15 +79,15 @@ def test_fvc_default_counts(fvc_default):
         "parody": {"(dropped)": 66},
     }
     assert report.labels == {"fake": 2916, "real": 2163}
-    assert manifest["label"].value_counts().to_dict() == {"fake": 2916, "real": 2163}
+    assert dict(manifest["label"].value_counts().iter_rows()) == {"fake": 2916, "real": 2163}
     assert report.label_conflicts == 0
-    assert report.groups == manifest["dup_group"].nunique() == 376
+    assert report.groups == manifest["dup_group"].n_unique() == 376
     assert len(report.groups_multi_label) == 12  # cascades holding fake AND real reposts: kept
     assert "f9" in report.groups_multi_label
-    assert set(manifest.loc[manifest["dup_group"] == "f9", "label"]) == {"fake", "real"}
+    assert set(manifest.filter(pl.col("dup_group") == "f9")["label"]) == {"fake", "real"}
     print("FVC default platforms:", report.platforms)
     assert report.platforms == {"youtube": 3037, "facebook": 1912, "twitter": 130}
-    assert manifest["platform"].value_counts().to_dict() == report.platforms
+    assert dict(manifest["platform"].value_counts().iter_rows()) == report.platforms
     assert (manifest["frame_start"] == 0).all() and (manifest["frame_end"] == -1).all()
 
 
@@ -115,9 +116,9 @@ def test_fvc_keep_everything_counts(fvc_all):
         "yt_cyiHil6lUlY": (["parody", "real"], "real"),
         "yt_u8RuDS18R_E": (["debunked", "fake"], "fake"),
     }
-    by_id = manifest.set_index("video_id")
-    assert by_id.loc["yt_u8RuDS18R_E", "label"] == "fake"
-    assert by_id.loc["yt_cyiHil6lUlY", "label"] == "real"
+    by_id = {r["video_id"]: r for r in manifest.iter_rows(named=True)}
+    assert by_id["yt_u8RuDS18R_E"]["label"] == "fake"
+    assert by_id["yt_cyiHil6lUlY"]["label"] == "real"
 
 
 @needs_fvc
@@ -152,21 +153,21 @@ def test_fvc_label_map_debunked_to_fake():
 @needs_fvc
 def test_fvc_ids_unique_and_injective(fvc_all, fvc_raw):
     manifest, report = fvc_all
-    assert manifest["video_id"].is_unique
-    assert manifest["video_id"].str.lower().is_unique  # safe on case-insensitive disks too
+    assert manifest["video_id"].is_unique().all()
+    assert manifest["video_id"].str.to_lowercase().is_unique().all()  # safe on case-insensitive disks too
     assert report.case_insensitive_id_clashes == []
-    assert manifest["video_id"].map(lambda v: bool(SAFE.match(v))).all()
+    assert all(SAFE.match(v) for v in manifest["video_id"])
     ids_of_url = {url: video_id_from_url(url) for url in fvc_raw["video_url"].unique()}
     assert len(ids_of_url) == 5572
     assert len(set(ids_of_url.values())) == len(ids_of_url)  # distinct URLs never share an id
     assert set(manifest["url"]) == set(ids_of_url)
-    assert manifest["video_id"].str.startswith(("yt_", "fb_", "tw_")).all()
+    assert all(v.startswith(("yt_", "fb_", "tw_")) for v in manifest["video_id"])
 
 
 @needs_fvc
 def test_fvc_groups_closed_under_shared_videos(fvc_all, fvc_raw):
     manifest, report = fvc_all
-    group_of_video = manifest.set_index("video_id")["dup_group"]
+    group_of_video = dict(manifest.select("video_id", "dup_group").iter_rows())
     members_of_group = {name: set(name.split("+")) for name in manifest["dup_group"].unique()}
     # Every cascade id lives in exactly one manifest group ...
     cascade_owner: dict[str, str] = {}
@@ -176,8 +177,8 @@ def test_fvc_groups_closed_under_shared_videos(fvc_all, fvc_raw):
             cascade_owner[cascade] = name
     assert len(cascade_owner) == 380
     # ... and every listing (row) of the corpus lands in its cascade's group.
-    listed_group = fvc_raw["video_url"].map(video_id_from_url).map(group_of_video)
-    assert (fvc_raw["cascade_id"].map(cascade_owner) == listed_group).all()
+    listed_group = [group_of_video[video_id_from_url(u)] for u in fvc_raw["video_url"]]
+    assert [cascade_owner[c] for c in fvc_raw["cascade_id"]] == listed_group
     # The real example: yt_FJcVcV46XBE is listed in f138, f139 and f140, yt_CkLI6Qb4drI in f140
     # and f142: the four cascades are ONE group; yt_CjZt_9iehWI joins f144 and f145.
     assert report.groups_joined == {
@@ -186,8 +187,8 @@ def test_fvc_groups_closed_under_shared_videos(fvc_all, fvc_raw):
     }
     assert report.groups_joined_by["f138+f139+f140+f142"] == ["yt_CkLI6Qb4drI", "yt_FJcVcV46XBE"]
     assert group_of_video["yt_FJcVcV46XBE"] == "f138+f139+f140+f142"
-    f142_ids = fvc_raw.loc[fvc_raw["cascade_id"] == "f142", "video_url"].map(video_id_from_url)
-    assert set(group_of_video[f142_ids]) == {"f138+f139+f140+f142"}
+    f142_ids = map(video_id_from_url, fvc_raw.filter(pl.col("cascade_id") == "f142")["video_url"])
+    assert {group_of_video[v] for v in f142_ids} == {"f138+f139+f140+f142"}
     assert "f142" not in set(manifest["dup_group"])
 
 
@@ -195,14 +196,14 @@ def test_fvc_groups_closed_under_shared_videos(fvc_all, fvc_raw):
 def test_fvc_originals(fvc_default, fvc_raw):
     manifest, report = fvc_default
     assert int(manifest["is_original"].sum()) == report.originals == 380
-    original_ids = set(fvc_raw.loc[fvc_raw["is_original"], "video_url"].map(video_id_from_url))
-    assert set(manifest.loc[manifest["is_original"], "video_id"]) == original_ids
+    original_ids = set(map(video_id_from_url, fvc_raw.filter(pl.col("is_original"))["video_url"]))
+    assert set(manifest.filter(pl.col("is_original"))["video_id"]) == original_ids
 
 
 @needs_fvc
 def test_fvc_deterministic(fvc_default, tmp_path):
     manifest_again, report_again = build_manifest("fvc", FVC_DIR)
-    pd.testing.assert_frame_equal(fvc_default[0], manifest_again)
+    assert_frame_equal(fvc_default[0], manifest_again)
     assert fvc_default[1].to_dict() == report_again.to_dict()
     # Sorted by (dup_group, video_id).
     keys = list(zip(manifest_again["dup_group"], manifest_again["video_id"]))
@@ -212,7 +213,7 @@ def test_fvc_deterministic(fvc_default, tmp_path):
     copy.mkdir()
     for name in ("FVC.csv", "FVC_dup.csv"):
         shutil.copy(FVC_DIR / name, copy / name)
-    pd.testing.assert_frame_equal(build_manifest("fvc", copy)[0], manifest_again)
+    assert_frame_equal(build_manifest("fvc", copy)[0], manifest_again)
 
 
 # --------------------------------------------------------------------------- ids and URLs
@@ -359,14 +360,14 @@ def test_csv_format(tmp_path):
     }
     assert report.duplicates_merged == 1 and len(manifest) == 3
     assert _accounting_holds(report)
-    by_id = manifest.set_index("video_id")
-    one = by_id.loc[file_video_id(tmp_path / "a" / "media" / "one.mp4", base_dir=tmp_path / "a")]
+    by_id = {r["video_id"]: r for r in manifest.iter_rows(named=True)}
+    one = by_id[file_video_id(tmp_path / "a" / "media" / "one.mp4", base_dir=tmp_path / "a")]
     assert one["url"] == (tmp_path / "a" / "media" / "one.mp4").as_uri()
     assert one["platform"] == "local" and one["dup_group"] == "g1" and bool(one["is_original"])
     two_id = file_video_id(tmp_path / "a" / "media" / "two.mp4", base_dir=tmp_path / "a")
-    assert by_id.loc[two_id, "dup_group"] == two_id and not by_id.loc[two_id, "is_original"]
+    assert by_id[two_id]["dup_group"] == two_id and not by_id[two_id]["is_original"]
     # The YouTube video listed twice (g2 fake, g3 real): one row, groups joined, tie -> fake.
-    youtube = by_id.loc["yt_Y7MJlmbnLQA"]
+    youtube = by_id["yt_Y7MJlmbnLQA"]
     assert (
         youtube["label"] == "fake"
         and youtube["dup_group"] == "g2+g3"
@@ -397,9 +398,9 @@ def test_csv_file_urls_need_the_corpus_to_opt_in(tmp_path):
 def test_csv_ids_independent_of_location(tmp_path):
     first, _ = build_manifest("csv", _csv_corpus(tmp_path / "checkout_one"))
     second, _ = build_manifest("csv", _csv_corpus(tmp_path / "deeper" / "checkout_two"))
-    assert first["video_id"].tolist() == second["video_id"].tolist()
-    pd.testing.assert_frame_equal(first.drop(columns="url"), second.drop(columns="url"))
-    assert first["url"].tolist() != second["url"].tolist()  # file URLs are absolute by nature
+    assert first["video_id"].to_list() == second["video_id"].to_list()
+    assert_frame_equal(first.drop("url"), second.drop("url"))
+    assert first["url"].to_list() != second["url"].to_list()  # file URLs are absolute by nature
 
 
 def test_csv_row_order_does_not_change_table(tmp_path):
@@ -410,8 +411,8 @@ def test_csv_row_order_does_not_change_table(tmp_path):
     backward = build_manifest(
         "csv", _write_csv(tmp_path / "b" / "index.csv", ["path", "label", "group"], rows[::-1])
     )[0]
-    pd.testing.assert_frame_equal(forward.drop(columns="url"), backward.drop(columns="url"))
-    assert forward["dup_group"].tolist() == sorted(forward["dup_group"])
+    assert_frame_equal(forward.drop("url"), backward.drop("url"))
+    assert forward["dup_group"].to_list() == sorted(forward["dup_group"])
 
 
 def test_csv_label_map_and_unknown_labels(tmp_path):
@@ -444,10 +445,10 @@ def test_demo_format(tmp_path):
     _write_csv(tmp_path / "demo" / "index.csv", ["path", "label", "group", "is_original"], rows)
     manifest, report = build_manifest("demo", tmp_path / "demo")
     assert len(manifest) == 3 and report.rows_read == {"index.csv": 3}
-    assert manifest["dup_group"].tolist() == ["src0", "src0", "src1"]
-    assert manifest["is_original"].tolist() == [False, True, True]  # fake_000 sorts first
-    assert manifest["video_id"].str.match(r"^(real|fake)_00[01]_[0-9a-f]{8}$").all()
-    assert manifest["url"].str.startswith("file:///").all()
+    assert manifest["dup_group"].to_list() == ["src0", "src0", "src1"]
+    assert manifest["is_original"].to_list() == [False, True, True]  # fake_000 sorts first
+    assert manifest["video_id"].str.contains(r"^(real|fake)_00[01]_[0-9a-f]{8}$").all()
+    assert manifest["url"].str.starts_with("file:///").all()
 
 
 # --------------------------------------------------------------------------- folder
@@ -476,16 +477,16 @@ def test_folder_format(tmp_path):
     assert report.rows_read == {"corpus": 6} and report.ignored_files == 1
     assert report.dropped == {"no_class_folder": 1}
     assert len(manifest) == 5 and _accounting_holds(report)
-    assert manifest["label"].value_counts().to_dict() == {"cats": 4, "dogs": 1}
+    assert dict(manifest["label"].value_counts().iter_rows()) == {"cats": 4, "dogs": 1}
     assert (manifest["dup_group"] == manifest["video_id"]).all()
     assert (manifest["platform"] == "local").all()
-    assert manifest["video_id"].map(lambda v: bool(SAFE.match(v))).all()
+    assert all(SAFE.match(v) for v in manifest["video_id"])
     grouped, _ = build_manifest("folder", root, folder_group="parent")
     assert sorted(grouped["dup_group"].unique()) == ["cats", "cats/seq1", "dogs"]
     assert (grouped["dup_group"] == "cats/seq1").sum() == 2
     # Same tree elsewhere -> same ids.
     moved = build_manifest("folder", _folder_corpus(tmp_path / "x" / "corpus"))[0]
-    assert moved["video_id"].tolist() == manifest["video_id"].tolist()
+    assert moved["video_id"].to_list() == manifest["video_id"].to_list()
 
 
 # --------------------------------------------------------------------------- wlasl
@@ -554,18 +555,18 @@ def test_wlasl_format(tmp_path):
     assert report.rows_read == {"WLASL_v0.3.json": 7}
     assert report.dropped == {"bad_segment": 1, "empty_url": 1, "unparsable": 1}
     assert len(manifest) == 4 and _accounting_holds(report)
-    by_id = manifest.set_index("video_id")
-    assert (by_id.loc["69241", "frame_start"], by_id.loc["69241", "frame_end"]) == (0, -1)
-    assert (by_id.loc["69242", "frame_start"], by_id.loc["69242", "frame_end"]) == (99, 160)
-    assert by_id.loc["65539", "segment_fps"] == 30
+    by_id = {r["video_id"]: r for r in manifest.iter_rows(named=True)}
+    assert (by_id["69241"]["frame_start"], by_id["69241"]["frame_end"]) == (0, -1)
+    assert (by_id["69242"]["frame_start"], by_id["69242"]["frame_end"]) == (99, 160)
+    assert by_id["65539"]["segment_fps"] == 30
     # Two signers cut from one YouTube video share a group; signer 7 is its own group.
     assert (
-        by_id.loc["69241", "dup_group"] == by_id.loc["69242", "dup_group"] == "signer_90+signer_118"
+        by_id["69241"]["dup_group"] == by_id["69242"]["dup_group"] == "signer_90+signer_118"
     )
     assert (
-        by_id.loc["65539", "dup_group"] == "signer_7" and by_id.loc["65539", "platform"] == "other"
+        by_id["65539"]["dup_group"] == "signer_7" and by_id["65539"]["platform"] == "other"
     )
-    evil = [v for v in by_id.index if v.startswith("evil_id_")]
+    evil = [v for v in by_id if v.startswith("evil_id_")]
     assert len(evil) == 1 and SAFE.match(evil[0])
     assert sorted(manifest["label"].unique()) == ["book", "drink"]
     assert report.groups == 2
