@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 import yaml
 
@@ -75,9 +76,9 @@ def corpus(tmp_path_factory) -> Path:
                                "scale_method": "letterbox", "orig_width": 32, "orig_height": 32,
                                "scaled_width": 32, "scaled_height": 32, "status": "ok",
                                "reason": ""})  # fmt: skip
-    schemas.write_table(pd.DataFrame(clips), root / "clips.csv", "clips")
-    schemas.write_table(pd.DataFrame(scaled), root / "scaled.csv", "scaled")
-    schemas.write_table(pd.DataFrame(folds), root / "folds.csv", "folds")
+    schemas.write_table(pl.DataFrame(clips), root / "clips.csv", "clips")
+    schemas.write_table(pl.DataFrame(scaled), root / "scaled.csv", "scaled")
+    schemas.write_table(pl.DataFrame(folds), root / "folds.csv", "folds")
     return root
 
 
@@ -155,7 +156,7 @@ def test_schema_defaults_equal_the_settings_defaults():
 def test_evaluated_fold_never_reaches_the_inner_validation_split(corpus):
     table = load_clip_table(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv")
     for fold in range(3):
-        train, test = table[table["fold"] != fold], table[table["fold"] == fold]
+        train, test = table.filter(pl.col("fold") != fold), table.filter(pl.col("fold") == fold)
         for seed in range(5):
             inner_train, inner_val = inner_split(train, val_fraction=0.34, random_state=seed)
             assert len(inner_val) and len(inner_train)
@@ -186,7 +187,7 @@ def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "weights did not change this epoch" in proc.stderr
     assert "allowed by allow_low_trainable" in proc.stderr
-    history = pd.read_csv(out / "history.csv")
+    history = pl.read_csv(out / "history.csv")
     assert len(history) == 2 and history["warnings"].str.contains("weights did not change").all()
     assert (history["update_norm"] == 0).all()
     info = json.loads((out / "train_info.json").read_text())
@@ -230,15 +231,16 @@ def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
     info = json.loads((out / "train_info.json").read_text())
     assert info["resumed_from_epoch"] == 3 and info["epochs_run"] == 4
     assert ckpt.load(ck / "last.pt")["epoch"] == 3
-    a = pd.read_csv(ref_out / "predictions.csv")
-    b = pd.read_csv(out / "predictions.csv")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    a = schemas.read_table(ref_out / "predictions.csv", "predictions")
+    b = schemas.read_table(out / "predictions.csv", "predictions")
+    assert_frame_equal(a, b, check_exact=True)
+    assert (ref_out / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
     wa = torch.load(ref_out / "model.pt", weights_only=True)
     wb = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     cols = ["train_loss", "val_loss", "grad_norm"]
-    pd.testing.assert_frame_equal(pd.read_csv(ref_out / "history.csv")[cols],
-                                  pd.read_csv(out / "history.csv")[cols], check_exact=True)  # fmt: skip
+    assert_frame_equal(pl.read_csv(ref_out / "history.csv").select(cols),
+                       pl.read_csv(out / "history.csv").select(cols), check_exact=True)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", DEEP_MODELS)
@@ -248,12 +250,12 @@ def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_pa
     preds = train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv",
                             tmp_path / "out", model_name=name, fold=1,
                             settings={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck")  # fmt: skip
-    folds = pd.read_csv(corpus / "folds.csv")
-    held_out = set(folds.loc[folds["fold"] == 1, "video_id"])
+    folds = schemas.read_table(corpus / "folds.csv", "folds")
+    held_out = set(folds.filter(pl.col("fold") == 1)["video_id"])
     assert set(preds["video_id"]) == held_out and len(preds) == 2 * len(held_out)
     assert {"score_fake", "score_real"} <= set(preds.columns)
-    assert np.allclose(preds["score_fake"] + preds["score_real"], 1.0)
-    history = pd.read_csv(tmp_path / "out/history.csv")
+    assert np.allclose((preds["score_fake"] + preds["score_real"]).to_numpy(), 1.0)
+    history = pl.read_csv(tmp_path / "out/history.csv")
     assert list(history.columns) == HISTORY_COLUMNS and len(history) == 1
     info = json.loads((tmp_path / "out/train_info.json").read_text())
     assert info["runtime"]["device"] == "cpu" and info["runtime"]["precision"] == "fp32"

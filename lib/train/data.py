@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
@@ -25,29 +25,29 @@ from lib.video import FrameReader
 log = logging.getLogger(__name__)
 
 
-def clip_table(scaled: pd.DataFrame, clips: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+def clip_table(scaled: pl.DataFrame, clips: pl.DataFrame, folds: pl.DataFrame) -> pl.DataFrame:
     """Scaled clips that are usable, with label, aug_idx, dup_group and fold; sorted by clip_id.
 
     Clips whose scaling failed or whose video has no fold are left out (counted in the log).
     """
-    ok = scaled[scaled["status"] == "ok"][["clip_id", "path"]]
-    meta = clips[["clip_id", "video_id", "label", "aug_idx"]]
-    table = ok.merge(meta, on="clip_id", how="inner")
-    table = table.merge(folds[["video_id", "dup_group", "fold"]], on="video_id", how="inner")
+    ok = scaled.filter(pl.col("status") == "ok").select("clip_id", "path")
+    meta = clips.select("clip_id", "video_id", "label", "aug_idx")
+    table = ok.join(meta, on="clip_id", how="inner")
+    table = table.join(folds.select("video_id", "dup_group", "fold"), on="video_id", how="inner")
     dropped = len(scaled) - len(table)
     if dropped:
         log.info("%d of %d scaled clips left out (scaling failed or video without a fold)",
                  dropped, len(scaled))  # fmt: skip
-    return table.sort_values("clip_id", kind="stable").reset_index(drop=True)
+    return table.sort("clip_id", maintain_order=True)
 
 
-def load_clip_table(scaled_path, clips_path, folds_path) -> pd.DataFrame:
-    return clip_table(schemas.read_table(scaled_path, "scaled"),
-                      schemas.read_table(clips_path, "clips"),
-                      schemas.read_table(folds_path, "folds"))  # fmt: skip
+def load_clip_table(scaled_path, clips_path, folds_path) -> pl.DataFrame:
+    return clip_table(schemas.read_table(scaled_path, "scaled", columns=[]),
+                      schemas.read_table(clips_path, "clips", columns=[]),
+                      schemas.read_table(folds_path, "folds", columns=[]))  # fmt: skip
 
 
-def inner_split(train: pd.DataFrame, *, val_fraction: float, random_state: int):
+def inner_split(train: pl.DataFrame, *, val_fraction: float, random_state: int):
     """Split the training folds' clips into inner-train and inner-validation.
 
     Videos, not clips, are split, grouped by ``dup_group`` (a duplicate group and every clip
@@ -57,21 +57,22 @@ def inner_split(train: pd.DataFrame, *, val_fraction: float, random_state: int):
     passed in, so the evaluated fold cannot reach either side.
     Returns (inner_train, inner_val) clip tables.
     """
-    videos = train.drop_duplicates("video_id").sort_values("video_id").reset_index(drop=True)
+    videos = train.unique("video_id", keep="first", maintain_order=True).sort("video_id")
     n_splits = max(2, round(1 / val_fraction))
-    groups_per_class = videos.groupby("label")["dup_group"].nunique()
-    if videos["dup_group"].nunique() < 2:
+    groups_per_class = videos.group_by("label").agg(pl.col("dup_group").n_unique())["dup_group"]
+    if videos["dup_group"].n_unique() < 2:
         raise ValueError("the training folds hold a single duplicate group: no inner "
                          "validation split is possible; add videos or lower folds.k")  # fmt: skip
     if groups_per_class.min() >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        _, val_idx = next(splitter.split(videos, videos["label"], videos["dup_group"]))
+        _, val_idx = next(splitter.split(np.zeros(len(videos)), videos["label"].to_numpy(),
+                                         videos["dup_group"].to_numpy()))  # fmt: skip
     else:
         splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=random_state)
-        _, val_idx = next(splitter.split(videos, groups=videos["dup_group"]))
-    val_videos = set(videos.loc[val_idx, "video_id"])
-    is_val = train["video_id"].isin(val_videos)
-    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
+        _, val_idx = next(splitter.split(np.zeros(len(videos)), groups=videos["dup_group"].to_numpy()))
+    val_videos = set(videos["video_id"].gather(val_idx))
+    is_val = train["video_id"].is_in(val_videos)
+    return train.filter(~is_val), train.filter(is_val)
 
 
 def frame_indices(n_frames: int, num_frames: int) -> list[int]:
@@ -101,10 +102,10 @@ def read_clip(path, num_frames: int) -> torch.Tensor:
 class FrameClipDataset(torch.utils.data.Dataset):
     """One item per clip: ``(pixel_values (T, 3, S, S) float32, label index, row index)``."""
 
-    def __init__(self, table: pd.DataFrame, *, classes: list[str], num_frames: int,
+    def __init__(self, table: pl.DataFrame, *, classes: list[str], num_frames: int,
                  image_size: int, mean, std, augment: bool = False, seed: int = 0):  # fmt: skip
-        self.paths = table["path"].tolist()
-        self.clip_ids = table["clip_id"].tolist()
+        self.paths = table["path"].to_list()
+        self.clip_ids = table["clip_id"].to_list()
         self.labels = [classes.index(str(c)) for c in table["label"]]
         self.num_frames, self.image_size = num_frames, image_size
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
@@ -195,7 +195,7 @@ def train_deep_fold(
     positive_label: str = "fake",
     random_state: int = 0,
     checkpoint_dir: str | Path | None = None,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Train ``model_name`` on every fold but ``fold``; predict every clip of ``fold`` once.
 
     Writes into ``out_dir``: ``predictions.csv`` (the contract of every model),
@@ -217,24 +217,25 @@ def train_deep_fold(
 
     # -- data: the evaluated fold is set aside before anything else looks at the clips ----
     table = load_clip_table(scaled_path, clips_path, folds_path)
-    train_all, test = table[table["fold"] != fold], table[table["fold"] == fold]
-    if train_all.empty or test.empty or train_all["label"].nunique() < 2:
+    train_all = table.filter(pl.col("fold") != fold)
+    test = table.filter(pl.col("fold") == fold)
+    if train_all.is_empty() or test.is_empty() or train_all["label"].n_unique() < 2:
         raise ValueError(f"fold {fold}: {len(train_all)} training and {len(test)} test clips "
-                         f"with {train_all['label'].nunique()} classes; need both sets and "
+                         f"with {train_all['label'].n_unique()} classes; need both sets and "
                          "at least 2 classes (check folds.k and the scaled clips)")  # fmt: skip
-    classes = sorted(str(c) for c in train_all["label"].unique())
+    classes = sorted(str(c) for c in train_all["label"].unique().to_list())
     pos = classes.index(positive_label) if positive_label in classes else len(classes) - 1
     inner_train, inner_val = inner_split(train_all, val_fraction=s.val_fraction,
                                          random_state=stable_seed(random_state, "inner", fold) % 2**32)  # fmt: skip
     leaked = set(inner_val["video_id"]) & set(test["video_id"])
     assert not leaked, f"evaluated-fold videos in the inner validation split: {sorted(leaked)[:5]}"
     if s.train_clips == "originals":
-        inner_train = inner_train[inner_train["aug_idx"] == -1].reset_index(drop=True)
+        inner_train = inner_train.filter(pl.col("aug_idx") == -1)
         inner_val = inner_val[inner_val["aug_idx"] == -1].reset_index(drop=True)
     log.info("%s fold %d: %d training clips (%d videos), %d inner-validation clips (%d videos, "
              "%d groups), %d clips to predict; classes %s", model_name, fold, len(inner_train),
-             inner_train["video_id"].nunique(), len(inner_val), inner_val["video_id"].nunique(),
-             inner_val["dup_group"].nunique(), len(test), classes)  # fmt: skip
+             inner_train["video_id"].n_unique(), len(inner_val), inner_val["video_id"].n_unique(),
+             inner_val["dup_group"].n_unique(), len(test), classes)  # fmt: skip
 
     # -- runtime and model ---------------------------------------------------------------
     rt = resolve_runtime(s)
@@ -280,8 +281,8 @@ def train_deep_fold(
 
     # -- resume --------------------------------------------------------------------------
     fp = ckpt.fingerprint({"model": model_name, "fold": fold, "settings": s.as_dict(),
-                           "seed": random_state, "train": inner_train["clip_id"].tolist(),
-                           "val": inner_val["clip_id"].tolist(), "classes": classes})  # fmt: skip
+                           "seed": random_state, "train": inner_train["clip_id"].to_list(),
+                           "val": inner_val["clip_id"].to_list(), "classes": classes})  # fmt: skip
     history: list[dict] = []
     best = {"epoch": -1, "score": math.inf}
     start_epoch, resumed_from, oom_events = 0, None, []
@@ -398,13 +399,12 @@ def train_deep_fold(
     logits = _predict(model, test_ds, micro_batch=rt["micro_batch"], workers=rt["workers"],
                       device=device, precision=precision, desc=f"{model_name} fold {fold} predict")  # fmt: skip
     probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
-    predictions = pd.DataFrame({"clip_id": test["clip_id"].values, "video_id": test["video_id"].values,
-                                "label": test["label"].values,
-                                "score": probs[:, pos] if len(classes) == 2 else probs.max(axis=1),
-                                "pred": np.asarray(classes)[probs.argmax(axis=1)],
-                                "aug_idx": test["aug_idx"].values})  # fmt: skip
-    for j, c in enumerate(classes):
-        predictions[f"score_{c}"] = probs[:, j]
+    predictions = test.select("clip_id", "video_id", "label").with_columns(
+        score=pl.Series(probs[:, pos] if len(classes) == 2 else probs.max(axis=1), dtype=pl.Float64),
+        pred=pl.Series(np.asarray(classes)[probs.argmax(axis=1)], dtype=pl.String),
+        aug_idx=test["aug_idx"],
+        *[pl.Series(f"score_{c}", probs[:, j], dtype=pl.Float64) for j, c in enumerate(classes)],
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model.state_dict(), tmp)
@@ -413,10 +413,10 @@ def train_deep_fold(
             "positive_label": classes[pos], "normalisation": {"mean": model.mean, "std": model.std,
                                                                "source": model.norm_source},
             "n_train_clips": len(inner_train), "n_val_clips": len(inner_val),
-            "n_test_clips": len(test), "n_train_videos": int(inner_train["video_id"].nunique()),
-            "n_val_videos": int(inner_val["video_id"].nunique()),
-            "n_test_videos": int(test["video_id"].nunique()),
-            "val_groups": sorted(inner_val["dup_group"].unique().tolist()),
+            "n_test_clips": len(test), "n_train_videos": int(inner_train["video_id"].n_unique()),
+            "n_val_videos": int(inner_val["video_id"].n_unique()),
+            "n_test_videos": int(test["video_id"].n_unique()),
+            "val_groups": sorted(inner_val["dup_group"].unique().to_list()),
             "epochs_run": len(history), "best_epoch": chosen["epoch"] + 1,
             "resumed_from_epoch": None if resumed_from is None else resumed_from + 1,
             "oom_events": oom_events, "checkpoint_dir": str(ckpt_dir),
@@ -427,10 +427,10 @@ def train_deep_fold(
 
 
 def _write_history(history: list[dict], path: Path) -> None:
-    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    frame = pl.DataFrame({c: [r.get(c) for r in history] for c in HISTORY_COLUMNS}, strict=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.write_csv(tmp)
 
 
 def _train_epoch(model, optimiser, scheduler, scaler, ds, params, *, weight, s, rt, epoch, fold,
