@@ -22,7 +22,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from lib import schemas
 from lib.utils import relpath
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts"}
 
 
-def list_inputs(source: str | Path) -> pd.DataFrame:
+def list_inputs(source: str | Path) -> pl.DataFrame:
     """``video_id, path`` of the videos to classify: the video files of a folder (sorted,
     recursive), or a manifest CSV with a ``path`` column (and optionally ``video_id``;
     relative paths are taken from the manifest's folder)."""
@@ -40,15 +40,17 @@ def list_inputs(source: str | Path) -> pd.DataFrame:
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         ids = [p.relative_to(source).with_suffix("").as_posix().replace("/", "__") for p in paths]
-        return pd.DataFrame({"video_id": ids, "path": [str(p) for p in paths]})
+        return pl.DataFrame({"video_id": ids, "path": [str(p) for p in paths]},
+                            schema={"video_id": pl.String, "path": pl.String})  # fmt: skip
     if source.suffix.lower() == ".csv":
-        table = pd.read_csv(source, dtype=str, keep_default_na=False)
+        table = pl.read_csv(source, infer_schema=False, empty_string_is_null=False)
         if "path" not in table.columns:
             raise ValueError(f"{source}: a predict manifest needs a 'path' column; it has "
                              f"{list(table.columns)}")  # fmt: skip
         paths = [p if Path(p).is_absolute() else str(source.parent / p) for p in table["path"]]
-        ids = table["video_id"] if "video_id" in table else [Path(p).stem for p in paths]
-        return pd.DataFrame({"video_id": list(ids), "path": paths})
+        ids = table["video_id"].to_list() if "video_id" in table.columns else [Path(p).stem for p in paths]
+        return pl.DataFrame({"video_id": ids, "path": paths},
+                            schema={"video_id": pl.String, "path": pl.String})  # fmt: skip
     raise ValueError(f"{source}: predict.input must be a folder of videos or a manifest .csv")
 
 
@@ -119,7 +121,7 @@ def predict_videos(
     preset: str = "veryfast",
     chunk_frames: int = 100,
     limits: dict | None = None,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Classify every video of ``source`` (folder or manifest) with the model in ``model_dir``.
 
     Writes ``out`` (one row per input video: video_id, path, model, n_windows, score, pred,
@@ -138,17 +140,17 @@ def predict_videos(
     scaler = LetterboxScaler(scale_size)
     inputs = list_inputs(source)
     rows, window_rows = [], []
-    for i, item in enumerate(inputs.itertuples(index=False)):
-        row = {"video_id": item.video_id, "path": relpath(item.path), "model": info["model"],
+    for i, item in enumerate(inputs.iter_rows(named=True)):
+        row = {"video_id": item["video_id"], "path": relpath(item["path"]), "model": info["model"],
                "n_windows": 0, "score": np.nan, "pred": "", "status": "failed", "reason": ""}  # fmt: skip
-        probe = probe_video(item.path, **(limits or {}))
+        probe = probe_video(item["path"], **(limits or {}))
         if not probe["valid"]:
             rows.append({**row, "reason": f"invalid:{probe['reason']}"})
-            log.warning("%s: invalid video (%s)", item.path, probe["reason"])
+            log.warning("%s: invalid video (%s)", item["path"], probe["reason"])
             continue
         try:
             probs = []
-            with FrameReader(item.path) as reader, tempfile.TemporaryDirectory() as tmp:
+            with FrameReader(item["path"]) as reader, tempfile.TemporaryDirectory() as tmp:
                 for start, stop in window_bounds(reader.n_frames, window_frames, stride_frames):
                     feats = window_features(reader, start, stop, sampling=sampling, scaler=scaler,
                                             crf=crf, preset=preset, chunk_frames=chunk_frames,
@@ -156,7 +158,7 @@ def predict_videos(
                     x = np.asarray([[feats.get(c, np.nan) for c in cols]], dtype=float)
                     p = model.predict_proba(x)[0]
                     probs.append(p)
-                    window_rows.append({"video_id": item.video_id, "window": len(probs) - 1,
+                    window_rows.append({"video_id": item["video_id"], "window": len(probs) - 1,
                                         "start_frame": start, "stop_frame": stop,
                                         **{f"score_{c}": v for c, v in zip(classes, p)}})  # fmt: skip
             if not probs:
@@ -167,15 +169,17 @@ def predict_videos(
             rows.append({**row, "n_windows": len(probs), "score": float(score),
                          "pred": classes[int(mean.argmax())], "status": "ok",
                          **{f"score_{c}": float(v) for c, v in zip(classes, mean)}})  # fmt: skip
-            log.info("[%d/%d] %s: %d windows, score %.3f", i + 1, len(inputs), item.video_id,
+            log.info("[%d/%d] %s: %d windows, score %.3f", i + 1, len(inputs), item["video_id"],
                      len(probs), score)  # fmt: skip
         except Exception as exc:  # one bad video never stops the others
-            log.exception("%s: prediction failed", item.path)
+            log.exception("%s: prediction failed", item["path"])
             rows.append({**row, "reason": f"predict_error:{type(exc).__name__}: {exc}"})
-    table = pd.DataFrame(rows, columns=[*schemas.columns("predict"), *[f"score_{c}" for c in classes]])
+    names = [*schemas.columns("predict"), *[f"score_{c}" for c in classes]]
+    # A failed video has no class scores: NaN, as its score.
+    table = pl.DataFrame({n: [r.get(n, np.nan) for r in rows] for n in names}, strict=False)
     if windows_out:
         from lib.utils import atomic_path
 
         with atomic_path(windows_out) as tmp:
-            pd.DataFrame(window_rows).to_csv(tmp, index=False)
+            pl.DataFrame(window_rows).write_csv(tmp)
     return schemas.write_table(table, out, "predict")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,22 +54,23 @@ def test_predict_a_folder_one_row_per_video_with_windows(tmp_path, final_model):
     table = predict_videos(videos, final_model, out, windows_out=tmp_path / "win.csv",
                            window_frames=20, stride_frames=20,
                            sampling={"fraction": 0.5, "min_frames": 2, "max_frames": 5})  # fmt: skip
-    table = schemas.read_table(out, "predict").set_index("video_id")
-    assert sorted(table.index) == ["broken", "long", "short", "sub__clip"]
-    assert table.loc["broken", "status"] == "failed" and table.loc["broken", "reason"].startswith("invalid:")
-    ok = table[table["status"] == "ok"]
-    assert ok["n_windows"].to_dict() == {"long": 3, "short": 1, "sub__clip": 1}
-    assert ok["score"].between(0, 1).all() and set(ok["pred"]) <= {"fake", "real"}
-    windows = pd.read_csv(tmp_path / "win.csv")
-    long = windows[windows["video_id"] == "long"]
-    assert long["start_frame"].tolist() == [0, 20, 40]
-    assert ok.loc["long", "score"] == pytest.approx(long["score_fake"].mean())  # mean of windows
+    table = schemas.read_table(out, "predict")
+    by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
+    assert sorted(by_id) == ["broken", "long", "short", "sub__clip"]
+    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["reason"].startswith("invalid:")
+    ok = table.filter(pl.col("status") == "ok")
+    assert dict(ok.select("video_id", "n_windows").iter_rows()) == {"long": 3, "short": 1, "sub__clip": 1}
+    assert ok["score"].is_between(0, 1).all() and set(ok["pred"]) <= {"fake", "real"}
+    windows = pl.read_csv(tmp_path / "win.csv")
+    long = windows.filter(pl.col("video_id") == "long")
+    assert long["start_frame"].to_list() == [0, 20, 40]
+    assert by_id["long"]["score"] == pytest.approx(long["score_fake"].mean())  # mean of windows
 
 
 def test_manifest_input_and_clear_errors(tmp_path, final_model):
     hm.write_video(tmp_path / "a.mp4", frames=10)
     (tmp_path / "m.csv").write_text("video_id,path\nvid_a,a.mp4\n")
-    assert list_inputs(tmp_path / "m.csv").to_dict("records") == [
+    assert list_inputs(tmp_path / "m.csv").to_dicts() == [
         {"video_id": "vid_a", "path": str(tmp_path / "a.mp4")}]
     (tmp_path / "bad.csv").write_text("file\na.mp4\n")
     with pytest.raises(ValueError, match="'path' column"):
