@@ -42,7 +42,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pandas as pd
+import polars as pl
 from PIL import Image, ImageFilter
 
 from lib.utils import atomic_path, stable_seed
@@ -88,7 +88,7 @@ def generate_demo_corpus(
     n_groups: int = 40,
     seed: int = 0,
     plant_broken: bool = True,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Write the demo corpus into ``out_dir`` and return its index table.
 
     Parameters
@@ -133,14 +133,17 @@ def generate_demo_corpus(
                 seed=seed,
             )
         )
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS + ["codec", "edits", "manipulation"])
+    columns = INDEX_COLUMNS + ["codec", "edits", "manipulation"]
+    types = {"group": pl.Int64, "is_original": pl.Boolean}
+    index = pl.DataFrame({c: [r[c] for r in rows] for c in columns},
+                         schema={c: types.get(c, pl.String) for c in columns})  # fmt: skip
 
     listed = set(index["path"])
     for stale in out.iterdir():
         if _OWN_FILE.match(stale.name) and stale.name not in listed:
             stale.unlink()
     with atomic_path(out / "index.csv") as tmp:
-        index.to_csv(tmp, index=False)
+        index.write_csv(tmp)
     log.info("demo corpus: %d files in %d groups written to %s", len(index), n_groups, out)
     return index
 

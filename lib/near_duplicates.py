@@ -26,12 +26,13 @@ though not every pair of such a group is listed.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from lib.ingest import UnionFind
+from lib.utils import markdown_table
 from lib.signatures import HASH_BITS, N_UPRIGHT, VARIANTS, decode_hashes
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,17 @@ _VIDEO_BITS, _LOCAL_BITS = 27, 12  # index packing: 2^27 videos, 2^12 hashes per
 
 
 # ----------------------------------------------------------------------------- signatures
-def signature_arrays(signatures: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+def signature_arrays(signatures: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Video ids, hashes ``uint64[n, max_frames, 6]`` (zero padded) and frame counts of the
     signatures that have at least one hashed frame."""
-    usable = signatures[(signatures["status"] == "ok") & (signatures["frames"] > 0)]
+    usable = signatures.filter((pl.col("status") == "ok") & (pl.col("frames") > 0))
     decoded = [decode_hashes(text) for text in usable["hashes"]]
     counts = np.array([len(d) for d in decoded], dtype=np.int64)
     width = int(counts.max()) if len(counts) else 0
     hashes = np.zeros((len(decoded), width, len(VARIANTS)), dtype=np.uint64)
     for i, d in enumerate(decoded):
         hashes[i, : len(d)] = d
-    return list(usable["video_id"]), hashes, counts
+    return usable["video_id"].to_list(), hashes, counts
 
 
 # ----------------------------------------------------------------------------- index
@@ -146,7 +147,7 @@ def candidate_pairs(
 def verify_pairs(
     hashes: np.ndarray, counts: np.ndarray, pairs: np.ndarray, *, threshold: int = 10,
     min_matched_frames: int = 3, min_matched_fraction: float = 0.3, chunk: int = 512,
-) -> pd.DataFrame:  # fmt: skip
+) -> pl.DataFrame:  # fmt: skip
     """Compare candidate pairs frame by frame; the rows of the pairs that match.
 
     Columns: ``a``, ``b`` (row numbers), ``distance`` (mean bits between each matched frame
@@ -183,11 +184,16 @@ def verify_pairs(
                 best = (np.where(better, matched, best[0]), np.where(better, distance, best[1]),
                         better)  # fmt: skip
         hit = best[0] > 0
-        out.append(pd.DataFrame({"a": a[hit], "b": b[hit], "distance": best[1][hit],
-                                 "matched_frames": best[0][hit], "flipped": best[2][hit]}))  # fmt: skip
+        out.append(pl.DataFrame({"a": a[hit], "b": b[hit], "distance": best[1][hit],
+                                 "matched_frames": best[0][hit], "flipped": best[2][hit]},
+                                schema=_PAIR_SCHEMA))  # fmt: skip
     if not out:
-        return pd.DataFrame({"a": [], "b": [], "distance": [], "matched_frames": [], "flipped": []})
-    return pd.concat(out, ignore_index=True)
+        return pl.DataFrame(schema=_PAIR_SCHEMA)
+    return pl.concat(out)
+
+
+_PAIR_SCHEMA = {"a": pl.Int64, "b": pl.Int64, "distance": pl.Float64, "matched_frames": pl.Int64,
+                "flipped": pl.Boolean}  # fmt: skip
 
 
 def _direction(nearest, valid, count, threshold, min_frames, min_fraction):
@@ -201,7 +207,7 @@ def _direction(nearest, valid, count, threshold, min_frames, min_fraction):
     return np.where(ok, matched, 0), mean
 
 
-def find_near_duplicates(signatures: pd.DataFrame, *, random_state: int = 0, **params) -> pd.DataFrame:
+def find_near_duplicates(signatures: pl.DataFrame, *, random_state: int = 0, **params) -> pl.DataFrame:
     """Every matching pair of videos in a signatures table.
 
     Returns ``video_a, video_b`` (``video_a < video_b``), ``distance``, ``matched_frames``,
@@ -220,21 +226,22 @@ def find_near_duplicates(signatures: pd.DataFrame, *, random_state: int = 0, **p
                         min_matched_frames=p["min_matched_frames"],
                         min_matched_fraction=p["min_matched_fraction"])  # fmt: skip
     names = np.array(ids, dtype=object)
-    first, second = names[rows["a"].to_numpy(int)], names[rows["b"].to_numpy(int)]
+    first, second = names[rows["a"].to_numpy()], names[rows["b"].to_numpy()]
     swap = first > second
-    out = pd.DataFrame({
-        "video_a": np.where(swap, second, first), "video_b": np.where(swap, first, second),
-        "distance": rows["distance"].astype(float).round(3),
-        "matched_frames": rows["matched_frames"].astype("int64"),
-        "flipped": rows["flipped"].astype(bool),
+    out = pl.DataFrame({
+        "video_a": pl.Series(np.where(swap, second, first), dtype=pl.String),
+        "video_b": pl.Series(np.where(swap, first, second), dtype=pl.String),
+        "distance": np.round(rows["distance"].to_numpy(), 3),
+        "matched_frames": rows["matched_frames"],
+        "flipped": rows["flipped"],
     })  # fmt: skip
     log.info("%d near-duplicate pairs", len(out))
-    return out.sort_values(["video_a", "video_b"], kind="stable").reset_index(drop=True)
+    return out.sort(["video_a", "video_b"], maintain_order=True)
 
 
 # ----------------------------------------------------------------------------- groups
-def fold_groups(videos: pd.DataFrame, pairs: pd.DataFrame | None, group_by: str = "both") -> pd.Series:
-    """The group each video's folds must keep together, indexed by ``video_id``.
+def fold_groups(videos: pl.DataFrame, pairs: pl.DataFrame | None, group_by: str = "both") -> pl.Series:
+    """The group each video's folds must keep together, one per row of ``videos`` in order.
 
     ``annotated``: the corpus's ``dup_group``. ``content``: connected components of the
     near-duplicate pairs (a video matching nothing is its own group). ``both``: annotated
@@ -244,10 +251,10 @@ def fold_groups(videos: pd.DataFrame, pairs: pd.DataFrame | None, group_by: str 
     """
     if group_by not in GROUP_BY:
         raise ValueError(f"folds.group_by must be one of {GROUP_BY}, got {group_by!r}")
-    ids = videos["video_id"].astype(str)
-    annotated = dict(zip(ids, videos["dup_group"].astype(str)))
+    ids = videos["video_id"].cast(pl.String).to_list()
+    annotated = dict(zip(ids, videos["dup_group"].cast(pl.String).to_list()))
     if group_by == "annotated":
-        return pd.Series(annotated, name="dup_group").reindex(ids)
+        return pl.Series("dup_group", [annotated[v] for v in ids], dtype=pl.String)
     if pairs is None:
         raise ValueError(f"folds.group_by={group_by!r} needs the near-duplicate pairs")
     union = UnionFind()
@@ -258,7 +265,7 @@ def fold_groups(videos: pd.DataFrame, pairs: pd.DataFrame | None, group_by: str 
         for vid, group in annotated.items():
             union.union(first_of.setdefault(group, vid), vid)
     known = set(ids)
-    for a, b in zip(pairs["video_a"], pairs["video_b"]):
+    for a, b in zip(pairs["video_a"].to_list(), pairs["video_b"].to_list()):
         if a in known and b in known:
             union.union(a, b)
     members = defaultdict(list)
@@ -271,7 +278,7 @@ def fold_groups(videos: pd.DataFrame, pairs: pd.DataFrame | None, group_by: str 
             continue
         groups = sorted({annotated[v] for v in vids})
         name_of_root[root] = groups[0] if len(groups) == 1 else _joined_name(groups)
-    return pd.Series({vid: name_of_root[union.find(vid)] for vid in ids}, name="dup_group").reindex(ids)
+    return pl.Series("dup_group", [name_of_root[union.find(vid)] for vid in ids], dtype=pl.String)
 
 
 def _joined_name(groups: list[str], shown: int = 3) -> str:
@@ -284,9 +291,9 @@ def _joined_name(groups: list[str], shown: int = 3) -> str:
 
 # ----------------------------------------------------------------------------- the audit
 def audit(
-    videos: pd.DataFrame, signatures: pd.DataFrame, *, n_folds: int = 5, random_state: int = 0,
+    videos: pl.DataFrame, signatures: pl.DataFrame, *, n_folds: int = 5, random_state: int = 0,
     group_by: str = "both", match: dict | None = None, top: int = 30,
-) -> tuple[pd.DataFrame, str]:  # fmt: skip
+) -> tuple[pl.DataFrame, str]:  # fmt: skip
     """Match every pair of valid videos and judge the annotations and folds against it.
 
     Returns the ``near_duplicates`` table (pairs, with ``same_annotated_group`` and
@@ -298,23 +305,27 @@ def audit(
     from lib.folds import assign_folds
 
     match = dict(match or {})
-    valid = videos[videos["valid"]].reset_index(drop=True)
-    signed = signatures[signatures["video_id"].isin(set(valid["video_id"]))]
+    valid = videos.filter(pl.col("valid"))
+    signed = signatures.filter(pl.col("video_id").is_in(valid["video_id"].implode()))
     pairs = find_near_duplicates(signed, random_state=random_state, **match)
     annotated_folds = assign_folds(valid, n_folds=n_folds, random_state=random_state)
-    fold = dict(zip(annotated_folds["video_id"], annotated_folds["fold"]))
-    group = dict(zip(valid["video_id"], valid["dup_group"].astype(str)))
-    label = dict(zip(valid["video_id"], valid["label"].astype(str)))
-    a, b = pairs["video_a"], pairs["video_b"]
-    table = pairs.assign(
-        same_annotated_group=[group[x] == group[y] for x, y in zip(a, b)],
-        same_fold=[fold[x] == fold[y] for x, y in zip(a, b)],
-        group_a=a.map(group), group_b=b.map(group), label_a=a.map(label), label_b=b.map(label),
-        fold_a=a.map(fold).astype("int64"), fold_b=b.map(fold).astype("int64"),
+    fold = dict(zip(annotated_folds["video_id"].to_list(), annotated_folds["fold"].to_list()))
+    group = dict(zip(valid["video_id"].to_list(), valid["dup_group"].cast(pl.String).to_list()))
+    label = dict(zip(valid["video_id"].to_list(), valid["label"].cast(pl.String).to_list()))
+    a, b = pairs["video_a"].to_list(), pairs["video_b"].to_list()
+    table = pairs.with_columns(
+        same_annotated_group=pl.Series([group[x] == group[y] for x, y in zip(a, b)], dtype=pl.Boolean),
+        same_fold=pl.Series([fold[x] == fold[y] for x, y in zip(a, b)], dtype=pl.Boolean),
+        group_a=pl.Series([group[x] for x in a], dtype=pl.String),
+        group_b=pl.Series([group[x] for x in b], dtype=pl.String),
+        label_a=pl.Series([label[x] for x in a], dtype=pl.String),
+        label_b=pl.Series([label[x] for x in b], dtype=pl.String),
+        fold_a=pl.Series([fold[x] for x in a], dtype=pl.Int64),
+        fold_b=pl.Series([fold[x] for x in b], dtype=pl.Int64),
     )  # fmt: skip
     order = ["video_a", "video_b", "distance", "matched_frames", "same_annotated_group",
              "same_fold", "flipped", "group_a", "group_b", "label_a", "label_b", "fold_a", "fold_b"]  # fmt: skip
-    table = table[order]
+    table = table.select(order)
     merged = fold_groups(valid, table, "both")
     report = leak_report(valid, signatures, table, merged, n_folds=n_folds,
                          random_state=random_state, group_by=group_by,
@@ -322,49 +333,52 @@ def audit(
     return table, report
 
 
-def _md_table(df: pd.DataFrame, columns: list[str], top: int) -> str:
-    if df.empty:
+def _md_table(df: pl.DataFrame, columns: list[str], top: int) -> str:
+    if df.is_empty():
         return "_none_\n"
-    shown = df[columns].head(top)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in shown.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
     more = f"\n…and {len(df) - top} more (all in `results/near_duplicates.csv`).\n" if len(df) > top else "\n"
-    return "\n".join(lines) + "\n" + more
+    return markdown_table(df.select(columns).head(top)) + "\n" + more
 
 
 def leak_report(
-    valid: pd.DataFrame, signatures: pd.DataFrame, pairs: pd.DataFrame, merged: pd.Series, *,
+    valid: pl.DataFrame, signatures: pl.DataFrame, pairs: pl.DataFrame, merged: pl.Series, *,
     n_folds: int, random_state: int, group_by: str, match: dict, top: int = 30,
 ) -> str:  # fmt: skip
     """The markdown leak report (see :func:`audit`)."""
     ok = signatures["status"] == "ok"
-    failed = signatures.loc[~ok & signatures["video_id"].isin(set(valid["video_id"])), "reason"]
-    missed = pairs[~pairs["same_annotated_group"]]
-    straddling = pairs[~pairs["same_fold"]]
-    conflicts = pairs[pairs["label_a"] != pairs["label_b"]]
-    n_annotated = valid["dup_group"].nunique()
-    n_merged_groups = merged.nunique()
-    labels = dict(zip(valid["video_id"], valid["label"].astype(str)))
-    annotated = dict(zip(valid["video_id"], valid["dup_group"].astype(str)))
+    in_valid = signatures["video_id"].is_in(valid["video_id"].implode())
+    failed = signatures.filter(~ok & in_valid)["reason"]
+    missed = pairs.filter(~pl.col("same_annotated_group"))
+    straddling = pairs.filter(~pl.col("same_fold"))
+    conflicts = pairs.filter(pl.col("label_a") != pl.col("label_b"))
+    n_annotated = valid["dup_group"].n_unique()
+    n_merged_groups = merged.n_unique()
+    labels = dict(zip(valid["video_id"].to_list(), valid["label"].cast(pl.String).to_list()))
+    annotated = dict(zip(valid["video_id"].to_list(), valid["dup_group"].cast(pl.String).to_list()))
+    members_of: dict[str, list[str]] = defaultdict(list)  # merged group -> its videos
+    for vid, name in zip(valid["video_id"].to_list(), merged.to_list()):
+        members_of[name].append(vid)
     sizes = []
-    for name, members in merged.groupby(merged):
-        groups = sorted({annotated[v] for v in members.index})
+    for name, members in sorted(members_of.items()):
+        groups = sorted({annotated[v] for v in members})
         if len(groups) > 1:
+            counts = Counter(labels[v] for v in members)
             sizes.append({"group": name, "videos": len(members), "annotated_groups": len(groups),
-                          "labels": ", ".join(f"{k}: {v}" for k, v in sorted(
-                              pd.Series([labels[v] for v in members.index]).value_counts().items())),
-                          "members": " ".join(sorted(members.index)[:8]) + (" …" if len(members) > 8 else "")})  # fmt: skip
-    largest = pd.DataFrame(sizes, columns=["group", "videos", "annotated_groups", "labels", "members"])
-    largest = largest.sort_values(["videos", "group"], ascending=[False, True], kind="stable")
+                          "labels": ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
+                          "members": " ".join(sorted(members)[:8]) + (" …" if len(members) > 8 else "")})  # fmt: skip
+    largest = pl.DataFrame(sizes, schema={"group": pl.String, "videos": pl.Int64,
+                                          "annotated_groups": pl.Int64, "labels": pl.String,
+                                          "members": pl.String})  # fmt: skip
+    largest = largest.sort(["videos", "group"], descending=[True, False], maintain_order=True)
     cols = ["video_a", "video_b", "distance", "matched_frames", "flipped", "group_a", "group_b",
             "label_a", "label_b", "fold_a", "fold_b"]  # fmt: skip
 
     def by_strength(df):
-        return df.sort_values(["matched_frames", "distance", "video_a", "video_b"],
-                              ascending=[False, True, True, True], kind="stable")  # fmt: skip
+        return df.sort(["matched_frames", "distance", "video_a", "video_b"],
+                       descending=[True, False, False, False], maintain_order=True)  # fmt: skip
 
-    failures = ", ".join(f"{k}: {v}" for k, v in failed.str.split(":").str[0].value_counts().items())
+    codes = Counter(r.split(":")[0] for r in failed.to_list())
+    failures = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
     text = [
         "# Leak audit: near-duplicates found by content\n",
         f"Every valid video was signed with perceptual hashes of frames sampled across it "
@@ -375,7 +389,7 @@ def leak_report(
         f"{match['band_bits']} bits).\n",
         "| | count |", "|---|---|",
         f"| valid videos | {len(valid)} |",
-        f"| videos with a signature | {int((ok & signatures['video_id'].isin(set(valid['video_id']))).sum())} |",
+        f"| videos with a signature | {int((ok & in_valid).sum())} |",
         f"| videos without one | {len(failed)}{f' ({failures})' if failures else ''} |",
         f"| near-duplicate pairs | {len(pairs)} |",
         f"| pairs the annotations missed (different annotated groups) | {len(missed)} |",
@@ -398,7 +412,7 @@ def leak_report(
     return "\n".join(text)
 
 
-def regroup(videos: pd.DataFrame, near_duplicates, group_by: str) -> pd.DataFrame:
+def regroup(videos: pl.DataFrame, near_duplicates, group_by: str) -> pl.DataFrame:
     """``videos`` with ``dup_group`` replaced by the fold groups of ``group_by`` (from the
     pairs table at path ``near_duplicates``); the corpus's own group moves to
     ``annotated_group``."""
@@ -407,11 +421,14 @@ def regroup(videos: pd.DataFrame, near_duplicates, group_by: str) -> pd.DataFram
     if near_duplicates is None:
         raise ValueError(f"folds.group_by={group_by!r} needs results/near_duplicates.csv")
     pairs = schemas.read_table(near_duplicates, "near_duplicates")
-    valid = videos[videos["valid"]]
+    valid = videos.filter(pl.col("valid"))
     groups = fold_groups(valid, pairs, group_by)
-    out = videos.copy()
-    out["annotated_group"] = out["dup_group"]
-    out.loc[valid.index, "dup_group"] = groups.to_numpy()
+    new_group = dict(zip(valid["video_id"].to_list(), groups.to_list()))
+    out = videos.with_columns(
+        dup_group=pl.Series([new_group.get(v, g) for v, g in zip(videos["video_id"].to_list(),
+                                                                 videos["dup_group"].to_list())],
+                            dtype=pl.String),
+        annotated_group=videos["dup_group"])  # fmt: skip
     log.info("folds group by %s: %d annotated groups -> %d groups", group_by,
-             valid["dup_group"].nunique(), groups.nunique())  # fmt: skip
+             valid["dup_group"].n_unique(), groups.n_unique())  # fmt: skip
     return out

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 from PIL import Image
 
@@ -85,21 +86,21 @@ def blockiness_8x8(frames: np.ndarray) -> float:
     return float(steps[column % 8 == 7].mean() / steps[column % 8 != 7].mean())
 
 
-def good_rows(index: pd.DataFrame) -> pd.DataFrame:
-    return index[~index["edits"].str.startswith("broken")]
+def good_rows(index: pl.DataFrame) -> pl.DataFrame:
+    return index.filter(~pl.col("edits").str.starts_with("broken"))
 
 
 # ----------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+def corpus(tmp_path_factory) -> tuple[Path, pl.DataFrame]:
     out = tmp_path_factory.mktemp("demo_a")
     return out, generate_demo_corpus(out, n_groups=N_GROUPS, seed=0)
 
 
 @pytest.fixture(scope="module")
-def corpus_again(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+def corpus_again(tmp_path_factory) -> tuple[Path, pl.DataFrame]:
     out = tmp_path_factory.mktemp("demo_b")
     return out, generate_demo_corpus(out, n_groups=N_GROUPS, seed=0)
 
@@ -116,11 +117,11 @@ def probes(corpus) -> dict[str, dict]:
 def test_same_seed_gives_identical_index_and_decoded_frames(corpus, corpus_again):
     (out_a, index_a), (out_b, index_b) = corpus, corpus_again
     assert (out_a / "index.csv").read_bytes() == (out_b / "index.csv").read_bytes()
-    pd.testing.assert_frame_equal(index_a, index_b)
+    assert_frame_equal(index_a, index_b)
     good = good_rows(index_a)
     # every original plus one repost per codec: covers all three encoders and the repost path
-    sample = list(good[good["is_original"]]["path"]) + list(
-        good[~good["is_original"]].groupby("codec")["path"].first()
+    sample = list(good.filter(pl.col("is_original"))["path"]) + list(
+        good.filter(~pl.col("is_original")).group_by("codec", maintain_order=True).first()["path"]
     )
     assert len(sample) >= N_GROUPS + 2
     for name in sample:
@@ -130,8 +131,8 @@ def test_same_seed_gives_identical_index_and_decoded_frames(corpus, corpus_again
 def test_different_seed_gives_different_corpus(corpus, tmp_path):
     out_a, index_a = corpus
     index_c = generate_demo_corpus(tmp_path, n_groups=3, seed=1)
-    originals_a = {frames_md5(out_a / p) for p in index_a[index_a["is_original"]]["path"]}
-    originals_c = {frames_md5(tmp_path / p) for p in index_c[index_c["is_original"]]["path"]}
+    originals_a = {frames_md5(out_a / p) for p in index_a.filter(pl.col("is_original"))["path"]}
+    originals_c = {frames_md5(tmp_path / p) for p in index_c.filter(pl.col("is_original"))["path"]}
     assert originals_a.isdisjoint(originals_c)
 
 
@@ -141,7 +142,7 @@ def test_different_seed_gives_different_corpus(corpus, tmp_path):
 def test_index_csv_matches_returned_table_and_folder(corpus):
     out, index = corpus
     assert list(index.columns[:4]) == ["path", "label", "group", "is_original"]
-    pd.testing.assert_frame_equal(pd.read_csv(out / "index.csv", keep_default_na=False), index)
+    assert_frame_equal(pl.read_csv(out / "index.csv", empty_string_is_null=False), index)
     assert all("/" not in p and (out / p).is_file() for p in index["path"])
     own_files = {p.name for p in out.iterdir() if p.name != "index.csv"}
     assert own_files == set(index["path"])  # nothing unlisted, no temporary leftovers
@@ -149,29 +150,31 @@ def test_index_csv_matches_returned_table_and_folder(corpus):
 
 def test_groups_have_two_to_four_files_one_original_and_balanced_labels(corpus):
     _, index = corpus
-    per_group = index.groupby("group")
-    assert sorted(per_group.groups) == list(range(N_GROUPS))
-    assert per_group.size().between(2, 4).all()
-    assert (per_group["is_original"].sum() == 1).all()
-    assert (per_group["label"].nunique() == 1).all()
-    group_labels = per_group["label"].first()
+    per_group = index.group_by("group").agg(
+        pl.len(), pl.col("is_original").sum(), pl.col("label").n_unique().alias("n_labels"),
+        pl.col("label").first()).sort("group")  # fmt: skip
+    assert per_group["group"].to_list() == list(range(N_GROUPS))
+    assert per_group["len"].is_between(2, 4).all()
+    assert (per_group["is_original"] == 1).all()
+    assert (per_group["n_labels"] == 1).all()
+    group_labels = per_group["label"]
     assert set(group_labels) == {"real", "fake"}
     assert (group_labels == "real").sum() == (group_labels == "fake").sum() == N_GROUPS // 2
-    assert (index.loc[index["label"] == "real", "manipulation"] == "none").all()
-    assert (index.loc[index["label"] == "fake", "manipulation"] != "none").all()
+    assert (index.filter(pl.col("label") == "real")["manipulation"] == "none").all()
+    assert (index.filter(pl.col("label") == "fake")["manipulation"] != "none").all()
 
 
 def test_good_files_decode_with_small_size_and_two_to_four_seconds(corpus, probes):
     _, index = corpus
     good = good_rows(index)
     assert len(probes) == len(good) >= 2 * N_GROUPS - 3
-    for row in good.itertuples():
-        info = probes[row.path]
-        assert info["width"] <= 320 and info["height"] <= 240, row.path
-        assert info["width"] % 2 == 0 and info["height"] % 2 == 0, row.path
-        assert info["fps"] in (15.0, 24.0, 25.0), row.path
-        assert 2.0 <= info["n_frames"] / info["fps"] <= 4.0, (row.path, info)
-        assert info["codec"] == CODEC_OF_EXTENSION[Path(row.path).suffix] == row.codec, row.path
+    for row in good.iter_rows(named=True):
+        info = probes[row["path"]]
+        assert info["width"] <= 320 and info["height"] <= 240, row["path"]
+        assert info["width"] % 2 == 0 and info["height"] % 2 == 0, row["path"]
+        assert info["fps"] in (15.0, 24.0, 25.0), row["path"]
+        assert 2.0 <= info["n_frames"] / info["fps"] <= 4.0, (row["path"], info)
+        assert info["codec"] == CODEC_OF_EXTENSION[Path(row["path"]).suffix] == row["codec"], row["path"]
 
 
 def test_all_three_codecs_and_containers_appear(corpus, probes):
@@ -182,20 +185,21 @@ def test_all_three_codecs_and_containers_appear(corpus, probes):
 
 def test_broken_files_are_planted_and_do_not_decode(corpus):
     out, index = corpus
-    broken = index[index["edits"].str.startswith("broken")].set_index("edits")
-    assert sorted(broken.index) == ["broken:empty", "broken:text", "broken:truncated"]
+    broken = index.filter(pl.col("edits").str.starts_with("broken"))
+    path_of = dict(broken.select("edits", "path").iter_rows())
+    assert sorted(path_of) == ["broken:empty", "broken:text", "broken:truncated"]
     assert not broken["is_original"].any()
     assert all(Path(p).suffix == ".mp4" for p in broken["path"])
-    assert (out / broken.loc["broken:empty", "path"]).stat().st_size == 0
-    text = (out / broken.loc["broken:text", "path"]).read_bytes()
+    assert (out / path_of["broken:empty"]).stat().st_size == 0
+    text = (out / path_of["broken:text"]).read_bytes()
     assert text.decode("utf-8").lstrip().lower().startswith("<!doctype html")
-    truncated = (out / broken.loc["broken:truncated", "path"]).read_bytes()
+    truncated = (out / path_of["broken:truncated"]).read_bytes()
     assert truncated[4:8] == b"ftyp" and len(truncated) > 1000  # the start of a real mp4
     for name in broken["path"]:
         assert not decodes_cleanly(out / name), name
     # each broken file carries its group's label
-    group_label = index[index["is_original"]].set_index("group")["label"]
-    assert (broken["label"].to_numpy() == group_label[broken["group"]].to_numpy()).all()
+    group_label = dict(index.filter(pl.col("is_original")).select("group", "label").iter_rows())
+    assert broken["label"].to_list() == [group_label[g] for g in broken["group"]]
 
 
 def test_reposts_are_near_duplicates_of_their_own_original(corpus):
@@ -213,15 +217,16 @@ def test_reposts_are_near_duplicates_of_their_own_original(corpus):
             rows.append(t / (np.linalg.norm(t) + 1e-6))
         return np.stack(rows)
 
-    originals = {r.group: thumbnails(out / r.path) for r in good[good["is_original"]].itertuples()}
-    reposts = good[~good["is_original"]]
+    originals = {r["group"]: thumbnails(out / r["path"])
+                 for r in good.filter(pl.col("is_original")).iter_rows(named=True)}  # fmt: skip
+    reposts = good.filter(~pl.col("is_original"))
     assert len(reposts) >= N_GROUPS
-    for row in reposts.itertuples():
-        probe_thumb = thumbnails(out / row.path)
+    for row in reposts.iter_rows(named=True):
+        probe_thumb = thumbnails(out / row["path"])
         middle = probe_thumb[len(probe_thumb) // 2]
-        own = float((originals[row.group] @ middle).max())
-        other = max(float((thumbs @ middle).max()) for g, thumbs in originals.items() if g != row.group)
-        assert own > 0.6 and own > other + 0.1, (row.path, row.edits, own, other)
+        own = float((originals[row["group"]] @ middle).max())
+        other = max(float((thumbs @ middle).max()) for g, thumbs in originals.items() if g != row["group"])
+        assert own > 0.6 and own > other + 0.1, (row["path"], row["edits"], own, other)
     edits = set("+".join(reposts["edits"]).split("+"))
     assert edits <= set(demo.REPOST_EDITS) and len(edits) >= 3
 
@@ -240,7 +245,7 @@ def test_format_and_shape_do_not_depend_on_the_label(corpus, probes, tmp_path, m
     flipped_index = generate_demo_corpus(tmp_path, n_groups=N_GROUPS, seed=0)
     assert (flipped_index["label"] != index["label"]).all()
     label_blind = ["path", "group", "is_original", "codec", "edits"]
-    pd.testing.assert_frame_equal(flipped_index[label_blind], index[label_blind])
+    assert_frame_equal(flipped_index.select(label_blind), index.select(label_blind))
     for name, info in probes.items():
         assert probe(tmp_path / name) == info, name
 
@@ -257,16 +262,16 @@ def test_real_and_fake_differ_in_highpass_residual_on_average(corpus):
     statistic is not meant to split them.
     """
     out, index = corpus
-    good = good_rows(index).copy()
+    good = good_rows(index)
 
     def residual_level(path: Path) -> float:
         frames = decode_frames(path)
         chosen = np.linspace(0, len(frames) - 1, 6).astype(int)
         return float(np.mean([np.median(highpass_residual(luma(frames[i]))) for i in chosen]))
 
-    good["residual"] = [residual_level(out / p) for p in good["path"]]
-    per_class = good.groupby("label")["residual"].mean()
-    assert per_class["real"] > 1.25 * per_class["fake"], per_class.to_dict()
+    good = good.with_columns(residual=pl.Series([residual_level(out / p) for p in good["path"]]))
+    per_class = dict(good.group_by("label").agg(pl.col("residual").mean()).iter_rows())
+    assert per_class["real"] > 1.25 * per_class["fake"], per_class
 
 
 def test_camera_captures_carry_sensor_noise_and_rendered_content_does_not():
@@ -305,8 +310,8 @@ def test_rerun_overwrites_own_files_and_keeps_foreign_ones(tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert names == set(index["path"]) | {"index.csv", "notes.txt"}
     assert not any(name.startswith(("g002-", ".tmp-")) for name in names)
-    assert not index["edits"].str.startswith("broken").any()
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "index.csv", keep_default_na=False), index)
+    assert not index["edits"].str.starts_with("broken").any()
+    assert_frame_equal(pl.read_csv(tmp_path / "index.csv", empty_string_is_null=False), index)
 
 
 def test_rejects_fewer_than_two_groups(tmp_path):

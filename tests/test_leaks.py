@@ -7,8 +7,9 @@ repost of which original); they print recall and precision (`pytest -s` shows th
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from lib import schemas
 from lib.folds import assign_folds, check_folds
@@ -98,7 +99,7 @@ def test_a_mirrored_copy_matches_through_the_mirrored_hashes():
     original = np.array([frame_hashes(f) for f in frames])
     mirrored = np.array([frame_hashes(f[:, ::-1].copy()) for f in frames])
     other = np.array([frame_hashes(textured_frame(100 + s)) for s in range(8)])
-    sig = pd.DataFrame({"video_id": ["a", "b", "c"], "status": "ok", "reason": "",
+    sig = pl.DataFrame({"video_id": ["a", "b", "c"], "status": "ok", "reason": "",
                         "frames": 8, "frame_index": "",
                         "hashes": [encode_hashes(list(h)) for h in (original, mirrored, other)]})  # fmt: skip
     pairs = find_near_duplicates(sig)
@@ -107,11 +108,11 @@ def test_a_mirrored_copy_matches_through_the_mirrored_hashes():
 
 # ----------------------------------------------------------------------------- groups
 def test_fold_groups_annotated_content_and_both():
-    videos = pd.DataFrame({"video_id": ["v1", "v2", "v3", "v4", "v5"],
+    videos = pl.DataFrame({"video_id": ["v1", "v2", "v3", "v4", "v5"],
                            "dup_group": ["g1", "g1", "g2", "g3", "g4"]})  # fmt: skip
-    pairs = pd.DataFrame({"video_a": ["v2", "v4"], "video_b": ["v3", "v5"]})
+    pairs = pl.DataFrame({"video_a": ["v2", "v4"], "video_b": ["v3", "v5"]})
     assert list(fold_groups(videos, pairs, "annotated")) == ["g1", "g1", "g2", "g3", "g4"]
-    content = fold_groups(videos, pairs, "content")
+    content = dict(zip(videos["video_id"], fold_groups(videos, pairs, "content")))
     assert content["v2"] == content["v3"] != content["v1"] and content["v4"] == content["v5"]
     both = fold_groups(videos, pairs, "both")
     assert list(both) == ["g1+g2", "g1+g2", "g1+g2", "g3+g4", "g3+g4"]
@@ -120,18 +121,18 @@ def test_fold_groups_annotated_content_and_both():
 
 
 # ----------------------------------------------------------------------------- the demo
-def demo_videos(folder, index: pd.DataFrame) -> pd.DataFrame:
+def demo_videos(folder, index: pl.DataFrame) -> pl.DataFrame:
     """A ``videos`` table of the demo (as validate would write it; broken files invalid)."""
-    broken = index["edits"].str.startswith("broken")
-    videos = pd.DataFrame({
+    broken = index["edits"].str.starts_with("broken")
+    videos = pl.DataFrame({
         "video_id": index["path"], "path": [str(folder / p) for p in index["path"]],
-        "label": index["label"], "dup_group": index["group"].astype(str), "platform": "demo",
-        "valid": ~broken, "reason": np.where(broken, "not_a_video", ""),
+        "label": index["label"], "dup_group": index["group"].cast(pl.String), "platform": "demo",
+        "valid": ~broken, "reason": np.where(broken.to_numpy(), "not_a_video", ""),
         "is_original": index["is_original"],
     })  # fmt: skip
     for column, kind in schemas.TABLES["videos"].items():
-        if column not in videos:
-            videos[column] = {"str": "", "int": 0, "float": 0.0, "bool": False}[kind]
+        if column not in videos.columns:
+            videos = videos.with_columns(pl.lit({"str": "", "int": 0, "float": 0.0, "bool": False}[kind]).alias(column))
     return schemas.conform(videos, "videos")
 
 
@@ -149,10 +150,10 @@ def demo_signed(demo_corpus, tmp_path_factory):
 def test_signature_stage_signs_every_valid_video(demo_signed):
     _, videos, signatures = demo_signed
     assert list(signatures["video_id"]) == list(videos["video_id"])
-    ok = signatures.set_index("video_id")["status"] == "ok"
-    assert ok.to_dict() == videos.set_index("video_id")["valid"].to_dict()
-    assert (signatures.loc[ok.values, "frames"] >= 8).all()
-    assert signatures.loc[~ok.values, "reason"].str.startswith("invalid:").all()
+    ok = signatures["status"] == "ok"
+    assert dict(zip(signatures["video_id"], ok)) == dict(zip(videos["video_id"], videos["valid"]))
+    assert (signatures.filter(ok)["frames"] >= 8).all()
+    assert signatures.filter(~ok)["reason"].str.starts_with("invalid:").all()
 
 
 def test_signatures_do_not_depend_on_shards(demo_signed, tmp_path):
@@ -164,7 +165,7 @@ def test_signatures_do_not_depend_on_shards(demo_signed, tmp_path):
         signatures_shard(tmp_path / "videos.csv", tmp_path / f"s{i}.csv", Shard(i, 2),
                          progress_dir=tmp_path / "progress")  # fmt: skip
         parts.append(schemas.read_table(tmp_path / f"s{i}.csv", "signatures"))
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), signatures.head(8),
+    assert_frame_equal(pl.concat(parts), signatures.head(8),
                                   check_exact=True)  # fmt: skip
 
 
@@ -172,8 +173,9 @@ def test_demo_reposts_match_their_originals(demo_signed):
     index, videos, signatures = demo_signed
     pairs, _ = audit(videos, signatures, n_folds=5, random_state=0)
     group = dict(zip(index["path"], index["group"]))
-    good = index[~index["edits"].str.startswith("broken")]
-    original = dict(zip(good.loc[good["is_original"], "group"], good.loc[good["is_original"], "path"]))
+    good = index.filter(~pl.col("edits").str.starts_with("broken"))
+    originals_only = good.filter(pl.col("is_original"))
+    original = dict(zip(originals_only["group"], originals_only["path"]))
     known = {tuple(sorted((p, original[g]))) for p, g, o in
              zip(good["path"], good["group"], good["is_original"]) if not o}  # fmt: skip
     found = set(zip(pairs["video_a"], pairs["video_b"]))
@@ -189,7 +191,7 @@ def test_demo_reposts_match_their_originals(demo_signed):
 
 def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, tmp_path):
     index, videos, signatures = demo_signed
-    hidden = videos.assign(dup_group=videos["video_id"])  # a corpus without a group column
+    hidden = videos.with_columns(dup_group=pl.col("video_id"))  # a corpus without a group column
     pairs, report = audit(hidden, signatures, n_folds=5, random_state=0, group_by="content", top=10_000)
     assert len(pairs) and not pairs["same_annotated_group"].any()
     assert f"| pairs the annotations missed (different annotated groups) | {len(pairs)} |" in report
@@ -199,10 +201,11 @@ def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, t
     regrouped = regroup(hidden, tmp_path / "near_duplicates.csv", "content")
     folds = assign_folds(regrouped, n_folds=5, random_state=0)
     check_folds(folds)
-    generated = folds.assign(generated=folds["video_id"].map(dict(zip(index["path"], index["group"]))))
-    spread = generated.groupby("generated")["fold"].nunique()
-    assert (spread == 1).all(), spread[spread > 1]
+    group_of = dict(zip(index["path"], index["group"]))
+    generated = folds.with_columns(generated=pl.Series([group_of[v] for v in folds["video_id"]]))
+    spread = generated.group_by("generated").agg(pl.col("fold").n_unique())
+    assert (spread["fold"] == 1).all(), spread.filter(pl.col("fold") > 1)
     merged = int(report.split("| annotated groups merged by the audit | ")[1].split(" ")[0])
     print(f"\nhidden groups: {len(pairs)} pairs; {merged} of {hidden['valid'].sum()} "
-          f"one-video groups merged; {folds['dup_group'].nunique()} content groups, "
-          f"{index['group'].nunique()} generated")
+          f"one-video groups merged; {folds['dup_group'].n_unique()} content groups, "
+          f"{index['group'].n_unique()} generated")
