@@ -7,7 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 
 from hostile_media import write_video
 from lib import schemas
@@ -31,7 +32,7 @@ def _videos_table(tmp_path: Path, source: Path | None = None, **extra) -> Path:
     probe = probe_video("data/videos/v1.mp4")
     row = {"video_id": "v1", "path": "data/videos/v1.mp4", "label": "real", "dup_group": "g1",
            "platform": "local", "is_original": True, **probe, **extra}  # fmt: skip
-    schemas.write_table(pd.DataFrame([row]), tmp_path / "videos.csv", "videos")
+    schemas.write_table(pl.DataFrame([row]), tmp_path / "videos.csv", "videos")
     return tmp_path / "videos.csv"
 
 
@@ -46,11 +47,11 @@ def test_augment_honours_a_segment(tmp_path, monkeypatch):
                   progress_dir=tmp_path / "progress")  # fmt: skip
     clips = schemas.read_table(tmp_path / "clips.csv", "clips")
     assert list(clips["aug_idx"]) == [-1, 0, 1]
-    assert clips.loc[0, "augmentation"] == "segment:5-17"
+    assert clips["augmentation"][0] == "segment:5-17"
     for path in clips["path"]:
         with FrameReader(path) as reader:
             assert reader.n_frames == 12, path
-    with FrameReader("data/videos/v1.mp4") as src, FrameReader(clips.loc[0, "path"]) as cut:
+    with FrameReader("data/videos/v1.mp4") as src, FrameReader(clips["path"][0]) as cut:
         candidates = {i: f.astype(int) for i, f in src.read([4, 5, 6])}
         first_cut = next(iter(cut.read([0])))[1].astype(int)
     error = {i: abs(f - first_cut).mean() for i, f in candidates.items()}
@@ -69,9 +70,9 @@ def test_augment_is_deterministic_and_location_independent(tmp_path, monkeypatch
                       progress_dir=root / "progress")  # fmt: skip
         clips = schemas.read_table(root / "clips.csv", "clips")
         results.append((clips, [_md5(root / p) for p in clips["path"][1:]]))
-    pd.testing.assert_frame_equal(results[0][0], results[1][0])
+    assert_frame_equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1], "same seed and id give bitwise-identical clips"
-    assert results[0][0]["path"].str.startswith("data/clips/v1/").iloc[1:].all()
+    assert results[0][0]["path"].str.starts_with("data/clips/v1/")[1:].all()
 
 
 def test_failed_downloads_keep_their_row_in_videos(tmp_path, monkeypatch):
@@ -84,18 +85,20 @@ def test_failed_downloads_keep_their_row_in_videos(tmp_path, monkeypatch):
         {"video_id": "bad", "path": "data/videos/bad.mp4", "status": "ok", "reason": ""},
         {"video_id": "gone", "path": "", "status": "failed", "reason": "http_404"},
     ]
-    table = pd.DataFrame([{**r, "url": f"https://x/{r['video_id']}", "label": "fake",
+    table = pl.DataFrame([{**r, "url": f"https://x/{r['video_id']}", "label": "fake",
                            "dup_group": "g", "platform": "other", "error": "",
                            "is_original": True, "frame_start": 0, "frame_end": -1}
                           for r in rows])  # fmt: skip
     schemas.write_table(table, tmp_path / "download.csv", "download")
     validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
                    progress_dir=tmp_path / "progress")  # fmt: skip
-    videos = schemas.read_table(tmp_path / "videos.csv", "videos").set_index("video_id")
-    assert list(videos.index) == ["ok", "bad", "gone"]
-    assert videos.loc["ok", "valid"] and videos.loc["ok", "frames"] == 5
-    assert not videos.loc["bad", "valid"] and videos.loc["bad", "reason"] == "not_a_video"
-    assert videos.loc["gone", "reason"] == "not_downloaded:http_404"
+    table = schemas.read_table(tmp_path / "videos.csv", "videos")
+    videos = {r["video_id"]: r for r in table.iter_rows(named=True)}
+    assert list(videos) == ["ok", "bad", "gone"]
+    assert videos["ok"]["valid"] and videos["ok"]["frames"] == 5
+    assert not videos["bad"]["valid"] and videos["bad"]["reason"] == "not_a_video"
+    assert videos["gone"]["reason"] == "not_downloaded:http_404"
+    videos = table
     assert "frame_end" in videos.columns, "extra manifest columns travel on"
 
 
@@ -110,20 +113,20 @@ def test_every_hostile_file_gets_one_row_with_its_verdict(tmp_path, monkeypatch)
              "platform": "local", "status": "ok", "path": os.path.relpath(p, tmp_path),
              "reason": "", "error": "", "is_original": True}
             for i, (p, _, _) in enumerate(cases)]  # fmt: skip
-    schemas.write_table(pd.DataFrame(rows), tmp_path / "download.csv", "download")
+    schemas.write_table(pl.DataFrame(rows), tmp_path / "download.csv", "download")
     validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
                    progress_dir=tmp_path / "progress")  # fmt: skip
     videos = schemas.read_table(tmp_path / "videos.csv", "videos")
     assert list(videos["video_id"]) == [r["video_id"] for r in rows]
-    for (path, valid, reason), got in zip(cases, videos.itertuples()):
-        assert (got.valid, got.reason) == (valid, reason), path.name
+    for (path, valid, reason), got in zip(cases, videos.iter_rows(named=True)):
+        assert (got["valid"], got["reason"]) == (valid, reason), path.name
 
 
 def _manifest(tmp_path: Path, sources: list[Path]) -> Path:
     rows = [{"video_id": f"h{i:02d}", "url": p.absolute().as_uri(), "label": "fake",
              "dup_group": "g", "platform": "local", "is_original": True, "frame_start": 0,
              "frame_end": -1} for i, p in enumerate(sources)]  # fmt: skip
-    schemas.write_table(pd.DataFrame(rows), tmp_path / "manifest.csv", "manifest")
+    schemas.write_table(pl.DataFrame(rows), tmp_path / "manifest.csv", "manifest")
     return tmp_path / "manifest.csv"
 
 
@@ -139,26 +142,26 @@ def test_local_files_are_linked_without_yt_dlp_and_no_failure_is_other(tmp_path,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     downloads = schemas.read_table(tmp_path / "download.csv", "download")
     expected_failure = {"missing": "missing", "empty_file": "empty"}
-    for (path, _, verdict), got in zip(cases, downloads.itertuples()):
+    for (path, _, verdict), got in zip(cases, downloads.iter_rows(named=True)):
         want = "not_a_file" if path.is_dir() else expected_failure.get(verdict, "")
-        assert (got.status, got.reason) == ("failed" if want else "ok", want), path.name
+        assert (got["status"], got["reason"]) == ("failed" if want else "ok", want), path.name
         if not want:
-            assert got.path == f"data/videos/{got.video_id}{path.suffix.lower()}", path.name
-            assert os.path.samefile(got.path, path), "hard-linked, not copied"
+            assert got["path"] == f"data/videos/{got['video_id']}{path.suffix.lower()}", path.name
+            assert os.path.samefile(got["path"], path), "hard-linked, not copied"
     assert "other" not in set(downloads["reason"])
     validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
                    progress_dir=tmp_path / "progress")  # fmt: skip
     videos = schemas.read_table(tmp_path / "videos.csv", "videos")
-    for (path, valid, verdict), got in zip(cases, videos.itertuples()):
+    for (path, valid, verdict), got in zip(cases, videos.iter_rows(named=True)):
         if path.is_file() and path.stat().st_size:
-            assert (got.valid, got.reason) == (valid, verdict), path.name
+            assert (got["valid"], got["reason"]) == (valid, verdict), path.name
     assert not videos["reason"].str.contains("other").any()
     assert before == {p: _md5(p) for p in before}, "the corpus files are never changed"
     # A rerun finds every fetched file on disk: skipped, no new link.
     download_shard(manifest, tmp_path / "again.csv", Shard(0, 1), videos_dir="data/videos",
                    progress_dir=tmp_path / "progress")  # fmt: skip
     again = schemas.read_table(tmp_path / "again.csv", "download")
-    assert set(again.loc[downloads["status"] == "ok", "status"]) == {"skipped"}
+    assert set(again.filter(downloads["status"] == "ok")["status"]) == {"skipped"}
 
 
 def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_path, monkeypatch):
@@ -170,18 +173,18 @@ def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_pat
     (tmp_path / "data/videos/h00.mp4").write_bytes(source.read_bytes()[:2000])  # a cut transfer
     first = dict(videos_dir="data/videos", progress_dir=tmp_path / "progress")
     download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), **first)
-    assert schemas.read_table(tmp_path / "download.csv", "download").loc[0, "status"] == "skipped"
+    assert schemas.read_table(tmp_path / "download.csv", "download")["status"][0] == "skipped"
     validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
                    progress_dir=tmp_path / "progress")  # fmt: skip
-    assert schemas.read_table(tmp_path / "videos.csv", "videos").loc[0, "reason"] == "truncated"
+    assert schemas.read_table(tmp_path / "videos.csv", "videos")["reason"][0] == "truncated"
 
     download_shard(manifest, tmp_path / "kept.csv", Shard(0, 1), retry_failed=False,
                    recheck=tmp_path / "videos.csv", **first)  # fmt: skip
-    assert schemas.read_table(tmp_path / "kept.csv", "download").loc[0, "status"] == "skipped"
+    assert schemas.read_table(tmp_path / "kept.csv", "download")["status"][0] == "skipped"
     download_shard(manifest, tmp_path / "retried.csv", Shard(0, 1),
                    recheck=tmp_path / "videos.csv", **first)  # fmt: skip
     retried = schemas.read_table(tmp_path / "retried.csv", "download")
-    assert (retried.loc[0, "status"], retried.loc[0, "path"]) == ("ok", "data/videos/h00.mp4")
+    assert (retried["status"][0], retried["path"][0]) == ("ok", "data/videos/h00.mp4")
     assert _md5(tmp_path / "data/videos/h00.mp4") == _md5(source)
 
 
@@ -201,10 +204,10 @@ def test_failed_segment_augmentation_fails_the_original_clip_too(tmp_path, monke
         monkeypatch.chdir(root)
         augment_shard(_videos_table(root, **extra), root / "clips.csv", Shard(0, 1),
                       n_augmentations=2, progress_dir=root / "progress")  # fmt: skip
-        clips = schemas.read_table(root / "clips.csv", "clips").set_index("aug_idx")
-        assert (clips.loc[[0, 1], "status"] == "failed").all()
-        assert clips.loc[0, "reason"] == "augment_error:RuntimeError: augmentation exploded"
-        original = clips.loc[-1]
+        clips = {r["aug_idx"]: r for r in schemas.read_table(root / "clips.csv", "clips").iter_rows(named=True)}
+        assert clips[0]["status"] == clips[1]["status"] == "failed"
+        assert clips[0]["reason"] == "augment_error:RuntimeError: augmentation exploded"
+        original = clips[-1]
         if name == "segment":
             assert (original["status"], original["path"]) == ("failed", ""), original
             assert original["reason"].startswith("augment_error:RuntimeError")
