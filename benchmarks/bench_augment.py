@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -75,7 +76,7 @@ def one_video_table(work: Path, video: Path) -> Path:
     row = {"video_id": video.stem, "path": str(video), "label": "real", "dup_group": "g",
            "platform": "local", "is_original": True, **probe_video(video)}  # fmt: skip
     path = work / "videos.csv"
-    schemas.write_table(pd.DataFrame([row]), path, "videos")
+    schemas.write_table(pl.DataFrame([row]), path, "videos")
     return path
 
 

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -115,7 +116,7 @@ def tables(work: Path, source: Path, clip: Path) -> dict[str, Path]:
     paths = {}
     for kind, row in (("download", download), ("videos", videos), ("clips", clip_row)):
         paths[kind] = work / f"{kind}.csv"
-        schemas.write_table(pd.DataFrame([row]), paths[kind], kind)
+        schemas.write_table(pl.DataFrame([row]), paths[kind], kind)
     return paths
 
 

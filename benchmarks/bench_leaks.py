@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine_line, write_section  # noqa: E402
@@ -119,11 +120,11 @@ def robustness(work: Path) -> tuple[pd.DataFrame, dict]:
             wall += time.perf_counter() - w0
         rows.append({"video_id": video_id, "status": "ok", "reason": "", "frames": len(hashes),
                      "frame_index": " ".join(map(str, indices)), "hashes": encode_hashes(hashes)})  # fmt: skip
-    signatures = pd.DataFrame(rows)
+    signatures = pl.DataFrame(rows)  # lib tables are polars
     pairs = find_near_duplicates(signatures)
     source_of = {c[0]: c[1] for c in clips}
-    found = {(a, b): (d, m, f) for a, b, d, m, f in pairs[["video_a", "video_b", "distance",
-                                                            "matched_frames", "flipped"]].itertuples(index=False)}  # fmt: skip
+    found = {(a, b): (d, m, f) for a, b, d, m, f in pairs.select(["video_a", "video_b", "distance",
+                                                                "matched_frames", "flipped"]).iter_rows()}  # fmt: skip
     table = []
     for name in TRANSFORMS:
         hits = [found.get(tuple(sorted((f"s{k:02d}", f"s{k:02d}-{name}")))) for k in range(N_SOURCES)]

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_reader import INPUTS, ensure_input, ensure_long_input  # noqa: E402
@@ -52,7 +53,7 @@ def one_clip_table(work: Path, video: Path) -> Path:
            "augmentation": "none", "label": "real", "dup_group": "g", "status": "ok",
            "reason": ""}  # fmt: skip
     path = work / f"{video.stem}.csv"
-    schemas.write_table(pd.DataFrame([row]), path, "clips")
+    schemas.write_table(pl.DataFrame([row]), path, "clips")
     return path
 
 

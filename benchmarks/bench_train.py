@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,9 +75,9 @@ def make_corpus(root: Path) -> Path:
                        "orig_width": SIZE, "orig_height": SIZE, "scaled_width": SIZE,
                        "scaled_height": SIZE, "status": "ok", "reason": ""})  # fmt: skip
         folds.append({"video_id": vid, "dup_group": f"g{i}", "label": label, "fold": i % 4})
-    schemas.write_table(pd.DataFrame(clips), root / "clips.csv", "clips")
-    schemas.write_table(pd.DataFrame(scaled), root / "scaled.csv", "scaled")
-    schemas.write_table(pd.DataFrame(folds), root / "folds.csv", "folds")
+    schemas.write_table(pl.DataFrame(clips), root / "clips.csv", "clips")
+    schemas.write_table(pl.DataFrame(scaled), root / "scaled.csv", "scaled")
+    schemas.write_table(pl.DataFrame(folds), root / "folds.csv", "folds")
     return root
 
 
@@ -168,8 +169,8 @@ def main(runs: int = 3) -> None:
     settings = demo_settings()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         root = make_corpus(Path(tmp))
-        table = pd.read_csv(root / "scaled.csv").merge(
-            pd.read_csv(root / "clips.csv")[["clip_id", "label"]], on="clip_id"
+        table = schemas.read_table(root / "scaled.csv", "scaled").join(
+            schemas.read_table(root / "clips.csv", "clips").select("clip_id", "label"), on="clip_id"
         )
         rows = []
         for name in DEEP_MODELS:
