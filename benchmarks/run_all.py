@@ -1,5 +1,6 @@
 """Every benchmark in one run: reader vs peers, memory of the streaming stages, the demo,
-the leak audit (robustness of the signatures, scale of the matcher); deep-model training;
+the leak audit (robustness of the signatures, scale of the matcher); table read/write
+(pandas vs polars); deep-model training;
 feature math, augment at 1080p, and the per-stage cost model with the FVC projection.
 
     .venv/bin/python benchmarks/run_all.py      # or: make bench
@@ -26,6 +27,7 @@ SCRIPTS = (
     "bench_cost.py",  # per-core cost of every stage at 480p/720p/1080p, FVC bill (issue 9)
     "bench_train.py",  # deep models: loader vs step, RSS over epochs (issue 10)
     "bench_leaks.py",  # leak audit: robustness, matcher scale (issue 12)
+    "bench_tables.py",  # table read/write, pandas before vs polars after (issue 13; ~1 min)
     "bench_demo.py",
 )
 

@@ -246,6 +246,6 @@ def data_quality(manifest_path, download_path, videos_path, out_table, out_failu
 
 
 def _median(values: pl.Series) -> float:
-    """Median of the known values (NaN skipped, as pandas does); NaN when none."""
+    """Median of the known values (NaN skipped); NaN when none."""
     known = values.cast(pl.Float64).fill_nan(None).drop_nulls()
     return float(known.median()) if len(known) else float("nan")

@@ -25,7 +25,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 import yaml
 
@@ -180,15 +181,15 @@ def squeue_jobs() -> dict[int, dict]:
     return jobs
 
 
-def read_tables(workdir: Path) -> dict[str, pd.DataFrame]:
+def read_tables(workdir: Path) -> dict[str, pl.DataFrame]:
     """The contract tables (validated) plus every predictions.csv, without absolute URLs."""
     tables = {path: schemas.read_table(workdir / path, kind) for path, kind in TABLES}
     for p in sorted((workdir / "results" / "models").glob("*/fold-*/predictions.csv")):
         tables[str(p.relative_to(workdir))] = schemas.read_table(p, "predictions")
     for path, df in tables.items():
         # file:// URLs hold the absolute path of the checkout the corpus was generated in.
-        absolute = [c for c in df.columns if df[c].astype(str).str.startswith("file://").any()]
-        tables[path] = df.drop(columns=absolute)
+        absolute = [c for c in df.columns if df[c].cast(pl.String).str.starts_with("file://").any()]
+        tables[path] = df.drop(absolute)
     return tables
 
 
@@ -447,4 +448,4 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     resumed_tables = read_tables(workdir)
     assert resumed_tables.keys() == reference.keys()
     for path, expected in reference.items():
-        pd.testing.assert_frame_equal(resumed_tables[path], expected, obj=path)
+        assert_frame_equal(resumed_tables[path], expected), path

@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 
 from conftest import BIN, REPO, copy_workflow, snakemake, workflow_env
@@ -97,7 +98,7 @@ def test_manifest_alone_looks_at_a_corpus(workflow_dir):
     out = snakemake(workflow_dir, "results/manifest.csv", "--cores", "1",
                     "--configfile", "small.yaml").stdout  # fmt: skip
     manifest = schemas.read_table(workflow_dir / "results/manifest.csv", "manifest")
-    assert manifest["dup_group"].nunique() == 10
+    assert manifest["dup_group"].n_unique() == 10
     assert not (workflow_dir / "results/download.csv").exists()
     assert (workflow_dir / "results/reports/ingest.md").exists()
 
@@ -115,7 +116,7 @@ def test_demo_writes_every_contract_file(demo_run):
         d = demo_run / f"results/models/naive_cnn/fold-{k}"
         preds = schemas.read_table(d / "predictions.csv", "predictions")
         assert set(preds["aug_idx"]) == {-1, 0}
-        assert len(pd.read_csv(d / "history.csv")) >= 1 and (d / "model.pt").exists()
+        assert len(pl.read_csv(d / "history.csv")) >= 1 and (d / "model.pt").exists()
         assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/best.pt").exists()
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     assert "naive_cnn" in set(summary["model"])
@@ -136,14 +137,14 @@ def test_planted_broken_files_are_caught_with_a_reason(demo_run):
     manifest = schemas.read_table(demo_run / "results/manifest.csv", "manifest")
     assert len(videos) == len(manifest), "every manifest row has a videos row"
     corpus = demo_run / "data/demo"
-    index = pd.read_csv(corpus / "index.csv", keep_default_na=False)
-    planted = index[index["edits"].str.startswith("broken:")]
+    index = pl.read_csv(corpus / "index.csv", empty_string_is_null=False)
+    planted = index.filter(pl.col("edits").str.starts_with("broken:"))
     expected_reason = {"truncated": "truncated", "empty": "not_downloaded:empty",
                        "text": "not_a_video"}  # fmt: skip
     expected = {file_video_id(corpus / path, base_dir=corpus): expected_reason[edits[7:]]
                 for path, edits in zip(planted["path"], planted["edits"])}  # fmt: skip
     assert len(expected) == 3
-    invalid = videos[~videos["valid"]]
+    invalid = videos.filter(~pl.col("valid"))
     assert dict(zip(invalid["video_id"], invalid["reason"])) == expected
     downloads = schemas.read_table(demo_run / "results/download.csv", "download")
     assert set(downloads["reason"]) == {"", "empty"}, "local files: linked, or failed as empty"
@@ -160,10 +161,12 @@ def test_no_group_straddles_folds_and_clips_follow_originals(demo_run):
         for k in range(3):
             preds = schemas.read_table(
                 demo_run / f"results/models/{model}/fold-{k}/predictions.csv", "predictions")
-            fold_of = preds["video_id"].map(folds.set_index("video_id")["fold"])
-            assert (fold_of == k).all(), "a held-out clip's video belongs to the held-out fold"
-            per_video = clips[clips["video_id"].isin(preds["video_id"])].groupby("video_id").size()
-            assert (preds.groupby("video_id").size() == per_video).all(), \
+            fold = dict(folds.select("video_id", "fold").iter_rows())
+            assert all(fold[v] == k for v in preds["video_id"]), \
+                "a held-out clip's video belongs to the held-out fold"
+            held = clips.filter(pl.col("video_id").is_in(preds["video_id"].implode()))
+            per_video = dict(held.group_by("video_id").len().iter_rows())
+            assert dict(preds.group_by("video_id").len().iter_rows()) == per_video, \
                 "every clip (original and augmentations) of a held-out video is held out"
 
 
@@ -172,12 +175,13 @@ def test_demo_summary_scores_originals_with_intervals_and_p_values(demo_run):
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     videos = schemas.read_table(demo_run / "results/folds.csv", "folds")
     assert set(summary["model"]) == set(MODELS) | {"naive_cnn"}  # SMALL's feature + deep models
-    auc = summary[summary["metric"] == "roc_auc"].set_index("model")
+    auc = summary.filter(pl.col("metric") == "roc_auc")
     assert (auc["n_videos"] == len(videos)).all()  # one row per held-out original video
     assert (auc["ci_low"] <= auc["pooled"]).all() and (auc["pooled"] <= auc["ci_high"]).all()
-    assert auc.loc[["logreg", "linear_svm", "hist_gbm"], "n_permutations"].eq(5).all()
-    assert auc.loc[["logreg", "linear_svm", "hist_gbm"], "p_value"].between(1 / 6, 1).all()
-    assert auc.loc["dummy", "mean"] == 0.5
+    tested = auc.filter(pl.col("model").is_in(["logreg", "linear_svm", "hist_gbm"]))
+    assert len(tested) == 3 and (tested["n_permutations"] == 5).all()
+    assert tested["p_value"].is_between(1 / 6, 1).all()
+    assert auc.filter(pl.col("model") == "dummy")["mean"].item() == 0.5
     robust = schemas.read_table(demo_run / "results/robustness.csv", "robustness")
     assert "none (original)" in set(robust["augmentation"]) and len(set(robust["augmentation"])) > 1
 
@@ -190,10 +194,10 @@ def test_report_builds_and_predict_classifies_a_folder(demo_run):
     run_demo(demo_run, "results/predictions/demo.csv")
     preds = schemas.read_table(demo_run / "results/predictions/demo.csv", "predict")
     files = [p for p in (demo_run / "data/demo").iterdir() if p.suffix != ".csv"]
-    assert len(preds) == len(files) and preds["video_id"].is_unique
-    ok = preds[preds["status"] == "ok"]
+    assert len(preds) == len(files) and preds["video_id"].is_unique().all()
+    ok = preds.filter(pl.col("status") == "ok")
     assert len(ok) >= len(files) - 6 and (ok["n_windows"] >= 1).all()
-    assert (preds.loc[preds["status"] == "failed", "reason"] != "").all()
+    assert (preds.filter(pl.col("status") == "failed")["reason"] != "").all()
 
 
 def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: float = 300):
@@ -230,8 +234,8 @@ def test_kill_9_mid_stage_then_resume_equals_uninterrupted_run(demo_run, tmp_pat
     assert max(resumed) >= 3, logs[-2000:]
 
     for rel, (kind, drop) in TABLES.items():
-        got = schemas.read_table(wf / rel, kind).drop(columns=drop)
-        want = schemas.read_table(demo_run / rel, kind).drop(columns=drop)
-        pd.testing.assert_frame_equal(got, want, obj=rel, check_exact=True)  # bit for bit
+        got = schemas.read_table(wf / rel, kind).drop(drop)
+        want = schemas.read_table(demo_run / rel, kind).drop(drop)
+        assert_frame_equal(got, want, check_exact=True), rel  # bit for bit
     features = schemas.read_table(wf / "results/features.parquet", "features")
-    assert features["clip_id"].is_unique
+    assert features["clip_id"].is_unique().all()
