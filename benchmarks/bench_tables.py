@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas  # noqa: F401  (before lib: pandera then keeps its pandas backend, which the baseline uses)
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -14,15 +14,56 @@ for bit (polars and Python both write floats in their shortest round-trip form).
 
 from __future__ import annotations
 
+import importlib.abc
 import io
 import logging
+import sys
 from pathlib import Path
 
 import polars as pl
-import pandera.polars as pa
-from pandera.errors import SchemaError, SchemaErrors
 
 from lib.utils import atomic_path
+
+
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """Makes ``import pandas`` fail as if pandas were not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _import_pandera_polars():
+    """``pandera.polars``, without pandas when this process has not loaded pandas yet.
+
+    pandera's top-level package imports pandas whenever it is installed (about 90 MB of
+    RSS in every stage process, and a second of start-up), although the polars backend never
+    uses it; pandera supports polars-only installs, so for the length of this one import
+    pandas is made to look absent. A process that already holds pandas (a test, a
+    benchmark comparing with it) imports pandera as usual. pandas itself stays importable.
+    """
+    if "pandas" in sys.modules or "pandera" in sys.modules:
+        import pandera.polars
+
+        return pandera.polars
+    blocker = _WithoutPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import pandera.polars
+
+        # pandera registers its check backends lazily, on the first validation, and tries
+        # pandas then: run one tiny validation while pandas still looks absent.
+        pandera.polars.DataFrameSchema(
+            {"x": pandera.polars.Column(pl.Int64, checks=pandera.polars.Check.ge(0))}
+        ).validate(pl.DataFrame({"x": [0]}))
+    finally:
+        sys.meta_path.remove(blocker)
+    return pandera.polars
+
+
+pa = _import_pandera_polars()
+from pandera.errors import SchemaError, SchemaErrors  # noqa: E402
 
 log = logging.getLogger(__name__)
 
