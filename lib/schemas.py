@@ -10,6 +10,10 @@ Tables are polars DataFrames, validated with Pandera's polars backend on collect
 text, booleans are booleans, an integer column never silently becomes a float, and a
 missing float is NaN (never null), so a CSV read back is the frame that was written, bit
 for bit (polars and Python both write floats in their shortest round-trip form).
+
+No module of ``lib`` uses pandas: no library here hands us a pandas frame (scikit-learn,
+matplotlib and torch get numpy arrays, ``df["x"].to_numpy()``), and pandera's polars
+backend is imported without it (see :func:`_import_pandera_polars`).
 """
 
 from __future__ import annotations
