@@ -30,7 +30,7 @@ from lib.utils import atomic_path
 
 
 class _WithoutPandas(importlib.abc.MetaPathFinder):
-    """Makes ``import pandas`` fail as if pandas were not installed."""
+    """Makes pandas look uninstalled to anything imported while it is on sys.meta_path."""
 
     def find_spec(self, name, path=None, target=None):
         if name == "pandas" or name.startswith("pandas."):
