@@ -8,6 +8,7 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
+from lib.commands import config_fragment
 from lib.config import ConfigError, validate_config
 from lib.train.registry import check_train_config, is_deep
 
@@ -71,6 +72,15 @@ def runtime(base):
 def as_json(section):
     """A config section as one JSON argument for the `python -m lib` command line."""
     return json.dumps(section, sort_keys=True)
+
+
+def stage_config(command):
+    """The config sections `python -m lib <command>` reads, as its --config-json argument.
+
+    Which sections: lib/commands.py; every key of them reaches the stage as a keyword, so a
+    rule never lists parameters one by one (README, "Adding a stage parameter").
+    """
+    return as_json(config_fragment(command, config))
 
 
 def dataset_inputs(wildcards):
