@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+#: Where sharded stages keep their progress (lib.stages uses this default too).
 PROGRESS_DIR = "results/.progress"
 
 
