@@ -248,6 +248,9 @@ def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict)
     for section in command.sections:
         node = section_schema(schema, section.path)
         given_section = _dig(given, section.path)
+        if given_section is not None and not isinstance(given_section, dict):
+            missing.append(f"{section.path or 'the top level'} in --config-json: expected a "
+                           f"mapping of keys, got {json.dumps(given_section)[:60]}")  # fmt: skip
         given_section = given_section if isinstance(given_section, dict) else {}
         values = {}
         for key in section_keys(section, schema):

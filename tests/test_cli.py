@@ -149,6 +149,7 @@ def test_a_key_added_to_the_schema_reaches_the_driver_with_nothing_else_edited(r
      "unknown key augment.n_augmentation; did you mean n_augmentations?"),
     (["--config-json", '{"augmnet": {}}'], "unknown key augmnet; did you mean augment?"),
     (["--config-json", "[1]"], "--config-json must be a JSON object of config sections"),
+    (["--config-json", '{"augment": 5}'], "augment in --config-json: expected a mapping of keys, got 5"),
 ])  # fmt: skip
 def test_bad_values_stop_the_command_naming_the_config_key(recorder, capsys, argv, message):
     import lib.stages
