@@ -68,6 +68,36 @@ def throughput(workdir: Path, stages: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def deep_diagnosis(workdir: Path) -> pd.DataFrame:
+    """Per deep model, from its folds' history.csv and train_info.json: what it learned.
+
+    A deep model near chance on the demo is explained here (loss that barely moves, an
+    inner-validation AUC at 0.5, a warning), not hidden."""
+    import json
+
+    rows = []
+    for info_path in sorted((workdir / "results/models").glob("*/fold-*/train_info.json")):
+        hist_path = info_path.parent / "history.csv"
+        if not hist_path.exists():
+            continue  # a feature model
+        info, h = json.loads(info_path.read_text()), pd.read_csv(hist_path)
+        rows.append({"model": info["model"], "fold": info["fold"], "epochs": len(h),
+                     "best_epoch": info["best_epoch"],
+                     "train_loss_first": h["train_loss"].iloc[0],
+                     "train_loss_last": h["train_loss"].iloc[-1],
+                     "val_auc_best": h["val_auc"].max(),
+                     "trainable": info.get("trainable_params"),
+                     "warnings": len(info["warnings"])})  # fmt: skip
+    if not rows:
+        return pd.DataFrame()
+    return (pd.DataFrame(rows).groupby("model")
+              .agg(folds=("fold", "size"), epochs=("epochs", "median"),
+                   train_loss_first=("train_loss_first", "mean"),
+                   train_loss_last=("train_loss_last", "mean"),
+                   inner_val_auc_best=("val_auc_best", "mean"),
+                   trainable_params=("trainable", "first"), warnings=("warnings", "sum")))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=2)
@@ -118,6 +148,12 @@ def main() -> None:
         "",
         auc.round(3).to_markdown(),
     ]
+    diagnosis = deep_diagnosis(workdir)
+    if len(diagnosis):
+        lines += ["", "Deep models' training, from each fold's `history.csv` and `train_info.json` "
+                  "(means over folds; tiny models, a few epochs on CPU, so a model near chance "
+                  "shows here whether its loss moved at all):", "",
+                  diagnosis.round(3).to_markdown()]  # fmt: skip
     path = write_section("demo", "## Demo run\n\n" + "\n".join(lines) + "\n")
     print(path.read_text())
     if not args.keep:

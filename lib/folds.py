@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 log = logging.getLogger(__name__)
 
 
-def assign_folds(videos: pd.DataFrame, *, n_folds: int = 5, random_state: int = 0) -> pd.DataFrame:
+def assign_folds(videos: pl.DataFrame, *, n_folds: int = 5, random_state: int = 0) -> pl.DataFrame:
     """Assign each valid video to a fold; returns ``video_id, dup_group, label, fold``.
 
     Uses scikit-learn's ``StratifiedGroupKFold`` on videos sorted by id, so the result
@@ -46,7 +46,7 @@ def assign_folds(videos: pd.DataFrame, *, n_folds: int = 5, random_state: int = 
     return out
 
 
-def check_folds(folds: pd.DataFrame) -> None:
+def check_folds(folds: pl.DataFrame) -> None:
     """Raise AssertionError if a duplicate group straddles folds."""
     spread = folds.group_by("dup_group").agg(pl.col("fold").n_unique())
     leaking = spread.filter(pl.col("fold") > 1).sort("dup_group")["dup_group"].to_list()
@@ -54,14 +54,14 @@ def check_folds(folds: pd.DataFrame) -> None:
         raise AssertionError(f"duplicate groups in several folds: {leaking[:10]}")
 
 
-def _census(videos: pd.DataFrame) -> str:
+def _census(videos: pl.DataFrame) -> str:
     per_class = videos.group_by("label").agg(pl.len(), pl.col("dup_group").n_unique()).sort("label")
     classes = ", ".join(f"{label}: {n} videos in {g} groups"
                         for label, n, g in per_class.iter_rows())  # fmt: skip
     return f"{videos['dup_group'].n_unique()} groups, {len(videos)} videos; {classes or 'none'}"
 
 
-def check_feasible(folds: pd.DataFrame, *, n_folds: int) -> None:
+def check_feasible(folds: pl.DataFrame, *, n_folds: int) -> None:
     """Raise ValueError unless every held-out fold has a video and every training set (all
     folds but one) at least two classes; warn when one duplicate group holds more than
     1/k of the videos (that fold's score then rests on one group)."""

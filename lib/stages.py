@@ -13,12 +13,11 @@ from pathlib import Path
 import polars as pl
 
 from lib import schemas
+from lib.commands import PROGRESS_DIR as DEFAULT_PROGRESS_DIR  # the command line's default
 from lib.shards import Shard, run_shard
 from lib.utils import relpath
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PROGRESS_DIR = "results/.progress"
 
 
 def _passthrough(row: dict, names: list[str]) -> dict:
@@ -29,6 +28,31 @@ def _extra_columns(table, out_kind: str, drop: tuple[str, ...] = ()) -> list[str
     """Input columns beyond the stage's contract that travel on (e.g. a WLASL segment)."""
     spec = schemas.TABLES[out_kind]
     return [c for c in table.columns if c not in spec and c not in drop]
+
+
+def _run(
+    table, shard: Shard, output, progress_dir, *, stage: str, key: str, out_kind: str,
+    params: dict, process, on_error, skip=None, extras: list[str] | tuple[str, ...] = (),
+):
+    """The skeleton every stage shares: its shard of ``table``, one unit (row ``key``) at a
+    time, resumably (:func:`lib.shards.run_shard`), written as an ``out_kind`` table whose
+    columns are the contract's plus ``extras``. A stage supplies only what differs: what a
+    unit becomes (``process``), a failed unit's rows (``on_error``), units needing no
+    work (``skip``) and the ``params`` that fingerprint its progress."""
+    return run_shard(
+        table, shard, stage=stage, key=key, process=process, on_error=on_error, skip=skip,
+        out_kind=out_kind, out_columns=schemas.columns(out_kind) + list(extras), output=output,
+        progress_dir=progress_dir, params=params,
+    )  # fmt: skip
+
+
+def _reason(prefix: str, exc: Exception) -> str:
+    """A failed unit's reason: the stage's code, then the exception (type and message)."""
+    return f"{prefix}:{type(exc).__name__}: {exc}"
+
+
+def _upstream_failed(row: dict) -> str:
+    return f"upstream_failed:{row['reason']}"
 
 
 def segment(row: dict) -> tuple[int, int | None]:
@@ -117,10 +141,9 @@ def download_shard(
              "error": f"{type(exc).__name__}: {exc}"}
         ]  # fmt: skip
 
-    run_shard(
-        table, shard, stage="download", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="download", out_columns=schemas.columns("download") + extras,
-        output=output, progress_dir=progress_dir,
+    _run(
+        table, shard, output, progress_dir, stage="download", key="video_id",
+        out_kind="download", extras=extras, process=process, on_error=on_error, skip=skip,
         params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed,
                 "refetch": sorted(broken)},
     )  # fmt: skip
@@ -163,10 +186,9 @@ def validate_shard(
     def on_error(row, exc):
         return invalid(row, f"probe_error:{type(exc).__name__}")
 
-    run_shard(
-        table, shard, stage="validate", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="videos", out_columns=schemas.columns("videos") + extras, output=output,
-        progress_dir=progress_dir, params={"limits": limits},
+    _run(
+        table, shard, output, progress_dir, stage="validate", key="video_id", out_kind="videos",
+        extras=extras, process=process, on_error=on_error, skip=skip, params={"limits": limits},
     )  # fmt: skip
 
 
@@ -234,7 +256,7 @@ def augment_shard(
         return rows
 
     def on_error(row, exc):
-        vid, reason = row["video_id"], f"augment_error:{type(exc).__name__}: {exc}"
+        vid, reason = row["video_id"], _reason("augment_error", exc)
         failed = [clip_row(row, f"{vid}__a{k}", "", k, "", "failed", reason)
                   for k in range(n_augmentations)]  # fmt: skip
         start, stop = segment(row)
@@ -245,10 +267,9 @@ def augment_shard(
             original = clip_row(row, f"{vid}__orig", row["path"], -1, "none")
         return [original, *failed]
 
-    run_shard(
-        table, shard, stage="augment", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="clips", out_columns=schemas.columns("clips"), output=output,
-        progress_dir=progress_dir,
+    _run(
+        table, shard, output, progress_dir, stage="augment", key="video_id", out_kind="clips",
+        process=process, on_error=on_error, skip=skip,
         params={"n": n_augmentations, "seed": seed, "max_frames": max_frames, "crf": crf,
                 "preset": preset, "dir": str(clips_dir)},
     )  # fmt: skip
@@ -272,7 +293,7 @@ def _feature_shard(
 
     def skip(row):
         if row["status"] != "ok":
-            return [failed(row, f"upstream_failed:{row['reason']}")]
+            return [failed(row, _upstream_failed(row))]
         return None
 
     def failed(row, reason):
@@ -288,12 +309,12 @@ def _feature_shard(
                  **{n: float(values[n]) for n in names}}]  # fmt: skip
 
     def on_error(row, exc):
-        return [failed(row, f"feature_error:{type(exc).__name__}: {exc}")]
+        return [failed(row, _reason("feature_error", exc))]
 
-    run_shard(
-        clips_table, shard, stage=stage, key="clip_id", process=process, on_error=on_error,
-        skip=skip, out_kind="features_stage", out_columns=["clip_id", "status", "reason", *names],
-        output=output, progress_dir=progress_dir, params={**params, "sampling": sampling},
+    _run(
+        clips_table, shard, output, progress_dir, stage=stage, key="clip_id",
+        out_kind="features_stage", extras=names, process=process, on_error=on_error, skip=skip,
+        params={**params, "sampling": sampling},
     )  # fmt: skip
 
 
@@ -406,7 +427,7 @@ def scale_shard(
 
     def skip(row):
         if row["status"] != "ok":
-            return [row_for(row, "", "", f"upstream_failed:{row['reason']}", None, "failed")]
+            return [row_for(row, "", "", _upstream_failed(row), None, "failed")]
         return None
 
     def process(row):
@@ -420,12 +441,11 @@ def scale_shard(
             return [row_for(row, relpath(dst), "letterbox", f"fallback:{exc}", reader)]
 
     def on_error(row, exc):
-        return [row_for(row, "", "", f"scale_error:{type(exc).__name__}: {exc}", None, "failed")]
+        return [row_for(row, "", "", _reason("scale_error", exc), None, "failed")]
 
-    run_shard(
-        table, shard, stage="scale", key="clip_id", process=process, on_error=on_error,
-        skip=skip, out_kind="scaled", out_columns=schemas.columns("scaled"), output=output,
-        progress_dir=progress_dir,
+    _run(
+        table, shard, output, progress_dir, stage="scale", key="clip_id", out_kind="scaled",
+        process=process, on_error=on_error, skip=skip,
         params={"method": method, "size": size, "model": model, "chunk": chunk_frames,
                 "crf": crf, "preset": preset, "dir": str(scaled_dir)},
     )  # fmt: skip
@@ -472,10 +492,10 @@ def signatures_shard(
         return [row_for(row, indices=indices, hashes=hashes)]
 
     def on_error(row, exc):
-        return [row_for(row, "failed", f"signature_error:{type(exc).__name__}: {exc}")]
+        return [row_for(row, "failed", _reason("signature_error", exc))]
 
-    run_shard(
-        table, shard, stage="signatures", key="video_id", process=process, on_error=on_error,
-        skip=skip, out_kind="signatures", out_columns=schemas.columns("signatures"),
-        output=output, progress_dir=progress_dir, params={"sampling": sampling},
+    _run(
+        table, shard, output, progress_dir, stage="signatures", key="video_id",
+        out_kind="signatures", process=process, on_error=on_error, skip=skip,
+        params={"sampling": sampling},
     )  # fmt: skip

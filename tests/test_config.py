@@ -277,7 +277,7 @@ FOLDS = [
 def test_folds_refuse_before_writing(tmp_path, caplog, case, groups, k, message):
     videos = _videos_table(tmp_path / "videos.csv", groups)
     with caplog.at_level(logging.ERROR):
-        rc = lib_main(["folds", "--videos", str(videos), "--k", str(k),
+        rc = lib_main(["folds", "--videos", str(videos), "--k", str(k), "--group-by", "annotated",
                        "--out", str(tmp_path / "folds.csv")])  # fmt: skip
     assert rc == 1 and message in caplog.text
     assert not (tmp_path / "folds.csv").exists()

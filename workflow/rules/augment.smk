@@ -19,15 +19,10 @@ rule augment:
         mem_mb=mem_mb(1000),
         runtime=runtime(600),
     params:
-        n=config["augment"]["n_augmentations"],
-        max_frames=config["augment"]["max_frames"],
-        crf=config["augment"]["crf"],
-        preset=config["augment"]["preset"],
-        seed=config["seed"],
+        config_json=stage_config("augment"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib augment --videos {input} --shard {wildcards.scatteritem}'
-        " --n-augmentations {params.n} --max-frames {params.max_frames} --crf {params.crf}"
-        " --preset {params.preset} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_augment:

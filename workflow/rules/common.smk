@@ -8,7 +8,8 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from lib.config import ConfigError, validate_config
+from lib.commands import config_fragment
+from lib.config import ConfigError, load_schema, validate_config
 from lib.train.registry import check_train_config, is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
@@ -71,6 +72,18 @@ def runtime(base):
 def as_json(section):
     """A config section as one JSON argument for the `python -m lib` command line."""
     return json.dumps(section, sort_keys=True)
+
+
+CONFIG_SCHEMA = load_schema()
+
+
+def stage_config(command):
+    """The config sections `python -m lib <command>` reads, as its --config-json argument.
+
+    Which sections: lib/commands.py; every key of them reaches the stage as a keyword, so a
+    rule never lists parameters one by one (README, "Adding a stage parameter").
+    """
+    return as_json(config_fragment(command, config, CONFIG_SCHEMA))
 
 
 def dataset_inputs(wildcards):

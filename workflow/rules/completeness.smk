@@ -19,7 +19,7 @@ rule completeness:
     conda:
         ENV
     params:
-        n_aug=config["augment"]["n_augmentations"],
+        config_json=stage_config("completeness"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib completeness --md {output.md} --csv {output.csv}'
-        " --n-augmentations {params.n_aug} > {log} 2>&1"
+        " --config-json {params.config_json:q} > {log} 2>&1"

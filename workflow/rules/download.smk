@@ -18,15 +18,13 @@ rule download:
         mem_mb=mem_mb(1000),
         runtime=runtime(120),
     params:
-        options=as_json(config["download"]["options"]),
-        retry_failed=(
-            "--recheck results/videos.csv"
-            if config["download"]["retry_failed"]
-            else "--no-retry-failed --previous results/download.csv"
-        ),
+        config_json=stage_config("download"),
+    # Earlier runs' tables, read when present (download.retry_failed chooses which matters):
+    # not inputs, as they are made by this stage and a later one.
     shell:
         '"$VIDSTAGE_PYTHON" -m lib download --manifest {input} --shard {wildcards.scatteritem}'
-        " --options {params.options:q} {params.retry_failed} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --previous results/download.csv"
+        " --recheck results/videos.csv --out {output} > {log} 2>&1"
 
 
 rule gather_download:

@@ -20,15 +20,12 @@ rule permutation:
         mem_mb=mem_mb(2000),
         runtime=runtime(120),
     params:
-        n=config["evaluate"]["permutation"]["n_permutations"],
         model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
-        positive=config["train"]["positive_label"],
-        seed=config["seed"],
+        config_json=stage_config("permutation"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib permutation --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out {output} --model {wildcards.model}"
-        " --n-permutations {params.n} --params {params.model_params:q}"
-        " --positive-label {params.positive:q} --seed {params.seed} > {log} 2>&1"
+        " --params {params.model_params:q} --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule evaluate:
@@ -89,18 +86,15 @@ rule evaluate:
     conda:
         ENV
     params:
-        positive=config["train"]["positive_label"],
-        bootstrap=config["evaluate"]["bootstrap"],
-        seed=config["seed"],
+        config_json=stage_config("evaluate"),
         config=as_json(config),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib evaluate --metrics {output.metrics} --summary {output.summary}'
         " --report-dir results/reports --clips {input.clips} --folds {input.folds}"
         " --videos {input.videos} --permutations {input.permutations}"
         " --robustness {output.robustness} --platform {output.platform}"
-        " --confusion {output.confusion} --bootstrap {params.bootstrap} --seed {params.seed}"
-        " --positive-label {params.positive:q} --config {params.config:q}"
-        " {input.predictions} > {log} 2>&1"
+        " --confusion {output.confusion} --config-json {params.config_json:q}"
+        " --config {params.config:q} {input.predictions} > {log} 2>&1"
 
 
 rule data_quality:

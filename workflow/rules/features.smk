@@ -18,10 +18,10 @@ rule features:
         mem_mb=mem_mb(1000),
         runtime=runtime(120),
     params:
-        sampling=as_json(config["features"]),
+        config_json=stage_config("features"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib features --clips {input} --shard {wildcards.scatteritem}'
-        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_features:

@@ -15,14 +15,12 @@ rule folds:
     conda:
         ENV
     params:
-        k=config["folds"]["k"],
-        seed=config["seed"],
-        group_by=config["folds"]["group_by"],
+        config_json=stage_config("folds"),
         matches=lambda wildcards, input: (
             f"--near-duplicates {input.near_duplicates}"
             if input.near_duplicates
             else ""
         ),
     shell:
-        '"$VIDSTAGE_PYTHON" -m lib folds --videos {input.videos} --k {params.k} --seed {params.seed}'
-        " --group-by {params.group_by} {params.matches} --out {output} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib folds --videos {input.videos} --config-json {params.config_json:q}'
+        " {params.matches} --out {output} > {log} 2>&1"

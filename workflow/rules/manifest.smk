@@ -11,11 +11,10 @@ rule demo_corpus:
         ENV
     params:
         out_dir=subpath(output[0], parent=True),
-        n_groups=config["demo"]["n_groups"],
-        seed=config["demo"]["seed"],
+        config_json=stage_config("demo-corpus"),
     shell:
-        '"$VIDSTAGE_PYTHON" -m lib demo-corpus --out-dir {params.out_dir:q} --n-groups {params.n_groups}'
-        " --seed {params.seed} > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib demo-corpus --out-dir {params.out_dir:q}'
+        " --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule manifest:
@@ -29,12 +28,7 @@ rule manifest:
     conda:
         ENV
     params:
-        format=config["dataset"]["format"],
-        path=config["dataset"]["path"],
-        label_map=as_json(config["dataset"].get("label_map")),
-        file_urls="--allow-file-urls" if config["dataset"]["allow_file_urls"] else "",
+        config_json=stage_config("manifest"),
     shell:
-        '"$VIDSTAGE_PYTHON" -m lib manifest --format {params.format} --path {params.path:q}'
-        " --label-map {params.label_map:q} {params.file_urls} --out {output.manifest}"
-        " --report {output.report}"
-        " > {log} 2>&1"
+        '"$VIDSTAGE_PYTHON" -m lib manifest --config-json {params.config_json:q}'
+        " --out {output.manifest} --report {output.report} > {log} 2>&1"

@@ -21,11 +21,7 @@ rule near_duplicates:
         mem_mb=mem_mb(4000),
         runtime=runtime(60),
     params:
-        match=as_json(config["near_duplicates"]),
-        k=config["folds"]["k"],
-        seed=config["seed"],
-        group_by=config["folds"]["group_by"],
+        config_json=stage_config("near-duplicates"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib near-duplicates --videos {input.videos} --signatures {input.signatures}'
-        " --match {params.match:q} --k {params.k} --seed {params.seed} --group-by {params.group_by}"
-        " --out {output.pairs} --report {output.report} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output.pairs} --report {output.report} > {log} 2>&1"

@@ -21,13 +21,11 @@ rule train_final:
     params:
         out_dir=subpath(output.model, parent=True),
         model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
-        positive=config["train"]["positive_label"],
-        seed=config["seed"],
+        config_json=stage_config("train-final"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib train-final --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
-        " --params {params.model_params:q} --positive-label {params.positive:q}"
-        " --seed {params.seed} > {log} 2>&1"
+        " --params {params.model_params:q} --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule predict:
@@ -48,15 +46,8 @@ rule predict:
     params:
         source=config["predict"]["input"],
         model_dir=lambda wc, input: os.path.dirname(input.model),
-        window=config["predict"]["window_frames"],
-        stride=config["predict"]["stride_frames"],
-        sampling=as_json(config["features"]),
-        size=config["scale"]["size"],
-        crf=config["scale"]["crf"],
-        limits=as_json(config["validate"]),
+        config_json=stage_config("predict"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib predict --input {params.source:q} --model-dir {params.model_dir}'
         " --out {output.predictions} --windows-out {output.windows}"
-        " --window-frames {params.window} --stride-frames {params.stride}"
-        " --sampling {params.sampling:q} --scale-size {params.size} --crf {params.crf}"
-        " --limits {params.limits:q} > {log} 2>&1"
+        " --config-json {params.config_json:q} > {log} 2>&1"

@@ -19,17 +19,10 @@ rule scale:
         mem_mb=mem_mb(2000),
         runtime=runtime(240),
     params:
-        method=config["scale"]["method"],
-        size=config["scale"]["size"],
-        model=config["scale"]["model"],
-        chunk=config["scale"]["chunk_frames"],
-        crf=config["scale"]["crf"],
-        device=config["scale"]["device"],
+        config_json=stage_config("scale"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib scale --clips {input} --shard {wildcards.scatteritem}'
-        " --method {params.method} --size {params.size} --model {params.model:q}"
-        " --chunk-frames {params.chunk} --crf {params.crf} --device {params.device}"
-        " --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_scale:

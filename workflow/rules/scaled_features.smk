@@ -18,10 +18,10 @@ rule scaled_features:
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:
-        sampling=as_json(config["features"]),
+        config_json=stage_config("scaled-features"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib scaled-features --scaled {input} --shard {wildcards.scatteritem}'
-        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_scaled_features:

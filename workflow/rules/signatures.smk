@@ -17,10 +17,10 @@ rule signatures:
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:
-        sampling=as_json(config["signatures"]),
+        config_json=stage_config("signatures"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib signatures --videos {input} --shard {wildcards.scatteritem}'
-        " --sampling {params.sampling:q} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_signatures:

@@ -28,13 +28,12 @@ rule train:
     params:
         out_dir=subpath(output.predictions, parent=True),
         model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
-        positive=config["train"]["positive_label"],
-        seed=config["seed"],
+        config_json=stage_config("train"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib train --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
         " --fold {wildcards.fold} --params {params.model_params:q}"
-        " --positive-label {params.positive:q} --seed {params.seed} > {log} 2>&1"
+        " --config-json {params.config_json:q} > {log} 2>&1"
 
 
 # Checkpoints live in results/.checkpoints/, which Snakemake does not know about: a failed
@@ -66,11 +65,10 @@ rule train_deep:
         out_dir=subpath(output.predictions, parent=True),
         settings=lambda wc: as_json(config["train"]["deep"].get(wc.model, {})),
         checkpoint_dir=lambda wc: f"results/.checkpoints/{wc.model}/fold-{wc.fold}",
-        positive=config["train"]["positive_label"],
-        seed=config["seed"],
+        config_json=stage_config("train"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib train --scaled {input.scaled} --clips {input.clips}'
         " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
         " --fold {wildcards.fold} --params {params.settings:q}"
-        " --checkpoint-dir {params.checkpoint_dir} --positive-label {params.positive:q}"
-        " --seed {params.seed} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoint_dir} --config-json {params.config_json:q}"
+        " > {log} 2>&1"

@@ -17,10 +17,10 @@ rule validate:
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:
-        limits=as_json(config["validate"]),
+        config_json=stage_config("validate"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib validate --downloads {input} --shard {wildcards.scatteritem}'
-        " --limits {params.limits:q} --out {output} > {log} 2>&1"
+        " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
 rule gather_validate:
