@@ -231,7 +231,7 @@ def train_deep_fold(
     assert not leaked, f"evaluated-fold videos in the inner validation split: {sorted(leaked)[:5]}"
     if s.train_clips == "originals":
         inner_train = inner_train.filter(pl.col("aug_idx") == -1)
-        inner_val = inner_val[inner_val["aug_idx"] == -1].reset_index(drop=True)
+        inner_val = inner_val.filter(pl.col("aug_idx") == -1)
     log.info("%s fold %d: %d training clips (%d videos), %d inner-validation clips (%d videos, "
              "%d groups), %d clips to predict; classes %s", model_name, fold, len(inner_train),
              inner_train["video_id"].n_unique(), len(inner_val), inner_val["video_id"].n_unique(),
