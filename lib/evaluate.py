@@ -403,10 +403,14 @@ def evaluate(
     report.plot_confusions(confusions, report_dir / "confusion.png")
     report.plot_nulls(nulls, summary, report_dir / "permutation_null.png")
     report.plot_training_curves(prediction_paths, report_dir / "training_curves.png")
+    training_warnings = report.training_warnings(prediction_paths)
+    for r in training_warnings.iter_rows(named=True):
+        log.warning("%s %s epoch %d: %s", r["model"], r["fold"], r["epoch"], r["warnings"])
     atomic_write_text(report_dir / "resolved_config.json",
                       json.dumps(config or {}, indent=2, sort_keys=True, default=str))  # fmt: skip
     atomic_write_text(report_dir / "evaluation.md",
-                      report.evaluation_markdown(summary, metrics, robust, n_bootstrap))  # fmt: skip
+                      report.evaluation_markdown(summary, metrics, robust, n_bootstrap,
+                                                 warnings=training_warnings))  # fmt: skip
     for m in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True):
         model = m["model"]
         log.info("%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",

@@ -130,15 +130,34 @@ def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) 
     _save(fig, path)
 
 
-def plot_training_curves(prediction_paths, path: Path) -> None:
-    """Training curves of deep models (``history.csv`` beside a fold's predictions: epoch,
-    train_loss, val_loss, val_auc, ...); a placeholder figure when no model wrote one."""
-    plt = _plt()
-    histories = {}
+def _histories(prediction_paths) -> dict[str, list[tuple[str, pl.DataFrame]]]:
+    """Deep models' ``history.csv`` files (beside a fold's predictions), per model: (fold, table)."""
+    histories: dict[str, list[tuple[str, pl.DataFrame]]] = {}
     for p in map(Path, prediction_paths):
         h = p.parent / "history.csv"
         if h.exists():
-            histories.setdefault(p.parent.parent.name, []).append(pl.read_csv(h))
+            table = pl.read_csv(h, schema_overrides={"warnings": pl.String})
+            histories.setdefault(p.parent.parent.name, []).append((p.parent.name, table))
+    return histories
+
+
+def training_warnings(prediction_paths) -> pl.DataFrame:
+    """Every epoch of a deep model whose ``history.csv`` row carries a warning (loss exactly 0,
+    constant logits, vanishing gradients, frozen weights): model, fold, epoch, warnings."""
+    rows = [{"model": model, "fold": fold, "epoch": int(r["epoch"]), "warnings": r["warnings"]}
+            for model, hs in _histories(prediction_paths).items() for fold, h in hs
+            if "warnings" in h.columns
+            for r in h.filter(pl.col("warnings").fill_null("") != "").iter_rows(named=True)]  # fmt: skip
+    return pl.DataFrame(rows, schema={"model": pl.String, "fold": pl.String, "epoch": pl.Int64,
+                                      "warnings": pl.String}).sort("model", "fold", "epoch")  # fmt: skip
+
+
+def plot_training_curves(prediction_paths, path: Path) -> None:
+    """Training curves of deep models (``history.csv`` beside a fold's predictions: epoch,
+    train_loss, val_loss, val_auc, ...), epochs with a warning marked by a red cross; a
+    placeholder figure when no model wrote one."""
+    plt = _plt()
+    histories = _histories(prediction_paths)
     if not histories:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.text(0.5, 0.5, "no deep model in this run: feature models have no training curve",
@@ -148,14 +167,25 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
         return
     fig, axes = plt.subplots(len(histories), 2, figsize=(9, 3 * len(histories)), squeeze=False)
     for row, (model, hs) in zip(axes, sorted(histories.items())):
-        for k, h in enumerate(hs):
+        n_warned = 0
+        for k, (_, h) in enumerate(hs):
             for col in ("train_loss", "val_loss"):
                 if col in h.columns:
                     row[0].plot(h["epoch"].to_numpy(), h[col].to_numpy(), color="C0" if col == "train_loss" else "C1",
                                 alpha=0.6, label=col if k == 0 else None)  # fmt: skip
             if "val_auc" in h.columns:
                 row[1].plot(h["epoch"].to_numpy(), h["val_auc"].to_numpy(), color="C2", alpha=0.6)
-        row[0].set(title=f"{model}: loss per fold", xlabel="epoch")
+            if "warnings" in h.columns:
+                warned = h.filter(pl.col("warnings").fill_null("") != "")
+                if len(warned):
+                    row[0].plot(warned["epoch"].to_numpy(), warned["train_loss"].to_numpy(), "x",
+                                color="C3", markersize=9, label="warning" if not n_warned else None)  # fmt: skip
+                n_warned += len(warned)
+        title = f"{model}: loss per fold"
+        if n_warned:
+            title += f" ({n_warned} epochs warned: see evaluation.md)"
+        row[0].set_title(title, color="C3" if n_warned else "black")
+        row[0].set(xlabel="epoch")
         row[0].legend(fontsize=7)
         row[1].set(title=f"{model}: inner-validation ROC-AUC", xlabel="epoch")
     _save(fig, path)
@@ -166,8 +196,9 @@ def _fmt(v: float | None) -> str:
 
 
 def evaluation_markdown(summary: pl.DataFrame, metrics: pl.DataFrame, robust: pl.DataFrame,
-                        n_bootstrap: int) -> str:  # fmt: skip
-    """The evaluation report: headline table with spread, interval and p-value; robustness."""
+                        n_bootstrap: int, warnings: pl.DataFrame | None = None) -> str:  # fmt: skip
+    """The evaluation report: headline table with spread, interval and p-value; robustness;
+    the deep models' training warnings (:func:`training_warnings`), if any."""
     from lib.evaluate import HEADLINE_METRIC
 
     n_folds = metrics["fold"].n_unique()
@@ -192,6 +223,16 @@ def evaluation_markdown(summary: pl.DataFrame, metrics: pl.DataFrame, robust: pl
     for (model, augmentation, n_clips), values in wide.items():
         lines.append(f"| {model} | {augmentation} | {n_clips} | {_fmt(values.get('roc_auc'))} | "
                      f"{_fmt(values.get('accuracy'))} |")  # fmt: skip
+    if warnings is not None and len(warnings):
+        lines += ["", "## Training warnings (deep models)", "",
+                  "Epochs whose `history.csv` row carries a warning: a model that learned nothing "
+                  "scores near chance for that reason, not by bad luck.", "",
+                  "| model | fold | epochs | warning |", "|---" * 4 + "|"]  # fmt: skip
+        grouped = (warnings.group_by("model", "fold", "warnings", maintain_order=True)
+                   .agg(pl.col("epoch")).sort("model", "fold"))  # fmt: skip
+        for r in grouped.iter_rows(named=True):
+            epochs = ", ".join(str(e) for e in r["epoch"])
+            lines.append(f"| {r['model']} | {r['fold']} | {epochs} | {r['warnings']} |")
     lines += ["", "![ROC and PR curves](curves.png)", "", "![Permutation nulls](permutation_null.png)", ""]
     return "\n".join(lines)
 

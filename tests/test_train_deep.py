@@ -194,6 +194,18 @@ def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
     assert info["trainable_params"] == 130 and any("did not change" in w for w in info["warnings"])
     preds = schemas.read_table(out / "predictions.csv", "predictions")
     assert set(preds["aug_idx"]) == {-1, 0}  # originals and augmentations of the fold
+    # ... and the report shows it: a table in evaluation.md, red crosses on the curves
+    from lib import report
+
+    warned = report.training_warnings([out / "predictions.csv"])
+    assert warned["epoch"].to_list() == [1, 2] and warned["fold"].unique().to_list() == ["out"]
+    empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "fold": pl.Int64})
+    text = report.evaluation_markdown(empty, empty, pl.DataFrame(schema={
+        "model": pl.String, "augmentation": pl.String, "n_clips": pl.Int64, "metric": pl.String,
+        "value": pl.Float64}), 10, warnings=warned)  # fmt: skip
+    assert "## Training warnings" in text and "| out | 1, 2 |" in text and "weights did not change" in text
+    report.plot_training_curves([out / "predictions.csv"], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 @pytest.mark.slow
