@@ -6,9 +6,9 @@ feature math, augment at 1080p, and the per-stage cost model with the FVC projec
     .venv/bin/python benchmarks/run_all.py      # or: make bench
 
 Each script generates its own inputs and rewrites its own section of docs/BENCHMARKS.md;
-every figure is the median of 3 runs or more. About 18 minutes on 2 cores for the first
-three; bench_augment (full 250-frame clips, before and after) and bench_cost add about
-40 more on a quiet machine (estimate).
+every figure is the median of 3 runs or more. On 2 quiet cores the longest are bench_augment
+(full 250-frame clips, before and after: about 40 minutes, measured 2026-11-30) and
+bench_demo (three demo runs of about 12 minutes each); about 2 hours in all (estimate).
 """
 
 from __future__ import annotations
