@@ -323,7 +323,7 @@ def test_demo_under_slurm_writes_the_contract_tables(demo_run):
     manifest, videos = tables["results/manifest.csv"], tables["results/videos.csv"]
     assert len(manifest) >= 8
     assert len(tables["results/download.csv"]) == len(manifest) == len(videos)
-    valid = videos[videos["valid"]]
+    valid = videos.filter(pl.col("valid"))
     assert len(valid) >= 4
     clips = tables["results/clips.csv"]
     # One original plus n_augmentations clips per valid video.
