@@ -215,24 +215,96 @@ def elastic_displacement(
     return fields[0], fields[1]
 
 
+def _reflect_index(index: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage's ``mode="reflect"`` (half-sample symmetric): -1 -> 0, size -> size-1."""
+    period = 2 * size
+    index = np.mod(index, period)
+    return np.where(index >= size, period - 1 - index, index)
+
+
+def bilinear_remap_plan(
+    rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precompute a bilinear warp: output pixel (i, j) samples the input at (rows, cols).
+
+    Returns ``(index, weight_y, weight_x)``: the flat input indices of the four neighbours
+    (int32 ``(4, H*W)``: top-left, top-right, bottom-left, bottom-right, reflected at the
+    border like ``scipy.ndimage.map_coordinates(mode="reflect")``) and the fractional
+    offsets (float32 ``(H*W, 1)``). Built once per clip, applied to every frame by
+    :func:`bilinear_remap`.
+    """
+    height, width = rows.shape
+    row0 = np.floor(rows)
+    col0 = np.floor(cols)
+    weight_y = (rows - row0).astype(np.float32).reshape(-1, 1)
+    weight_x = (cols - col0).astype(np.float32).reshape(-1, 1)
+    row0 = row0.astype(np.int64)
+    col0 = col0.astype(np.int64)
+    top, bottom = _reflect_index(row0, height) * width, _reflect_index(row0 + 1, height) * width
+    left, right = _reflect_index(col0, width), _reflect_index(col0 + 1, width)
+    corners = [top + left, top + right, bottom + left, bottom + right]
+    index = np.stack([corner.ravel() for corner in corners]).astype(np.int32)
+    return index, weight_y, weight_x
+
+
+#: Rows warped per block in :func:`bilinear_remap`: small blocks keep the float32
+#: temporaries in cache (32 rows of 1080p: 95 ms per frame; whole frame: 230 ms and 130 MB).
+_REMAP_BLOCK_ROWS = 32
+
+
+def bilinear_remap(
+    frame: np.ndarray, index: np.ndarray, weight_y: np.ndarray, weight_x: np.ndarray
+) -> np.ndarray:
+    """Warp an RGB uint8 frame with a plan from :func:`bilinear_remap_plan`.
+
+    Equal to ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` per channel within
+    one grey level (rounding at exact halves), five times faster at 1080p: the pixels are
+    gathered as packed 32-bit RGBA words (one gather per neighbour for all three channels)
+    and interpolated in float32, a block of rows at a time.
+    """
+    height, width, _ = frame.shape
+    rgba = np.zeros((height * width, 4), np.uint8)
+    rgba[:, :3] = frame.reshape(-1, 3)
+    packed = rgba.view(np.uint32).ravel()
+    out = np.empty((height * width, 3), np.uint8)
+    block = _REMAP_BLOCK_ROWS * width
+    for start in range(0, height * width, block):
+        stop = min(start + block, height * width)
+
+        def corner(k: int) -> np.ndarray:
+            gathered = packed.take(index[k, start:stop])
+            return gathered.view(np.uint8).reshape(-1, 4).astype(np.float32)
+
+        wx, wy = weight_x[start:stop], weight_y[start:stop]
+        top, step = corner(0), corner(1)
+        step -= top
+        step *= wx
+        top += step
+        bottom, step = corner(2), corner(3)
+        step -= bottom
+        step *= wx
+        bottom += step
+        bottom -= top
+        bottom *= wy
+        top += bottom
+        np.rint(top, out=top)
+        out[start:stop] = top[:, :3]
+    return out.reshape(height, width, 3)
+
+
 def _elastic(frame, params, seed, frame_index, cache):
     height, width = frame.shape[:2]
-    key = ("elastic_coordinates", height, width)
-    coordinates = cache.get(key)
-    if coordinates is None:  # once per frame shape, reused for every frame of the clip
+    key = ("elastic_plan", height, width)
+    plan = cache.get(key)
+    if plan is None:  # once per frame shape, reused for every frame of the clip
         dy, dx = elastic_displacement(
             height, width, alpha=params["alpha"], sigma=params["sigma"], seed=seed
         )
         rows = np.arange(height, dtype=np.float32)[:, None] + dy
         cols = np.arange(width, dtype=np.float32)[None, :] + dx
-        coordinates = np.stack([rows, cols])
-        cache[key] = coordinates
-    out = np.empty_like(frame)
-    for channel in range(frame.shape[2]):
-        ndimage.map_coordinates(
-            frame[:, :, channel], coordinates, output=out[:, :, channel], order=1, mode="reflect"
-        )
-    return out
+        plan = bilinear_remap_plan(rows, cols)
+        cache[key] = plan
+    return bilinear_remap(frame, *plan)
 
 
 def _combination(frame, params, seed, frame_index, cache):
@@ -367,7 +439,7 @@ def encode_clips(
                             frame = augmentation.apply(frame, t)
                         writer.write(frame)
                 if augmentation is not None:
-                    augmentation._cache.clear()  # per-clip scratch (elastic field: 16 MB at 1080p)
+                    augmentation._cache.clear()  # per-clip scratch (elastic plan: 50 MB at 1080p)
                 written.append(Path(path))
                 counts.append(writer.frames_written)
                 log.debug("%s: %d frames", path, writer.frames_written)
