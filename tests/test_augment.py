@@ -279,7 +279,7 @@ def test_bilinear_remap_equals_scipy_map_coordinates(shape):
             frame[:, :, channel], np.stack([rows, cols]), output=reference[:, :, channel],
             order=1, mode="reflect",
         )  # fmt: skip
-    warped = bilinear_remap(frame, *bilinear_remap_plan(rows, cols))
+    warped = bilinear_remap(frame, bilinear_remap_plan(rows, cols))
     difference = np.abs(warped.astype(int) - reference)
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
 
