@@ -276,6 +276,35 @@ def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_pa
     assert sorted((tmp_path / "ck").iterdir()) == [tmp_path / "ck/best.pt", tmp_path / "ck/last.pt"]
 
 
+def test_clip_cache_changes_nothing_but_the_decodes(corpus, tmp_path):
+    from lib.train.data import ClipCache, read_clip
+    from lib.train.loop import train_deep_fold
+
+    scaled = schemas.read_table(corpus / "scaled.csv", "scaled")
+    first = scaled["path"][0]
+    one_clip_mb = read_clip(first, 4).numel() / 2**20
+    small = ClipCache(max_mb=1.5 * one_clip_mb)  # room for one clip, not two
+    for path in scaled["path"][:3]:
+        assert torch.equal(small.read(path, 4), read_clip(path, 4))
+    assert small.read(first, 4) is small.read(first, 4)  # kept, not decoded again
+    assert small.stats()["clips"] == 1 and small.bytes <= small.max_bytes
+
+    runs = {}
+    for cache_mb in (0, 64):
+        out = tmp_path / f"cache{cache_mb}"
+        train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", out,
+                        model_name="naive_cnn", fold=0,
+                        settings={**TINY, "epochs": 2, "cache_mb": cache_mb},
+                        checkpoint_dir=tmp_path / f"ck{cache_mb}", random_state=3)  # fmt: skip
+        runs[cache_mb] = out
+    assert (runs[0] / "predictions.csv").read_bytes() == (runs[64] / "predictions.csv").read_bytes()
+    info = json.loads((runs[64] / "train_info.json").read_text())
+    n_clips = info["n_train_clips"] + info["n_val_clips"] + info["n_test_clips"]
+    assert info["clip_cache"]["misses"] == n_clips  # each clip decoded once over 2 epochs
+    assert info["clip_cache"]["hits"] == info["n_train_clips"] + info["n_val_clips"]
+    assert json.loads((runs[0] / "train_info.json").read_text())["clip_cache"]["clips"] == 0
+
+
 @pytest.mark.parametrize("fail_at_one", [False, True])
 def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
     corpus, tmp_path, monkeypatch, caplog, fail_at_one

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from lib import schemas
 from lib.memory import is_out_of_memory, rss_mb
 from lib.train import checkpoint as ckpt
-from lib.train.data import FrameClipDataset, inner_split, load_clip_table
+from lib.train.data import ClipCache, FrameClipDataset, inner_split, load_clip_table
 from lib.train.models import apply_freeze
 from lib.train.registry import ConfigError, DeepSettings, check_settings, create_model
 from lib.utils import atomic_path, atomic_write_text, stable_seed
@@ -273,8 +273,9 @@ def train_deep_fold(
         w = len(train_labels) / (len(classes) * np.maximum(class_counts, 1))
         weight = torch.tensor(w, dtype=torch.float32, device=device)
 
+    cache = ClipCache(s.cache_mb)  # shared by the three datasets: a clip is decoded once
     ds_kw = {"classes": classes, "num_frames": s.num_frames, "image_size": s.image_size,
-             "mean": model.mean, "std": model.std}  # fmt: skip
+             "mean": model.mean, "std": model.std, "cache": cache}  # fmt: skip
     train_ds = FrameClipDataset(inner_train, augment=s.augment, seed=random_state, **ds_kw)
     val_ds = FrameClipDataset(inner_val, **ds_kw)
     val_labels = np.asarray(val_ds.labels)
@@ -399,6 +400,8 @@ def train_deep_fold(
     logits = _predict(model, test_ds, micro_batch=rt["micro_batch"], workers=rt["workers"],
                       device=device, precision=precision, desc=f"{model_name} fold {fold} predict")  # fmt: skip
     probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    if s.cache_mb:
+        log.info("clip cache: %s", json.dumps(cache.stats()))
     predictions = test.select("clip_id", "video_id", "label").with_columns(
         score=pl.Series(probs[:, pos] if len(classes) == 2 else probs.max(axis=1), dtype=pl.Float64),
         pred=pl.Series(np.asarray(classes)[probs.argmax(axis=1)], dtype=pl.String),
@@ -420,6 +423,7 @@ def train_deep_fold(
             "epochs_run": len(history), "best_epoch": chosen["epoch"] + 1,
             "resumed_from_epoch": None if resumed_from is None else resumed_from + 1,
             "oom_events": oom_events, "checkpoint_dir": str(ckpt_dir),
+            "clip_cache": cache.stats(),
             "warnings": sorted({w for r in history for w in r["warnings"].split("; ") if w}),
             "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
     atomic_write_text(out_dir / "train_info.json", json.dumps(info, indent=2, default=float))

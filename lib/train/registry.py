@@ -64,6 +64,7 @@ class DeepSettings:
     device: str = "auto"
     precision: str = "auto"
     workers: int | None = None
+    cache_mb: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict | None, model: str = "<model>") -> "DeepSettings":
