@@ -337,3 +337,53 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
     assert info["oom_events"] == [{"epoch": 0, "micro_batch": 2}, {"epoch": 0, "micro_batch": 1}]
     assert info["runtime"]["micro_batch"] == 1 and info["runtime"]["accumulation"] == 4
     assert "micro-batch halved to 1, accumulation 4 (same effective batch 4)" in caplog.text
+
+
+# -- permutation test of a deep model (on request) ---------------------------------------------
+
+
+def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    import lib.train.loop as loop
+    from lib.commands import run_permutation
+    from lib.train.feature_models import permutation_test, training_table
+
+    real, seen, fail_at = loop.train_deep_table, [], [4]
+
+    def recording(table, out_dir, **kw):  # the permuted labels each deep training sees
+        seen.append(dict(table.filter(pl.col("fold") != kw["fold"])
+                         .select("dup_group", "label").unique().rows()))  # fmt: skip
+        if len(seen) == fail_at[0]:
+            raise RuntimeError("killed")
+        return real(table, out_dir, **kw)
+
+    monkeypatch.setattr(loop, "train_deep_table", recording)
+    out, work = tmp_path / "permutation.csv", tmp_path / "perm"
+    kw = {"features": None, "scaled": corpus / "scaled.csv", "clips": corpus / "clips.csv",
+          "folds": corpus / "folds.csv", "output": out, "model": "naive_cnn",
+          "params": {**TINY, "epochs": 1}, "checkpoint_dir": work, "n_permutations": 99,
+          "n_permutations_deep": 2, "positive_label": "fake", "seed": 7}  # fmt: skip
+    with pytest.raises(RuntimeError, match="killed"):  # dies in permutation 2, fold 0
+        run_permutation(**kw)
+    assert not out.exists() and len(list(work.glob("fold-*/predictions.csv"))) == 3
+    assert not list(work.rglob("*.pt"))  # finished fits keep their predictions only
+    fail_at[0] = 0
+    run_permutation(**kw)
+    assert len(seen) == 7  # 3 + the killed one + its 3 folds again: permutation 1 not redone
+    table = schemas.read_table(out, "permutation")
+    assert table["permutation"].to_list() == [0, 1] and (table["metric"] == "roc_auc").all()
+    assert table["value"].is_finite().all() and table["value"].is_between(0, 1).all()
+    assert not work.exists()  # removed once the table is written
+
+    # The feature path, same seed, same groups: the same permuted label for every group.
+    clips = schemas.read_table(corpus / "clips.csv", "clips")
+    folds = schemas.read_table(corpus / "folds.csv", "folds")
+    features = pl.DataFrame({"clip_id": clips["clip_id"], "hc_x": 0.0})
+    drawn = []
+    permutation_test(training_table(features, clips, folds)[0], n_permutations=2, random_state=7,
+                     fit_predict=lambda train, test: drawn.append(dict(
+                         train.select("dup_group", "label").unique().rows())),
+                     statistic=lambda by_fold: 0.5)  # fmt: skip
+    assert seen[3] == seen[4] and [*seen[:3], *seen[4:]] == drawn
+    truth = dict(folds.select("dup_group", "label").unique().rows())
+    assert any(d != {g: truth[g] for g in d} for d in drawn)  # labels were permuted
