@@ -387,3 +387,45 @@ def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus
     assert seen[3] == seen[4] and [*seen[:3], *seen[4:]] == drawn
     truth = dict(folds.select("dup_group", "label").unique().rows())
     assert any(d != {g: truth[g] for g in d} for d in drawn)  # labels were permuted
+
+
+# -- train_final and predict with a deep model ----------------------------------------------------
+
+
+def test_deep_train_final_then_predict_windows(corpus, tmp_path):
+    from lib.commands import run_train_final
+    from lib.predict import predict_videos
+
+    final = tmp_path / "models/naive_cnn/final"
+    run_train_final(features=None, scaled=corpus / "scaled.csv", clips=corpus / "clips.csv",
+                    folds=corpus / "folds.csv", out_dir=final, model="naive_cnn",
+                    params={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck",
+                    positive_label="fake", seed=0)  # fmt: skip
+    info = json.loads((final / "train_info.json").read_text())
+    assert info["fold"] == -1 and info["n_test_clips"] == 0 and not (final / "predictions.csv").exists()
+    assert info["n_train_videos"] + info["n_val_videos"] == 18  # every labelled video, all folds
+    assert info["classes"] == ["fake", "real"] and info["normalisation"]["mean"]
+    assert (final / "model.pt").exists() and len(pl.read_csv(final / "history.csv")) == 1
+
+    videos = tmp_path / "new"
+    videos.mkdir()
+    for name, label, n in (("short", "real", 8), ("long", "fake", 25)):
+        with VideoWriter(videos / f"{name}.mp4", fps=10) as w:
+            for f in _frames(label, 3, n=n):
+                w.write(f)
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    predict_videos(videos, final, tmp_path / "pred.csv", windows_out=tmp_path / "win.csv",
+                   window_frames=10, stride_frames=10, scale_size=32)  # fmt: skip
+    table = schemas.read_table(tmp_path / "pred.csv", "predict")
+    by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
+    assert sorted(by_id) == ["broken", "long", "short"]
+    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["reason"].startswith("invalid:")
+    ok = table.filter(pl.col("status") == "ok")
+    assert dict(ok.select("video_id", "n_windows").iter_rows()) == {"long": 3, "short": 1}
+    assert (ok["model"] == "naive_cnn").all() and set(ok["pred"]) <= {"fake", "real"}
+    assert np.allclose((ok["score_fake"] + ok["score_real"]).to_numpy(), 1.0)
+    windows = pl.read_csv(tmp_path / "win.csv")
+    long = windows.filter(pl.col("video_id") == "long")
+    assert long["start_frame"].to_list() == [0, 10, 15] and long["stop_frame"].to_list() == [10, 20, 25]
+    assert np.allclose((windows["score_fake"] + windows["score_real"]).to_numpy(), 1.0)
+    assert by_id["long"]["score"] == pytest.approx(long["score_fake"].mean())  # mean of windows
