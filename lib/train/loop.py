@@ -6,6 +6,11 @@ then one epoch at a time — gradient accumulation to the effective batch, clipp
 diagnostics, an atomic checkpoint — and finally the evaluated fold predicted once by the
 epoch chosen without it.
 
+One loop, three callers: :func:`train_deep_fold` (a cross-validation fold, from the
+pipeline's tables), ``train_final`` (``fold=-1``: every fold trains, nothing predicted) and
+the permutation test (:func:`deep_fit_predict`: tables with permuted labels), all through
+:func:`train_deep_table`.
+
 Resume: every epoch ends with ``last.pt`` (see :mod:`lib.train.checkpoint`); a rerun whose
 settings, data and seed match resumes after the last finished epoch. Each epoch draws its
 order, augmentation and dropout from generators seeded by (seed, fold, epoch), and the
