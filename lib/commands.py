@@ -177,20 +177,36 @@ COMMANDS: tuple[Command, ...] = (
             sections=(POSITIVE_LABEL, SEED)),
     Command("train-final", "lib.commands:run_train_final",
             "fit one model on every fold (for predict)",
-            args=(arg("--features", required=True, help="results/features.parquet"),
+            description="The cross-validation's settings on every labelled clip, nothing held "
+            "out. Feature models read --features and write model.joblib; deep models read "
+            "--scaled, still choose their epoch on an inner split (grouped as in "
+            "cross-validation), checkpoint under --checkpoint-dir and write model.pt. Both "
+            "write train_info.json (classes, settings; deep: normalisation), what predict reads.",
+            args=(arg("--features", default=None, help="results/features.parquet (feature models)"),
+                  arg("--scaled", default=None, help="results/scaled.csv (deep models)"),
                   *_TRAIN_TABLES,
                   arg("--out-dir", required=True, help="results/models/<model>/final"),
                   arg("--model", required=True, help="model name (train.models)"),
-                  _MODEL_PARAMS),
+                  _MODEL_PARAMS,
+                  arg("--checkpoint-dir", default=None,
+                      help="deep models: where checkpoints survive a killed job "
+                           "(default results/.checkpoints/<model>/final)")),
             sections=(POSITIVE_LABEL, SEED)),
     Command("permutation", "lib.commands:run_permutation",
-            "permutation test of one feature model: null distribution of the headline ROC-AUC "
+            "permutation test of one model: null distribution of the headline ROC-AUC "
             "under permuted group labels",
-            args=(arg("--features", required=True, help="results/features.parquet"),
+            description="Feature models read --features; deep models read --scaled and "
+            "retrain every fold for every permutation (permutations x folds trainings: ask "
+            "for few), keeping finished fits under --checkpoint-dir so a killed job resumes.",
+            args=(arg("--features", default=None, help="results/features.parquet (feature models)"),
+                  arg("--scaled", default=None, help="results/scaled.csv (deep models)"),
                   *_TRAIN_TABLES, _OUT,
                   arg("--model", required=True, help="model name (train.models)"),
-                  _MODEL_PARAMS),
-            sections=(Section("evaluate.permutation", keys=("n_permutations",)),
+                  _MODEL_PARAMS,
+                  arg("--checkpoint-dir", default=None,
+                      help="deep models: finished fits kept for a resume (default "
+                           "results/.checkpoints/<model>/permutation)")),
+            sections=(Section("evaluate.permutation", keys=("n_permutations", "n_permutations_deep")),
                       POSITIVE_LABEL, SEED)),
     Command("evaluate", "lib.commands:run_evaluate",
             "headline metrics on held-out originals, intervals, p-values, robustness per "
@@ -354,21 +370,24 @@ def run_train(*, features, scaled, clips, folds, out_dir, model, fold, params, c
                positive_label=positive_label, random_state=seed)  # fmt: skip
 
 
-def run_train_final(*, features, clips, folds, out_dir, model, params, positive_label,
-                    seed) -> None:  # fmt: skip
-    from lib.train.feature_models import train_fold
-
-    train_fold(features, clips, folds, out_dir, model_name=model, fold=-1, params=params,
-               positive_label=positive_label, random_state=seed)  # fmt: skip
-
-
-def run_permutation(*, features, clips, folds, output, model, params, n_permutations,
+def run_train_final(*, features, scaled, clips, folds, out_dir, model, params, checkpoint_dir,
                     positive_label, seed) -> None:  # fmt: skip
+    # fold=-1: no fold has it, so every fold trains and nothing is held out.
+    run_train(features=features, scaled=scaled, clips=clips, folds=folds, out_dir=out_dir,
+              model=model, fold=-1, params=params, checkpoint_dir=checkpoint_dir,
+              positive_label=positive_label, seed=seed)  # fmt: skip
+
+
+def run_permutation(*, features, scaled, clips, folds, output, model, params, checkpoint_dir,
+                    n_permutations, n_permutations_deep, positive_label, seed) -> None:  # fmt: skip
     from lib.train.feature_models import run_permutation_test
+    from lib.train.registry import is_deep
 
     run_permutation_test(features, clips, folds, output, model_name=model,
-                         n_permutations=n_permutations, params=params,
-                         positive_label=positive_label, random_state=seed)  # fmt: skip
+                         n_permutations=n_permutations_deep if is_deep(model) else n_permutations,
+                         params=params,
+                         positive_label=positive_label, random_state=seed,
+                         scaled_path=scaled, checkpoint_dir=checkpoint_dir)  # fmt: skip
 
 
 def run_evaluate(*, metrics, summary, report_dir, clips, folds, videos, permutations,

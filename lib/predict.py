@@ -1,16 +1,21 @@
 """Classify new videos with a model trained on all labelled data (``train_final``).
 
 Each video goes the training path: probe (validate) → windows of ``window_frames`` frames
-every ``stride_frames`` (one window of the whole video when it is shorter) → per window, the
-handcrafted features of its sampled frames and the scaled features of its letterboxed,
-re-encoded frames (as the scale stage writes them) → the model's class probabilities.
-A video's score is the mean of its windows' probabilities; the per-window scores are kept
-in a second table. Frames are streamed: memory does not grow with the video's length.
+every ``stride_frames`` (one window of the whole video when it is shorter) → per window, its
+frames letterboxed and re-encoded as the scale stage writes a clip, then
 
-Feature models load ``model.joblib`` + ``train_info.json`` from the final model's folder.
-Deep models are not wired in yet: they need a loader in the training registry that gives
-per-window class probabilities from frames (``train_info.json`` ``family`` tells which);
-:func:`load_feature_model` refuses other families with a message saying so.
+- feature models: the handcrafted features of its sampled frames and the scaled features
+  of the scaled window → ``model.joblib``'s class probabilities;
+- deep models: the scaled window read as a training clip is read
+  (:class:`lib.train.data.FrameClipDataset`: ``num_frames`` frames spaced uniformly,
+  resized to ``image_size``, normalised with the training run's mean/std) → ``model.pt``'s
+  softmax.
+
+A video's score is the mean of its windows' probabilities; the per-window scores are kept
+in a second table. Frames are streamed (a window is written to a temporary file and only
+the frames the model samples are decoded again): memory does not grow with the video's
+length. :func:`load_model` reads the final model's folder (``train_info.json`` names the
+model; ``family`` is ``feature`` for scikit-learn models).
 """
 
 from __future__ import annotations
@@ -68,23 +73,33 @@ def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list
     return [(s, s + window_frames) for s in starts]
 
 
+def write_scaled_window(reader, start: int, stop: int, path: Path, *, scaler, crf: int,
+                        preset: str, chunk_frames: int) -> Path:  # fmt: skip
+    """Frames ``[start, stop)`` of an open FrameReader, letterboxed and re-encoded at ``path``
+    as the scale stage writes a clip (the input every model was trained on)."""
+    from lib.scale import letterboxed_chunks, scale_frames
+    from lib.video import VideoWriter
+
+    with VideoWriter(path, fps=reader.fps, crf=crf, preset=preset) as writer:
+        chunks = letterboxed_chunks(reader.iter_frames(start, stop), size=scaler.size,
+                                    chunk_frames=chunk_frames)  # fmt: skip
+        for frame in scale_frames(chunks, scaler, source_size=(reader.width, reader.height)):
+            writer.write(frame)
+    return path
+
+
 def window_features(reader, start: int, stop: int, *, sampling: dict, scaler, crf: int,
                     preset: str, chunk_frames: int, tmp_dir: Path) -> dict[str, float]:  # fmt: skip
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
     from lib.features import handcrafted_features, scaled_features
-    from lib.scale import letterboxed_chunks, scale_frames
-    from lib.video import FrameReader, VideoWriter, sample_fraction
+    from lib.video import FrameReader, sample_fraction
 
     picks = [start + i for i in sample_fraction(stop - start, **sampling)]
     hc = handcrafted_features((f for _, f in reader.read(picks)), bitrate=reader.bit_rate,
                               fps=reader.fps, width=reader.width, height=reader.height)  # fmt: skip
-    scaled_path = tmp_dir / "window.mp4"
-    with VideoWriter(scaled_path, fps=reader.fps, crf=crf, preset=preset) as writer:
-        chunks = letterboxed_chunks(reader.iter_frames(start, stop), size=scaler.size,
-                                    chunk_frames=chunk_frames)  # fmt: skip
-        for frame in scale_frames(chunks, scaler, source_size=(reader.width, reader.height)):
-            writer.write(frame)
+    scaled_path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", scaler=scaler,
+                                      crf=crf, preset=preset, chunk_frames=chunk_frames)  # fmt: skip
     with FrameReader(scaled_path) as scaled:
         sc = scaled_features((f for _, f in scaled.read(sample_fraction(scaled.n_frames, **sampling))),
                              orig_width=reader.width, orig_height=reader.height,
@@ -93,18 +108,99 @@ def window_features(reader, start: int, stop: int, *, sampling: dict, scaler, cr
     return {**hc, **sc}
 
 
+def _read_info(model_dir: Path, weights: str) -> dict:
+    info_path, model_path = model_dir / "train_info.json", model_dir / weights
+    if not model_path.exists() or not info_path.exists():
+        missing = model_path if not model_path.exists() else info_path
+        raise FileNotFoundError(f"{missing}: missing; run `snakemake {model_path}` "
+                                "(rule train_final) first")  # fmt: skip
+    return json.loads(info_path.read_text())
+
+
 def load_feature_model(model_dir: str | Path):
     """(fitted pipeline, train_info) of a final feature model."""
     model_dir = Path(model_dir)
-    info_path, model_path = model_dir / "train_info.json", model_dir / "model.joblib"
-    if not model_path.exists():
-        raise FileNotFoundError(f"{model_path}: missing; run `snakemake {model_path}` "
-                                "(rule train_final) first")  # fmt: skip
-    info = json.loads(info_path.read_text())
+    info = _read_info(model_dir, "model.joblib")
     if info.get("family", "feature") != "feature":
-        raise NotImplementedError(f"{model_dir}: predict supports feature models only so far; "
-                                  f"{info['model']!r} is a {info['family']} model")  # fmt: skip
-    return joblib.load(model_path), info
+        raise ValueError(f"{model_dir}: {info['model']!r} is a {info['family']} model, not a "
+                         "feature model: use load_model")  # fmt: skip
+    return joblib.load(model_dir / "model.joblib"), info
+
+
+class FeatureWindowModel:
+    """A final feature model: class probabilities of a window from its features."""
+
+    def __init__(self, model_dir: Path, *, sampling: dict, scaler, crf: int, preset: str,
+                 chunk_frames: int):  # fmt: skip
+        self.model, self.info = load_feature_model(model_dir)
+        self.classes = [str(c) for c in self.model.classes_]
+        self.cols = self.info["features"]
+        self.kw = {"sampling": sampling, "scaler": scaler, "crf": crf, "preset": preset,
+                   "chunk_frames": chunk_frames}  # fmt: skip
+
+    def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
+        feats = window_features(reader, start, stop, tmp_dir=tmp_dir, **self.kw)
+        x = np.asarray([[feats.get(c, np.nan) for c in self.cols]], dtype=float)
+        return self.model.predict_proba(x)[0]
+
+
+class DeepWindowModel:
+    """A final deep model: class probabilities of a window read as a training clip."""
+
+    def __init__(self, model_dir: Path, *, scaler, crf: int, preset: str, chunk_frames: int):
+        import torch
+
+        from lib.train.loop import resolve_runtime
+        from lib.train.registry import DeepSettings, create_model
+
+        self.info = _read_info(model_dir, "model.pt")
+        self.classes = [str(c) for c in self.info["classes"]]
+        self.settings = DeepSettings.from_dict(self.info["settings"], self.info["model"])
+        self.runtime = resolve_runtime(self.settings)
+        self.model = create_model(self.info["model"], self.settings, num_classes=len(self.classes))
+        state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state)
+        self.model.to(self.runtime["device"]).eval()
+        self.kw = {"scaler": scaler, "crf": crf, "preset": preset, "chunk_frames": chunk_frames}
+
+    def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
+        import torch
+
+        from lib.train.data import FrameClipDataset
+        from lib.train.loop import _autocast
+
+        path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", **self.kw)
+        norm = self.info["normalisation"]
+        window = pl.DataFrame({"clip_id": ["window"], "path": [str(path)],
+                               "label": [self.classes[0]]})  # the label is not used  # fmt: skip
+        x, _, _ = FrameClipDataset(window, classes=self.classes, num_frames=self.settings.num_frames,
+                                   image_size=self.settings.image_size, mean=norm["mean"],
+                                   std=norm["std"])[0]  # fmt: skip
+        device, precision = self.runtime["device"], self.runtime["precision"]
+        with torch.no_grad(), _autocast(device, precision):
+            logits = self.model(x.unsqueeze(0).to(device)).float().cpu()
+        path.unlink(missing_ok=True)
+        return torch.softmax(logits.double(), dim=1)[0].numpy()
+
+
+def load_model(model_dir: str | Path, *, sampling: dict | None = None, scaler=None, crf: int = 18,
+               preset: str = "veryfast", chunk_frames: int = 100):  # fmt: skip
+    """The final model in ``model_dir`` as an object with ``classes``, ``info`` and
+    ``window_probabilities(reader, start, stop, tmp_dir)``: feature or deep, as its
+    ``train_info.json`` says."""
+    from lib.scale import LetterboxScaler
+    from lib.train.registry import is_deep
+
+    model_dir = Path(model_dir)
+    info_path = model_dir / "train_info.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{info_path}: missing; run `snakemake {info_path}` "
+                                "(rule train_final) first")  # fmt: skip
+    scaler = scaler or LetterboxScaler()
+    kw = {"scaler": scaler, "crf": crf, "preset": preset, "chunk_frames": chunk_frames}
+    if is_deep(json.loads(info_path.read_text())["model"]):
+        return DeepWindowModel(model_dir, **kw)
+    return FeatureWindowModel(model_dir, sampling=dict(sampling or {}), **kw)
 
 
 def predict_videos(
@@ -133,11 +229,10 @@ def predict_videos(
     from lib.scale import LetterboxScaler
     from lib.video import FrameReader
 
-    model, info = load_feature_model(model_dir)
-    cols, classes = info["features"], [str(c) for c in model.classes_]
+    model = load_model(model_dir, sampling=sampling, scaler=LetterboxScaler(scale_size), crf=crf,
+                       preset=preset, chunk_frames=chunk_frames)  # fmt: skip
+    info, classes = model.info, model.classes
     pos = info.get("positive_label", classes[-1])
-    sampling = dict(sampling or {})
-    scaler = LetterboxScaler(scale_size)
     inputs = list_inputs(source)
     rows, window_rows = [], []
     for i, item in enumerate(inputs.iter_rows(named=True)):
@@ -152,11 +247,7 @@ def predict_videos(
             probs = []
             with FrameReader(item["path"]) as reader, tempfile.TemporaryDirectory() as tmp:
                 for start, stop in window_bounds(reader.n_frames, window_frames, stride_frames):
-                    feats = window_features(reader, start, stop, sampling=sampling, scaler=scaler,
-                                            crf=crf, preset=preset, chunk_frames=chunk_frames,
-                                            tmp_dir=Path(tmp))  # fmt: skip
-                    x = np.asarray([[feats.get(c, np.nan) for c in cols]], dtype=float)
-                    p = model.predict_proba(x)[0]
+                    p = model.window_probabilities(reader, start, stop, Path(tmp))
                     probs.append(p)
                     window_rows.append({"video_id": item["video_id"], "window": len(probs) - 1,
                                         "start_frame": start, "stop_frame": stop,

@@ -337,3 +337,95 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
     assert info["oom_events"] == [{"epoch": 0, "micro_batch": 2}, {"epoch": 0, "micro_batch": 1}]
     assert info["runtime"]["micro_batch"] == 1 and info["runtime"]["accumulation"] == 4
     assert "micro-batch halved to 1, accumulation 4 (same effective batch 4)" in caplog.text
+
+
+# -- permutation test of a deep model (on request) ---------------------------------------------
+
+
+def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    import lib.train.loop as loop
+    from lib.commands import run_permutation
+    from lib.train.feature_models import permutation_test, training_table
+
+    real, seen, fail_at = loop.train_deep_table, [], [4]
+
+    def recording(table, out_dir, **kw):  # the permuted labels each deep training sees
+        seen.append(dict(table.filter(pl.col("fold") != kw["fold"])
+                         .select("dup_group", "label").unique().rows()))  # fmt: skip
+        if len(seen) == fail_at[0]:
+            raise RuntimeError("killed")
+        return real(table, out_dir, **kw)
+
+    monkeypatch.setattr(loop, "train_deep_table", recording)
+    out, work = tmp_path / "permutation.csv", tmp_path / "perm"
+    kw = {"features": None, "scaled": corpus / "scaled.csv", "clips": corpus / "clips.csv",
+          "folds": corpus / "folds.csv", "output": out, "model": "naive_cnn",
+          "params": {**TINY, "epochs": 1}, "checkpoint_dir": work, "n_permutations": 99,
+          "n_permutations_deep": 2, "positive_label": "fake", "seed": 7}  # fmt: skip
+    with pytest.raises(RuntimeError, match="killed"):  # dies in permutation 2, fold 0
+        run_permutation(**kw)
+    assert not out.exists() and len(list(work.glob("fold-*/predictions.csv"))) == 3
+    assert not list(work.rglob("*.pt"))  # finished fits keep their predictions only
+    fail_at[0] = 0
+    run_permutation(**kw)
+    assert len(seen) == 7  # 3 + the killed one + its 3 folds again: permutation 1 not redone
+    table = schemas.read_table(out, "permutation")
+    assert table["permutation"].to_list() == [0, 1] and (table["metric"] == "roc_auc").all()
+    assert table["value"].is_finite().all() and table["value"].is_between(0, 1).all()
+    assert not work.exists()  # removed once the table is written
+
+    # The feature path, same seed, same groups: the same permuted label for every group.
+    clips = schemas.read_table(corpus / "clips.csv", "clips")
+    folds = schemas.read_table(corpus / "folds.csv", "folds")
+    features = pl.DataFrame({"clip_id": clips["clip_id"], "hc_x": 0.0})
+    drawn = []
+    permutation_test(training_table(features, clips, folds)[0], n_permutations=2, random_state=7,
+                     fit_predict=lambda train, test: drawn.append(dict(
+                         train.select("dup_group", "label").unique().rows())),
+                     statistic=lambda by_fold: 0.5)  # fmt: skip
+    assert seen[3] == seen[4] and [*seen[:3], *seen[4:]] == drawn
+    truth = dict(folds.select("dup_group", "label").unique().rows())
+    assert any(d != {g: truth[g] for g in d} for d in drawn)  # labels were permuted
+
+
+# -- train_final and predict with a deep model ----------------------------------------------------
+
+
+def test_deep_train_final_then_predict_windows(corpus, tmp_path):
+    from lib.commands import run_train_final
+    from lib.predict import predict_videos
+
+    final = tmp_path / "models/naive_cnn/final"
+    run_train_final(features=None, scaled=corpus / "scaled.csv", clips=corpus / "clips.csv",
+                    folds=corpus / "folds.csv", out_dir=final, model="naive_cnn",
+                    params={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck",
+                    positive_label="fake", seed=0)  # fmt: skip
+    info = json.loads((final / "train_info.json").read_text())
+    assert info["fold"] == -1 and info["n_test_clips"] == 0 and not (final / "predictions.csv").exists()
+    assert info["n_train_videos"] + info["n_val_videos"] == 18  # every labelled video, all folds
+    assert info["classes"] == ["fake", "real"] and info["normalisation"]["mean"]
+    assert (final / "model.pt").exists() and len(pl.read_csv(final / "history.csv")) == 1
+
+    videos = tmp_path / "new"
+    videos.mkdir()
+    for name, label, n in (("short", "real", 8), ("long", "fake", 25)):
+        with VideoWriter(videos / f"{name}.mp4", fps=10) as w:
+            for f in _frames(label, 3, n=n):
+                w.write(f)
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    predict_videos(videos, final, tmp_path / "pred.csv", windows_out=tmp_path / "win.csv",
+                   window_frames=10, stride_frames=10, scale_size=32)  # fmt: skip
+    table = schemas.read_table(tmp_path / "pred.csv", "predict")
+    by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
+    assert sorted(by_id) == ["broken", "long", "short"]
+    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["reason"].startswith("invalid:")
+    ok = table.filter(pl.col("status") == "ok")
+    assert dict(ok.select("video_id", "n_windows").iter_rows()) == {"long": 3, "short": 1}
+    assert (ok["model"] == "naive_cnn").all() and set(ok["pred"]) <= {"fake", "real"}
+    assert np.allclose((ok["score_fake"] + ok["score_real"]).to_numpy(), 1.0)
+    windows = pl.read_csv(tmp_path / "win.csv")
+    long = windows.filter(pl.col("video_id") == "long")
+    assert long["start_frame"].to_list() == [0, 10, 15] and long["stop_frame"].to_list() == [10, 20, 25]
+    assert np.allclose((windows["score_fake"] + windows["score_real"]).to_numpy(), 1.0)
+    assert by_id["long"]["score"] == pytest.approx(long["score_fake"].mean())  # mean of windows

@@ -348,8 +348,8 @@ def permutation_test(
     ``table``: one row per training unit with ``fold``, ``dup_group``, ``label``,
     ``aug_idx`` (:func:`training_table` rows for feature models). ``fit_predict(train,
     test)`` trains on ``train`` (permuted labels) and returns the predictions contract for
-    the held-out originals ``test`` — :func:`feature_fit_predict` for feature models; a deep
-    model plugs in its own (the hook for deep-model permutations). ``statistic(by_fold)``
+    the held-out originals ``test`` — :func:`feature_fit_predict` for feature models,
+    :func:`lib.train.loop.deep_fit_predict` for deep models (``table``: their clip table). ``statistic(by_fold)``
     is the headline statistic the evaluation reports for the real model (mean over folds of
     the originals-only ROC-AUC). Permutation ``i`` is seeded by ``(random_state, i)``.
     """
@@ -379,19 +379,41 @@ def permutation_test(
 def run_permutation_test(
     features_path, clips_path, folds_path, out_path, *, model_name: str,
     n_permutations: int, params: dict | None = None, positive_label: str = "fake",
-    random_state: int = 0,
+    random_state: int = 0, scaled_path=None, checkpoint_dir=None,
 ) -> pl.DataFrame:  # fmt: skip
-    """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``."""
-    from lib.evaluate import HEADLINE_METRIC, headline_statistic
+    """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``.
 
-    table, cols, _ = load_training_table(features_path, clips_path, folds_path)
-    if model_name not in MODELS:
-        raise NotImplementedError(
-            f"permutation test of {model_name!r}: only feature models {sorted(MODELS)} so far; "
-            "a deep model needs a fit_predict for lib.train.feature_models.permutation_test"
-        )
-    fit_predict = feature_fit_predict(model_name, cols, params=params,
-                                      positive_label=positive_label, random_state=random_state)  # fmt: skip
+    Feature models read ``features_path`` (``params``: the estimator's keywords). Deep
+    models read ``scaled_path`` (``params``: their ``train.deep.<model>`` settings) and
+    retrain every fold of every permutation (:func:`lib.train.loop.deep_fit_predict`):
+    permutations × folds trainings, so ask for few. Their finished (permutation, fold) fits
+    are kept under ``checkpoint_dir`` (default ``results/.checkpoints/<model>/permutation``)
+    until the table is written: a killed job resumes where it stopped.
+    """
+    from lib.evaluate import HEADLINE_METRIC, headline_statistic
+    from lib.train.registry import is_deep
+
+    work_dir = None
+    if is_deep(model_name):
+        from lib.train.data import load_clip_table
+        from lib.train.loop import deep_fit_predict
+
+        if not scaled_path:
+            raise ValueError(f"{model_name} is a deep model: give --scaled results/scaled.csv")
+        table = load_clip_table(scaled_path, clips_path, folds_path)
+        work_dir = Path(checkpoint_dir or f"results/.checkpoints/{model_name}/permutation")
+        fit_predict = deep_fit_predict(model_name, settings=params, positive_label=positive_label,
+                                       random_state=random_state, work_dir=work_dir)  # fmt: skip
+    elif model_name in MODELS:
+        if not features_path:
+            raise ValueError(f"{model_name} is a feature model: give --features")
+        table, cols, _ = load_training_table(features_path, clips_path, folds_path)
+        fit_predict = feature_fit_predict(model_name, cols, params=params,
+                                          positive_label=positive_label,
+                                          random_state=random_state)  # fmt: skip
+    else:
+        raise ValueError(f"permutation test of {model_name!r}: not a known model; feature "
+                         f"models are {sorted(MODELS)}, deep models lib.train.registry.DEEP_MODELS")  # fmt: skip
     null = permutation_test(
         table, fit_predict=fit_predict, n_permutations=n_permutations,
         random_state=random_state, progress=model_name,
@@ -401,4 +423,9 @@ def run_permutation_test(
                         "value": null})  # fmt: skip
     log.info("%s: %d permutations, null %s mean %.3f sd %.3f", model_name, n_permutations,
              HEADLINE_METRIC, np.nanmean(null), np.nanstd(null))  # fmt: skip
-    return schemas.write_table(out, out_path, "permutation")
+    written = schemas.write_table(out, out_path, "permutation")
+    if work_dir is not None:  # the table is safe: the fits kept for a resume can go
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return written

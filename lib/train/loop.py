@@ -6,6 +6,11 @@ then one epoch at a time — gradient accumulation to the effective batch, clipp
 diagnostics, an atomic checkpoint — and finally the evaluated fold predicted once by the
 epoch chosen without it.
 
+One loop, three callers: :func:`train_deep_fold` (a cross-validation fold, from the
+pipeline's tables), ``train_final`` (``fold=-1``: every fold trains, nothing predicted) and
+the permutation test (:func:`deep_fit_predict`: tables with permuted labels), all through
+:func:`train_deep_table`.
+
 Resume: every epoch ends with ``last.pt`` (see :mod:`lib.train.checkpoint`); a rerun whose
 settings, data and seed match resumes after the last finished epoch. Each epoch draws its
 order, augmentation and dropout from generators seeded by (seed, fold, epoch), and the
@@ -198,11 +203,40 @@ def train_deep_fold(
 ) -> pl.DataFrame:
     """Train ``model_name`` on every fold but ``fold``; predict every clip of ``fold`` once.
 
+    The pipeline's tables in, :func:`train_deep_table` on them. ``fold=-1`` is the final
+    model (``train_final``): trained on every fold, nothing predicted.
+    """
+    table = load_clip_table(scaled_path, clips_path, folds_path)
+    return train_deep_table(table, out_dir, model_name=model_name, fold=fold, settings=settings,
+                            positive_label=positive_label, random_state=random_state,
+                            checkpoint_dir=checkpoint_dir)  # fmt: skip
+
+
+def train_deep_table(
+    table: pl.DataFrame,
+    out_dir: str | Path,
+    *,
+    model_name: str,
+    fold: int,
+    settings: DeepSettings | dict | None = None,
+    positive_label: str = "fake",
+    random_state: int = 0,
+    checkpoint_dir: str | Path | None = None,
+) -> pl.DataFrame:
+    """Train on the rows of ``table`` outside ``fold``; predict the rows of ``fold`` once.
+
+    ``table``: one row per clip, as :func:`lib.train.data.clip_table` gives it (clip_id,
+    path, video_id, label, aug_idx, dup_group, fold). The permutation test passes tables
+    with permuted labels (:func:`deep_fit_predict`). ``fold=-1`` (no row has it) is the
+    final model: every row trains (the epoch still chosen on the inner split), nothing is
+    predicted and no ``predictions.csv`` is written.
+
     Writes into ``out_dir``: ``predictions.csv`` (the contract of every model),
     ``history.csv`` (one row per epoch), ``model.pt`` (weights of the chosen epoch) and
     ``train_info.json`` (resolved settings, runtime choices, parameter counts, splits, the
-    chosen epoch). Checkpoints go to ``checkpoint_dir`` (default
-    ``results/.checkpoints/{model}/fold-{fold}``).
+    chosen epoch, classes and normalisation: what ``predict`` needs). Checkpoints go to
+    ``checkpoint_dir`` (default ``results/.checkpoints/{model}/fold-{fold}``, or
+    ``.../final`` for ``fold=-1``).
     """
     s = (
         settings
@@ -211,15 +245,16 @@ def train_deep_fold(
     )
     check_settings(model_name, s)
     out_dir = Path(out_dir)
-    ckpt_dir = Path(checkpoint_dir or f"results/.checkpoints/{model_name}/fold-{fold}")
+    final = fold < 0
+    default_ckpt = f"results/.checkpoints/{model_name}/{'final' if final else f'fold-{fold}'}"
+    ckpt_dir = Path(checkpoint_dir or default_ckpt)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
     # -- data: the evaluated fold is set aside before anything else looks at the clips ----
-    table = load_clip_table(scaled_path, clips_path, folds_path)
     train_all = table.filter(pl.col("fold") != fold)
     test = table.filter(pl.col("fold") == fold)
-    if train_all.is_empty() or test.is_empty() or train_all["label"].n_unique() < 2:
+    if train_all.is_empty() or (test.is_empty() and not final) or train_all["label"].n_unique() < 2:
         raise ValueError(f"fold {fold}: {len(train_all)} training and {len(test)} test clips "
                          f"with {train_all['label'].n_unique()} classes; need both sets and "
                          "at least 2 classes (check folds.k and the scaled clips)")  # fmt: skip
@@ -394,20 +429,23 @@ def train_deep_fold(
         log.warning("no epoch had a finite %s: predicting with the last epoch", s.select_on)
         chosen = {"epoch": len(history) - 1, "model": model.state_dict()}
     model.load_state_dict(chosen["model"])
-    log.info("predicting fold %d with the weights of epoch %d (chosen on the inner split)",
-             fold, chosen["epoch"] + 1)  # fmt: skip
-    test_ds = FrameClipDataset(test, **ds_kw)
-    logits = _predict(model, test_ds, micro_batch=rt["micro_batch"], workers=rt["workers"],
-                      device=device, precision=precision, desc=f"{model_name} fold {fold} predict")  # fmt: skip
-    probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    log.info("%s with the weights of epoch %d (chosen on the inner split)",
+             "final model" if final else f"predicting fold {fold}", chosen["epoch"] + 1)  # fmt: skip
+    predictions = None
+    if not final:
+        test_ds = FrameClipDataset(test, **ds_kw)
+        logits = _predict(model, test_ds, micro_batch=rt["micro_batch"], workers=rt["workers"],
+                          device=device, precision=precision,
+                          desc=f"{model_name} fold {fold} predict")  # fmt: skip
+        probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        predictions = test.select("clip_id", "video_id", "label").with_columns(
+            score=pl.Series(probs[:, pos] if len(classes) == 2 else probs.max(axis=1), dtype=pl.Float64),
+            pred=pl.Series(np.asarray(classes)[probs.argmax(axis=1)], dtype=pl.String),
+            aug_idx=test["aug_idx"],
+            *[pl.Series(f"score_{c}", probs[:, j], dtype=pl.Float64) for j, c in enumerate(classes)],
+        )  # fmt: skip
     if s.cache_mb:
         log.info("clip cache: %s", json.dumps(cache.stats()))
-    predictions = test.select("clip_id", "video_id", "label").with_columns(
-        score=pl.Series(probs[:, pos] if len(classes) == 2 else probs.max(axis=1), dtype=pl.Float64),
-        pred=pl.Series(np.asarray(classes)[probs.argmax(axis=1)], dtype=pl.String),
-        aug_idx=test["aug_idx"],
-        *[pl.Series(f"score_{c}", probs[:, j], dtype=pl.Float64) for j, c in enumerate(classes)],
-    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model.state_dict(), tmp)
@@ -427,7 +465,50 @@ def train_deep_fold(
             "warnings": sorted({w for r in history for w in r["warnings"].split("; ") if w}),
             "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
     atomic_write_text(out_dir / "train_info.json", json.dumps(info, indent=2, default=float))
+    if predictions is None:
+        return pl.DataFrame()
     return schemas.write_table(predictions, out_dir / "predictions.csv", "predictions")
+
+
+def deep_fit_predict(model_name: str, *, settings: DeepSettings | dict | None = None,
+                     positive_label: str = "fake", random_state: int = 0,
+                     work_dir: str | Path):  # fmt: skip
+    """``fit_predict(train, test) -> predictions`` of a deep model, for
+    :func:`lib.train.feature_models.permutation_test`.
+
+    Each call is one :func:`train_deep_table` run: ``train`` (permuted labels) trains, the
+    epoch chosen on its inner split, and ``test`` (the held-out fold's originals) is
+    predicted. Resumable: a call works in ``work_dir/<hash of its labels, clips, settings
+    and seed>/``, where the checkpoints make a killed run resume at its last epoch; when it
+    ends, its weights and checkpoints are deleted and only ``predictions.csv`` is kept, so a
+    rerun of the permutation test returns finished (permutation, fold) fits at once and disk
+    use stays at one model's checkpoints. The caller removes ``work_dir`` when done.
+    """
+    import hashlib
+    import shutil
+
+    s = settings if isinstance(settings, DeepSettings) else DeepSettings.from_dict(settings, model_name)
+    work_dir = Path(work_dir)
+
+    def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
+        fold = int(test["fold"][0])
+        key = json.dumps({"model": model_name, "settings": s.as_dict(), "seed": random_state,
+                          "positive": positive_label, "fold": fold,
+                          "train": train.select("clip_id", "label").rows(),
+                          "test": test["clip_id"].to_list()}, sort_keys=True, default=str)  # fmt: skip
+        fit_dir = work_dir / f"fold-{fold}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        done = fit_dir / "predictions.csv"
+        if done.exists():
+            log.info("fold %d of this permutation already fitted: %s", fold, done)
+            return schemas.read_table(done, "predictions")
+        predictions = train_deep_table(pl.concat([train, test]), fit_dir, model_name=model_name,
+                                       fold=fold, settings=s, positive_label=positive_label,
+                                       random_state=random_state, checkpoint_dir=fit_dir / "ck")  # fmt: skip
+        shutil.rmtree(fit_dir / "ck", ignore_errors=True)
+        (fit_dir / "model.pt").unlink(missing_ok=True)
+        return predictions
+
+    return fit_predict
 
 
 def _write_history(history: list[dict], path: Path) -> None:

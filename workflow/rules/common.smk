@@ -126,7 +126,8 @@ def predict_model_dir(wildcards):
         raise ValueError(
             "predict.input is empty: set it to a folder of videos or a CSV"
         )
-    return f"results/models/{model}/final/model.joblib"
+    weights = "model.pt" if is_deep(model) else "model.joblib"
+    return f"results/models/{model}/final/{weights}"
 
 
 def get_final_output():

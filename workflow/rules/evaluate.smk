@@ -14,6 +14,8 @@ rule permutation:
         "logs/permutation/{model}.log",
     benchmark:
         "results/benchmarks/permutation/{model}.tsv"
+    wildcard_constraints:
+        model=model_pattern(FEATURE_MODELS),
     conda:
         ENV
     resources:
@@ -26,6 +28,40 @@ rule permutation:
         '"$VIDSTAGE_PYTHON" -m lib permutation --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out {output} --model {wildcards.model}"
         " --params {params.model_params:q} --config-json {params.config_json:q} > {log} 2>&1"
+
+
+# A deep model on request (evaluate.permutation.models): every permutation retrains every
+# fold from the scaled clips with the model's train.deep settings, as rule train_deep does.
+# Finished (permutation, fold) fits and the running one's checkpoints live in
+# results/.checkpoints/, which Snakemake does not delete: a killed job resumes.
+rule permutation_deep:
+    input:
+        scaled="results/scaled.csv",
+        clips="results/clips.csv",
+        folds="results/folds.csv",
+    output:
+        "results/models/{model}/permutation.csv",
+    log:
+        "logs/permutation/{model}.log",
+    benchmark:
+        "results/benchmarks/permutation/{model}.tsv"
+    wildcard_constraints:
+        model=model_pattern(DEEP_MODELS),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime(720),
+    params:
+        settings=lambda wc: as_json(config["train"]["deep"].get(wc.model, {})),
+        checkpoint_dir=lambda wc: f"results/.checkpoints/{wc.model}/permutation",
+        config_json=stage_config("permutation"),
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib permutation --scaled {input.scaled} --clips {input.clips}'
+        " --folds {input.folds} --out {output} --model {wildcards.model}"
+        " --params {params.settings:q} --checkpoint-dir {params.checkpoint_dir}"
+        " --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule evaluate:

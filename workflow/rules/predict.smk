@@ -1,6 +1,7 @@
 # Classify new videos: `snakemake results/predictions/{name}.csv` with predict.input (a
 # folder or a manifest CSV) and predict.model. train_final refits the model on every fold
-# with the settings the cross-validation used; not part of `all`.
+# with the settings the cross-validation used; not part of `all`. Two rules, as for train:
+# feature models (model.joblib) and deep models (model.pt; the GPU profile's).
 
 
 rule train_final:
@@ -13,6 +14,8 @@ rule train_final:
         info="results/models/{model}/final/train_info.json",
     log:
         "logs/train/{model}/final.log",
+    wildcard_constraints:
+        model=model_pattern(FEATURE_MODELS),
     conda:
         ENV
     resources:
@@ -26,6 +29,39 @@ rule train_final:
         '"$VIDSTAGE_PYTHON" -m lib train-final --features {input.features} --clips {input.clips}'
         " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
         " --params {params.model_params:q} --config-json {params.config_json:q} > {log} 2>&1"
+
+
+# Every fold trains; the epoch is still chosen on the inner split. Checkpoints in
+# results/.checkpoints/{model}/final survive a killed job, as for train_deep.
+rule train_final_deep:
+    input:
+        scaled="results/scaled.csv",
+        clips="results/clips.csv",
+        folds="results/folds.csv",
+    output:
+        weights="results/models/{model}/final/model.pt",
+        info="results/models/{model}/final/train_info.json",
+        history="results/models/{model}/final/history.csv",
+    log:
+        "logs/train/{model}/final.log",
+    wildcard_constraints:
+        model=model_pattern(DEEP_MODELS),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime(240),
+    params:
+        out_dir=subpath(output.weights, parent=True),
+        settings=lambda wc: as_json(config["train"]["deep"].get(wc.model, {})),
+        checkpoint_dir=lambda wc: f"results/.checkpoints/{wc.model}/final",
+        config_json=stage_config("train-final"),
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib train-final --scaled {input.scaled} --clips {input.clips}'
+        " --folds {input.folds} --out-dir {params.out_dir} --model {wildcards.model}"
+        " --params {params.settings:q} --checkpoint-dir {params.checkpoint_dir}"
+        " --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule predict:
