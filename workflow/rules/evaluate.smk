@@ -16,6 +16,8 @@ rule permutation:
         "results/benchmarks/permutation/{model}.tsv"
     wildcard_constraints:
         model=model_pattern(FEATURE_MODELS),
+    # started as soon as the features exist, beside the deep models' training
+    priority: 10
     conda:
         ENV
     resources:

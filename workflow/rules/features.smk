@@ -45,6 +45,7 @@ rule merge_features:
         "results/features.parquet",
     log:
         "logs/merge_features/merge.log",
+    priority: 10
     conda:
         ENV
     shell:

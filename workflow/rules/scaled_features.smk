@@ -11,6 +11,8 @@ rule scaled_features:
         "logs/scaled_features/{scatteritem}.log",
     benchmark:
         "results/benchmarks/scaled_features/{scatteritem}.tsv"
+    # ahead of the deep models' training: the permutation tests, the longest jobs, wait for these features
+    priority: 10
     conda:
         ENV
     resources:
@@ -31,6 +33,7 @@ rule gather_scaled_features:
         "results/features_scaled.csv",
     log:
         "logs/gather_scaled_features/gather.log",
+    priority: 10
     conda:
         ENV
     shell:
