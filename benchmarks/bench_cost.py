@@ -298,9 +298,8 @@ def render(shown, costs, table, disk, args) -> str:
         f"{args.augment_frames} frames each; features/scaled_features: 10% of the clip's "
         "frames sampled (25). Throughput = frames / CPU seconds (user + system of the stage "
         "process, BLAS and codec threads included). CPU time depends much less on the "
-        "machine's load than wall time, but not at all on nothing: these runs shared 2 "
-        "cores with 4 other sessions (load average in the table, 10-19), so the CPU "
-        "seconds here are an upper bound; re-measure on a quiet machine. Peak RSS is exact.",
+        "machine's load than wall time, but not at all on nothing: the load average of each "
+        "run is in the table (a quiet machine is below 2). Peak RSS is exact.",
         "",
         f"Measured resolutions: {', '.join(measured)}.",
         "",

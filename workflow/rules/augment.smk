@@ -14,10 +14,10 @@ rule augment:
     conda:
         ENV
     resources:
-        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 473 MB at 1080p
-        # (one encoder open at a time), 6 h of work per shard; see docs/CLUSTER.md.
+        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 439 MB at 1080p
+        # (one encoder open at a time), 5.2 h of work per shard; see docs/CLUSTER.md.
         mem_mb=mem_mb(1000),
-        runtime=runtime(600),
+        runtime=runtime(480),
     params:
         config_json=stage_config("augment"),
     shell:

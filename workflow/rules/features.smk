@@ -14,9 +14,9 @@ rule features:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: peak 230 MB at 1080p; 0.7 h per shard (FVC, 64).
+        # docs/BENCHMARKS.md, section cost: peak 233 MB at 1080p; 0.54 h per shard (FVC, 64).
         mem_mb=mem_mb(1000),
-        runtime=runtime(120),
+        runtime=runtime(60),
     params:
         config_json=stage_config("features"),
     shell:

@@ -14,10 +14,10 @@ rule scale:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: letterbox peaks at 288 MB at 1080p, 2 h per shard
+        # docs/BENCHMARKS.md, section cost: letterbox peaks at 250 MB at 1080p, 1.8 h per shard
         # (FVC, 64 shards); 2000 MB leaves room for the autoencoder on the CPU (not measured).
         mem_mb=mem_mb(2000),
-        runtime=runtime(240),
+        runtime=runtime(180),
     params:
         config_json=stage_config("scale"),
     shell:

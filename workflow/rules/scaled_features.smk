@@ -16,7 +16,7 @@ rule scaled_features:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: peak 197 MB; 0.3 h per shard (FVC, 64 shards).
+        # docs/BENCHMARKS.md, section cost: peak 233 MB; 0.2 h per shard (FVC, 64 shards).
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:
