@@ -62,13 +62,23 @@ def workflow_env() -> dict:
     return env
 
 
+def _bytecode(directory: str, names: list[str]) -> list[str]:
+    """Python bytecode to leave out of a copy; numba's cache (``*.nbi``, ``*.nbc``) is kept."""
+    return [name for name in names if name.endswith(".pyc")]
+
+
 def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow into ``dest`` so a test run writes nothing into the checkout."""
+    """Copy the workflow into ``dest`` so a test run writes nothing into the checkout.
+
+    The feature kernel is compiled in the checkout first and its numba cache travels with
+    the copy (valid there: same source, same mtime), so that no run compiles it again.
+    """
+    subprocess.run([str(BIN / "python"), "-m", "lib.feature_kernels"], cwd=REPO, check=True)
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / name, ignore=_bytecode)
         else:
             shutil.copy2(src, dest / name)
     return dest

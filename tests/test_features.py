@@ -393,12 +393,17 @@ def test_equals_the_previous_implementation_within_tolerance(frame_id, shape):
             assert got[name] == pytest.approx(value, rel=REFERENCE_RTOL, abs=REFERENCE_ATOL), name
 
 
-def test_strip_height_does_not_change_values():
+def test_every_frame_layout_gives_the_values_of_its_luma():
+    # the kernel reads uint8 RGB as is and everything else as float32 (H, W, C)
     frame = _camera_like((100, 72), seed=8)
-    whole = handcrafted_frame_stats(frame, strip_rows=104)  # one strip
-    for rows in (8, 16, 32):
-        strips = handcrafted_frame_stats(frame, strip_rows=rows)
-        for name, value in whole.items():
-            assert strips[name] == pytest.approx(value, rel=1e-6, abs=1e-9), (rows, name)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        handcrafted_frame_stats(frame, strip_rows=12)
+    expected = handcrafted_frame_stats(frame)
+    rgba = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    strided = np.zeros((100, 144, 3), np.uint8)
+    strided[:, ::2] = frame
+    for variant in (frame.astype(np.float32), frame.astype(np.uint16), rgba, strided[:, ::2]):
+        got = handcrafted_frame_stats(variant)
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    from_luma = handcrafted_frame_stats(luma(frame))
+    for name, value in expected.items():
+        assert from_luma[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
