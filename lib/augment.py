@@ -423,6 +423,7 @@ def encode_clips(
     fps: float | None = None,
     crf: int = 18,
     preset: str = "veryfast",
+    encoder_threads: int = 2,
 ) -> list[int]:
     """Write each clip of ``source``'s frames ``[start, stop)``, one clip after another.
 
@@ -439,7 +440,8 @@ def encode_clips(
     on the order or the number of clips. All or nothing: each clip is written atomically,
     and when any clip fails the clips this call already published are deleted before the
     exception propagates, so a failed video leaves no clip behind. ``fps`` defaults to the
-    source's. Returns the frames written per clip.
+    source's. ``crf``, ``preset`` and ``encoder_threads`` are x264's (see
+    :class:`lib.video.VideoWriter`). Returns the frames written per clip.
     """
     from lib.video import FrameReader, VideoWriter
 
@@ -449,7 +451,8 @@ def encode_clips(
         with FrameReader(source) as reader:
             rate = fps if fps and fps > 0 else reader.fps
             for augmentation, path in clips:
-                with VideoWriter(path, fps=rate, crf=crf, preset=preset) as writer:
+                with VideoWriter(path, fps=rate, crf=crf, preset=preset,
+                                 threads=encoder_threads) as writer:  # fmt: skip
                     for t, frame in enumerate(reader.iter_frames(start=start, stop=stop)):
                         if augmentation is not None:
                             frame = augmentation.apply(frame, t)

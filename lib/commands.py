@@ -86,7 +86,9 @@ _MODEL_PARAMS = arg("--params", type="json", default={},
 
 COMMANDS: tuple[Command, ...] = (
     Command("demo-corpus", "lib.demo:generate_demo_corpus", "generate the bundled demo corpus",
-            args=(arg("--out-dir", required=True, help="folder for the videos and index.csv"),),
+            args=(arg("--out-dir", required=True, help="folder for the videos and index.csv"),
+                  arg("--jobs", dest="n_jobs", type=int, default=1,
+                      help="groups written at once (the files do not depend on it)")),
             sections=(Section("demo"),)),
     Command("manifest", "lib.commands:run_manifest", "ingest a corpus into results/manifest.csv",
             args=(arg("--out", required=True, help="manifest CSV to write"),

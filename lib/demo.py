@@ -43,6 +43,7 @@ from pathlib import Path
 import av
 import numpy as np
 import polars as pl
+from joblib import Parallel, delayed
 from PIL import Image, ImageFilter
 
 from lib.utils import atomic_path, stable_seed
@@ -88,6 +89,7 @@ def generate_demo_corpus(
     n_groups: int = 40,
     seed: int = 0,
     plant_broken: bool = True,
+    n_jobs: int = 1,
 ) -> pl.DataFrame:
     """Write the demo corpus into ``out_dir`` and return its index table.
 
@@ -100,6 +102,8 @@ def generate_demo_corpus(
         ``floor(n/2)`` fake, in a seeded order.
     seed : everything (scenes, labels, manipulations, formats, edits) follows from it.
     plant_broken : add the three broken reposts (truncated, empty, text-as-mp4).
+    n_jobs : groups written at once (joblib processes). Every group draws from its own
+        seed, so the files do not depend on it.
 
     Returns
     -------
@@ -122,17 +126,13 @@ def generate_demo_corpus(
     labels = _assign_labels(n_groups=n_groups, seed=seed)
     broken_by_group = _assign_broken(n_groups=n_groups, seed=seed) if plant_broken else {}
 
-    rows: list[dict] = []
-    for group in range(n_groups):
-        rows.extend(
-            _write_group(
-                out,
-                group=group,
-                label=labels[group],
-                broken_kinds=broken_by_group.get(group, []),
-                seed=seed,
-            )
-        )
+    write = delayed(_write_group)
+    per_group = Parallel(n_jobs=n_jobs)(
+        write(out, group=group, label=labels[group],
+              broken_kinds=broken_by_group.get(group, []), seed=seed)
+        for group in range(n_groups)
+    )  # fmt: skip
+    rows = [row for group_rows in per_group for row in group_rows]
     columns = INDEX_COLUMNS + ["codec", "edits", "manipulation"]
     types = {"group": pl.Int64, "is_original": pl.Boolean}
     index = pl.DataFrame({c: [r[c] for r in rows] for c in columns},

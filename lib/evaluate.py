@@ -51,8 +51,13 @@ def _confusion_counts(labels, pred, classes: list[str]) -> np.ndarray:
 
 def _positions(values, classes: list[str]) -> np.ndarray:
     """Index of each value in ``classes`` (-1 when absent)."""
-    lookup = {c: i for i, c in enumerate(classes)}
-    return np.fromiter((lookup.get(v, -1) for v in np.asarray(values).astype(str)), dtype=np.intp)
+    values = np.asarray(values).astype(str)
+    names = np.asarray(classes, dtype=str)
+    if len(names) == 0:
+        return np.full(len(values), -1, dtype=np.intp)
+    order = np.argsort(names, kind="stable")
+    at = np.searchsorted(names[order], values).clip(max=len(names) - 1)
+    return np.where(names[order][at] == values, order[at], -1).astype(np.intp)
 
 
 def _ratio(num, den) -> np.ndarray:

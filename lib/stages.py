@@ -209,6 +209,7 @@ def augment_shard(
     max_frames: int = 250,
     crf: int = 18,
     preset: str = "veryfast",
+    encoder_threads: int = 2,
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
     """Write ``n_augmentations`` augmented clips per valid video, plus the original.
@@ -249,7 +250,8 @@ def augment_shard(
         # (bounded memory); if any clip fails, none of this video's clips is left behind.
         last = start + max_frames if stop is None else min(stop, start + max_frames)
         encode_clips(row["path"], list(zip(augs, paths)), start=start, stop=last,
-                     fps=float(row["fps"]), crf=crf, preset=preset)  # fmt: skip
+                     fps=float(row["fps"]), crf=crf, preset=preset,
+                     encoder_threads=encoder_threads)  # fmt: skip
         augmented = [(a, p) for a, p in zip(augs, paths) if a is not None]
         for k, (aug, p) in enumerate(augmented):
             rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))
@@ -271,7 +273,7 @@ def augment_shard(
         table, shard, output, progress_dir, stage="augment", key="video_id", out_kind="clips",
         process=process, on_error=on_error, skip=skip,
         params={"n": n_augmentations, "seed": seed, "max_frames": max_frames, "crf": crf,
-                "preset": preset, "dir": str(clips_dir)},
+                "preset": preset, "encoder_threads": encoder_threads, "dir": str(clips_dir)},
     )  # fmt: skip
 
 
@@ -393,6 +395,7 @@ def scale_shard(
     chunk_frames: int = 100,
     crf: int = 18,
     preset: str = "veryfast",
+    encoder_threads: int = 1,
     device: str = "auto",
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
@@ -418,8 +421,8 @@ def scale_shard(
                 "status": status, "reason": reason}  # fmt: skip
 
     def encode(src, dst, use):
-        with FrameReader(src) as reader, VideoWriter(dst, fps=reader.fps, crf=crf,
-                                                     preset=preset) as writer:  # fmt: skip
+        with FrameReader(src) as reader, VideoWriter(dst, fps=reader.fps, crf=crf, preset=preset,
+                                                     threads=encoder_threads) as writer:  # fmt: skip
             chunks = letterboxed_chunks(reader.iter_frames(), size=size, chunk_frames=chunk_frames)
             for frame in scale_frames(chunks, use, source_size=(reader.width, reader.height)):
                 writer.write(frame)
@@ -447,7 +450,8 @@ def scale_shard(
         table, shard, output, progress_dir, stage="scale", key="clip_id", out_kind="scaled",
         process=process, on_error=on_error, skip=skip,
         params={"method": method, "size": size, "model": model, "chunk": chunk_frames,
-                "crf": crf, "preset": preset, "dir": str(scaled_dir)},
+                "crf": crf, "preset": preset, "encoder_threads": encoder_threads,
+                "dir": str(scaled_dir)},
     )  # fmt: skip
 
 

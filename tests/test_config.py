@@ -53,7 +53,7 @@ STARTUP = [
     ("unknown top-level key", {"shard": 4},
      ["unknown key shard; did you mean shards?"]),
     ("unknown key, nothing near", {"augment": {"zzz": 1}},
-     ["unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset"]),
+     ["unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset, encoder_threads"]),
     ("moved key", {"download": {"options": {"allow_file_urls": True}}},
      ["unknown key download.options.allow_file_urls; it moved: use dataset.allow_file_urls (a "
       "corpus opts in to file:// URLs in its own config; a CSV's path column and class "

@@ -11,6 +11,9 @@ rule augment:
         "logs/augment/{scatteritem}.log",
     benchmark:
         "results/benchmarks/augment/{scatteritem}.tsv"
+    # the longest chain (augment -> scale -> scaled_features -> train) goes first; the
+    # leak audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, demo)
+    priority: 10
     conda:
         ENV
     resources:
