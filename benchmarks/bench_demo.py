@@ -26,6 +26,36 @@ from conftest import copy_workflow, workflow_env  # noqa: E402  (the tests' own 
 from report import cpu_model, write_section  # noqa: E402
 
 
+REFERENCE_CODE = """
+import time
+import numpy as np
+data = np.random.default_rng(0).random(2_000_000)
+seconds = []
+for _ in range(3):  # the fastest of three: a stray interruption does not count
+    start = time.process_time()
+    for _ in range(8):
+        np.sort(data)
+    total = 0
+    for i in range(2_000_000):
+        total += i % 7
+    seconds.append(time.process_time() - start)
+print(min(seconds))
+"""
+
+
+def reference_seconds() -> float:
+    """CPU seconds of a fixed single-threaded workload (sorting, a Python loop).
+
+    This machine is a shared virtual one: the same code runs up to a third slower at one
+    hour than at another. The reference, timed before each demo run, says how fast the
+    machine was then, so that walls measured at different times can be compared.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", REFERENCE_CODE], env=env, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return float(out)
+
+
 def run_demo(workdir: Path, shards: int) -> float:
     """Copy the workflow into ``workdir``, run the demo, return its wall time in seconds."""
     copy_workflow(workdir)
@@ -104,15 +134,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="demo runs (figures are medians)")
     parser.add_argument("--keep", default=None, help="run in this folder and keep the last run")
     args = parser.parse_args()
-    walls, tables = [], []
+    walls, tables, references = [], [], []
     for run in range(args.runs):
         workdir = Path(args.keep or tempfile.mkdtemp(prefix="vidstage-bench-"))
         if run and args.keep:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        references.append(reference_seconds())
         walls.append(run_demo(workdir, args.shards))
         tables.append(stage_table(workdir))
-        print(f"run {run + 1}: {walls[-1]:.0f} s", flush=True)
+        print(f"run {run + 1}: {walls[-1]:.0f} s (reference {references[-1]:.2f} s)", flush=True)
         if run < args.runs - 1 and not args.keep:
             shutil.rmtree(workdir)
     wall = float(pd.Series(walls).median())
@@ -128,7 +159,11 @@ def main() -> None:
         f"Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), "
         f"`python benchmarks/bench_demo.py --shards {args.shards} --runs {args.runs}`: each run "
         "a clean copy, nothing cached; figures are medians over the runs "
-        f"(wall times: {', '.join(f'{w:.0f}' for w in walls)} s).",
+        f"(wall times: {', '.join(f'{w:.0f}' for w in walls)} s). Before each run, a fixed "
+        "single-threaded reference workload (`reference_seconds` in the script) took "
+        f"{', '.join(f'{r:.2f}' for r in references)} s of CPU: this shared virtual machine's "
+        "speed drifts by up to a third from hour to hour, so compare walls with their "
+        "references.",
         "",
         f"**Whole demo: {wall:.0f} s wall** (target: under 300 s) — {len(videos)} videos "
         f"({int(videos['valid'].sum())} valid), {len(clips)} clips, "
