@@ -77,7 +77,7 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
-    shards, models, folds, permuted = 2, 7, 5, 3  # 4 feature + 3 deep models (config.yaml)
+    shards, models, folds, permuted = 2, 7, 3, 3  # 4 feature + 3 deep models, 3 folds (config.yaml)
     gathers = 8  # seven gathers + the merge of both feature tables
     # demo_corpus, manifest, near_duplicates, folds, evaluate, data_quality, completeness, all
     singletons = 8

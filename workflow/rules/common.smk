@@ -13,11 +13,14 @@ from lib.config import ConfigError, load_schema, validate_config
 from lib.train.registry import check_train_config, is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
-# fix (lib/config.py). Snakemake's own validate then fills in the schema's defaults.
-try:
-    validate_config(config)
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None
+# fix (lib/config.py). Once, in the process the user started: a cluster job reads this
+# file again on its node, and the check of train.params imports scikit-learn (4 s a job).
+# Snakemake's own validate then fills in the schema's defaults, everywhere.
+if workflow.is_main_process:
+    try:
+        validate_config(config)
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
 
 
