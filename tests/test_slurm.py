@@ -352,7 +352,8 @@ def test_every_job_but_all_went_through_sbatch(demo_run):
         assert {j["wildcards"] for j in jobs if j["rule"] == stage} == shards, stage
 
     # slurmctld ran each of them to completion, under the run's job name, on the partition's
-    # CPUs the profile asked for (augment and scale have threads: 2 -> --cpus-per-task=2).
+    # CPUs the profile asked for (augment and scale have threads: 2 -> --cpus-per-task=2; the
+    # demo corpus rule declares threads: 2 itself).
     run_id = RUN_ID.search(text).group(1)
     assert run_id.startswith("vidstage_")  # slurm-jobname-prefix
     known = squeue_jobs()
@@ -361,7 +362,8 @@ def test_every_job_but_all_went_through_sbatch(demo_run):
         assert info["state"] == "COMPLETED", (j, info)
         assert info["name"] == run_id
         assert info["comment"].startswith(f"rule_{j['rule']}")
-        assert info["cpus"] == (2 if j["rule"] in ("augment", "scale") else 1), (j, info)
+        assert info["cpus"] == (2 if j["rule"] in ("augment", "scale", "demo_corpus") else 1), (
+            j, info)
         # SLURM's log of a successful job is deleted; the job's own log stays.
         assert not j["slurm_log"].exists()
     assert all((demo_run["workdir"] / "logs" / stage).is_dir() for stage in SHARDED_STAGES)
