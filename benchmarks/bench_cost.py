@@ -61,6 +61,11 @@ sys.path.insert(0, {repo!r})
 from lib import stages
 from lib.shards import Shard
 spec = json.loads({spec!r})
+if spec["function"] == "features_shard":
+    # numba and the kernel's cache load before the clock starts: a shard job pays that
+    # second once for hundreds of clips, not once per clip as this one-clip run would
+    import lib.feature_kernels
+    lib.feature_kernels.compile_kernels()
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t = time.perf_counter()
 getattr(stages, spec["function"])(*spec["args"], Shard(0, 1), **spec["kwargs"])
