@@ -3,8 +3,8 @@
 :func:`frame_sums` makes one pass over a frame: each row's luma is computed once into a
 ring of padded rows and every per-pixel quantity (3×3 noise residual, Sobel, Laplacian,
 block-boundary steps) and every 8×8 block DCT is reduced while the rows are in the CPU
-caches. The numpy version this replaces made about 30 passes over each strip (41 ms per
-1080p frame against 14 ms here, docs/BENCHMARKS.md "features").
+caches. The numpy version this replaces made about 30 passes over each strip (43 ms per
+1080p frame against 19 ms here, docs/BENCHMARKS.md "features").
 
 The definitions are those of :mod:`lib.features` (scipy.ndimage's kernels with
 ``mode="reflect"``, the orthonormal 8×8 DCT-II, the block grid at pixel (0, 0)); that
@@ -13,8 +13,9 @@ version, sums are float64, and nothing depends on the machine's vector width: th
 compiled without ``fastmath``, so the order of every sum is the loop's.
 
 Compiled on first use and cached on disk next to this file (numba's ``cache=True``; a
-read-only checkout falls back to ``NUMBA_CACHE_DIR`` or the user's cache): the first call
-in a fresh checkout takes a few seconds, later processes load the machine code.
+read-only checkout falls back to ``NUMBA_CACHE_DIR`` or the user's cache): compiling both
+versions takes about 30 s once per checkout (:func:`compile_kernels`, run by ``make venv``);
+later processes load the machine code in under a second.
 Importing this module imports numba: :mod:`lib.features` does so only when a frame arrives.
 """
 
@@ -25,11 +26,11 @@ from numba import njit
 
 BLOCK = 8
 
-N_SUMS = 14
+N_SUMS = 12
 """Length of the float64 ``sums`` vector :func:`frame_sums` fills, indexed by the names below."""
 (
     RESIDUAL, RESIDUAL_SQ, RESIDUAL_ABS, GRADIENT, GRADIENT_SQ, LAPLACIAN, LAPLACIAN_SQ,
-    STEP_BOUNDARY, STEP_INSIDE, N_BOUNDARY, N_INSIDE, AC_SQ, N_BLOCKS, SHIFT,
+    STEP_BOUNDARY, STEP_INSIDE, N_BOUNDARY, N_INSIDE, AC_SQ,
 ) = range(N_SUMS)  # fmt: skip
 
 
@@ -61,28 +62,29 @@ and let LLVM vectorise the reduction without ``fastmath``."""
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _term(value, power):
+    """``value`` (power 0), ``|value|`` (1) or ``value²`` (2), in float64."""
+    value = np.float64(value)
+    if power == 1:
+        return abs(value)
+    if power == 2:
+        return value * value
+    return value
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _lane_sum(x, n, power):
-    """float64 sum of ``x[:n]`` (power 0), of ``|x|`` (1) or of ``x²`` (2), in LANES lanes."""
+    """float64 sum of ``_term(x[j], power)`` over ``x[:n]``, in LANES lanes."""
     lanes = np.zeros(LANES, dtype=np.float64)
     n_full = n // LANES * LANES
     for j in range(0, n_full, LANES):
         for lane in range(LANES):
-            value = np.float64(x[j + lane])
-            if power == 1:
-                value = abs(value)
-            elif power == 2:
-                value = value * value
-            lanes[lane] += value
+            lanes[lane] += _term(x[j + lane], power)
     total = 0.0
     for lane in range(LANES):
         total += lanes[lane]
     for j in range(n_full, n):
-        value = np.float64(x[j])
-        if power == 1:
-            value = abs(value)
-        elif power == 2:
-            value = value * value
-        total += value
+        total += _term(x[j], power)
     return total
 
 
@@ -95,14 +97,13 @@ def frame_sums(src, weights, dct, sums, block_dc, block_ac):
     ``block_ac`` (float64, one per whole 8×8 block, row-major over the block grid) receive
     each block's DC coefficient and mean |AC coefficient|.
 
-    Every pixel value is the luma minus the frame's first pixel (``sums[SHIFT]``): no
-    statistic but DC depends on a constant, and a flat frame then gives exact zeros.
+    Every pixel value is the luma minus the frame's first pixel: no statistic but DC
+    depends on a constant, and a flat frame then gives exact zeros.
     """
     height, width = src.shape[0], src.shape[1]
     sums[:] = 0.0
     ring = np.empty((BLOCK + 2, width + 2), dtype=np.float32)  # rows r-1 .. r+8 of a band
     shift = _luma(src, 0, 0, weights)
-    sums[SHIFT] = shift
     tile_cols = width // BLOCK
     tile_rows = height // BLOCK
     n_band = BLOCK * tile_cols  # one row of a band's blocks, laid out (x, block)
@@ -211,7 +212,6 @@ def frame_sums(src, weights, dct, sums, block_dc, block_ac):
                 )
                 block_ac[offset + t] = absolute[t] / (BLOCK * BLOCK - 1)
             sums[AC_SQ] += energy
-            sums[N_BLOCKS] += tile_cols
         # slide the ring: the band's last row and the row below become rows r-1 and r
         if r0 + BLOCK < height:
             ring[0, :] = ring[BLOCK, :]
@@ -226,7 +226,7 @@ def compile_kernels() -> None:
     float32 (H, W, C). ``make venv`` calls this once so that the first features jobs of a
     run load machine code instead of each compiling it (about 20 s of CPU, once).
     """
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    weights = np.ones(3, dtype=np.float32)  # only the argument types matter here
     dct = np.eye(BLOCK, dtype=np.float32)
     for frame in (np.zeros((9, 9, 3), np.uint8), np.zeros((9, 9, 1), np.float32)):
         frame_sums(frame, weights, dct, np.zeros(N_SUMS), np.zeros(1), np.zeros(1))

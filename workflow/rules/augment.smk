@@ -17,8 +17,8 @@ rule augment:
     conda:
         ENV
     resources:
-        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 439 MB at 1080p
-        # (one encoder open at a time), 5.2 h of work per shard; see docs/CLUSTER.md.
+        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 440 MB at 1080p
+        # (one encoder open at a time), 5.0 h of work per shard; see docs/CLUSTER.md.
         mem_mb=mem_mb(1000),
         runtime=runtime(480),
     params:

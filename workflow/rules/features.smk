@@ -14,7 +14,7 @@ rule features:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: peak 233 MB at 1080p; 0.54 h per shard (FVC, 64).
+        # docs/BENCHMARKS.md, section cost: peak 306 MB at 1080p; 0.4 h per shard (FVC, 64).
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:

@@ -17,7 +17,7 @@ rule scale:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: letterbox peaks at 250 MB at 1080p, 1.8 h per shard
+        # docs/BENCHMARKS.md, section cost: letterbox peaks at 234 MB at 1080p, 1.6 h per shard
         # (FVC, 64 shards); 2000 MB leaves room for the autoencoder on the CPU (not measured).
         mem_mb=mem_mb(2000),
         runtime=runtime(180),
