@@ -354,9 +354,11 @@ def run_folds(*, videos, out, near_duplicates, k, group_by, seed) -> None:
 def run_train(*, features, scaled, clips, folds, out_dir, model, fold, params, checkpoint_dir,
               positive_label, seed) -> None:  # fmt: skip
     from lib.train.registry import is_deep
+    from lib.utils import imports_without_gc
 
     if is_deep(model):
-        from lib.train.loop import train_deep_fold
+        with imports_without_gc():
+            from lib.train.loop import train_deep_fold
 
         if not scaled:
             raise ValueError(f"{model} is a deep model: give --scaled results/scaled.csv")
@@ -364,7 +366,8 @@ def run_train(*, features, scaled, clips, folds, out_dir, model, fold, params, c
                         settings=params, positive_label=positive_label, random_state=seed,
                         checkpoint_dir=checkpoint_dir)  # fmt: skip
         return
-    from lib.train.feature_models import train_fold
+    with imports_without_gc():
+        from lib.train.feature_models import train_fold
 
     if not features:
         raise ValueError(f"{model} is a feature model: give --features")
@@ -382,8 +385,11 @@ def run_train_final(*, features, scaled, clips, folds, out_dir, model, params, c
 
 def run_permutation(*, features, scaled, clips, folds, output, model, params, checkpoint_dir,
                     n_permutations, n_permutations_deep, positive_label, seed) -> None:  # fmt: skip
-    from lib.train.feature_models import run_permutation_test
     from lib.train.registry import is_deep
+    from lib.utils import imports_without_gc
+
+    with imports_without_gc():
+        from lib.train.feature_models import run_permutation_test
 
     run_permutation_test(features, clips, folds, output, model_name=model,
                          n_permutations=n_permutations_deep if is_deep(model) else n_permutations,
@@ -395,7 +401,11 @@ def run_permutation(*, features, scaled, clips, folds, output, model, params, ch
 def run_evaluate(*, metrics, summary, report_dir, clips, folds, videos, permutations,
                  robustness, platform, confusion, resolved_config, predictions, bootstrap,
                  positive_label, seed) -> None:  # fmt: skip
-    from lib.evaluate import evaluate
+    from lib.utils import imports_without_gc
+
+    with imports_without_gc():
+        from lib import report  # noqa: F401  (scikit-learn; evaluate imports it when plotting)
+        from lib.evaluate import evaluate
 
     evaluate(predictions, metrics, summary, report_dir, clips_path=clips, folds_path=folds,
              videos_path=videos, permutation_paths=permutations, robustness_path=robustness,
