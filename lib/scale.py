@@ -84,6 +84,18 @@ def letterbox(frame: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     return canvas
 
 
+def on_canvas(frame: np.ndarray, size: int) -> np.ndarray:
+    """``frame`` letterboxed to ``size x size``; a frame already on such a canvas as it is.
+
+    What every scaler applies first. The stage hands scalers frames that
+    :func:`letterboxed_chunks` has letterboxed already (to stream in bounded memory), and a
+    second :func:`letterbox` of those would only copy them: a tenth of the demo's scale stage.
+    """
+    if frame.shape == (size, size, 3) and frame.dtype == np.uint8:
+        return frame
+    return letterbox(frame, size)
+
+
 # --------------------------------------------------------------------------------------------
 # Scalers
 # --------------------------------------------------------------------------------------------
@@ -118,13 +130,7 @@ class LetterboxScaler:
     def scale_chunk(
         self, frames: list[np.ndarray], *, source_size: tuple[int, int] | None = None
     ) -> list[np.ndarray]:
-        # frames from letterboxed_chunks are size x size already: letterboxing them again
-        # is the identity and cost a copy per frame (a tenth of the demo's scale stage)
-        square = (self.size, self.size, 3)
-        return [
-            frame if frame.shape == square and frame.dtype == np.uint8 else letterbox(frame, self.size)
-            for frame in frames
-        ]
+        return [on_canvas(frame, self.size) for frame in frames]
 
     def __repr__(self) -> str:
         return f"LetterboxScaler(size={self.size})"
@@ -283,7 +289,7 @@ class AutoencoderScaler:
 
         if len(frames) == 0:
             return []
-        boxed = np.stack([letterbox(frame, self.size) for frame in frames])
+        boxed = np.stack([on_canvas(frame, self.size) for frame in frames])
         try:
             with torch.inference_mode():
                 batch = torch.from_numpy(boxed).to(self.device).permute(0, 3, 1, 2)

@@ -17,7 +17,9 @@ from lib.scale import (
     Scaler,
     letterbox,
     letterbox_geometry,
+    letterboxed_chunks,
     make_scaler,
+    on_canvas,
     resolve_vae_layout,
     scale_frames,
 )
@@ -94,6 +96,20 @@ def test_letterbox_of_a_single_pixel_fills_the_canvas():
     out = letterbox(pixel, 256)
     assert out.shape == (256, 256, 3)
     assert np.all(out == np.array([10, 20, 30], np.uint8))
+
+
+def test_scalers_take_canvas_frames_as_they_are_and_letterbox_the_others():
+    rng = np.random.default_rng(0)
+    canvas = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert on_canvas(canvas, 64) is canvas
+    wide = rng.integers(0, 256, (30, 80, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(on_canvas(wide, 64), letterbox(wide, 64))
+    np.testing.assert_array_equal(on_canvas(canvas, 32), letterbox(canvas, 32))
+    # the stage's path: letterboxed chunks through the letterbox scaler equal one letterbox
+    frames = [wide, canvas]
+    chunk = next(letterboxed_chunks(frames, size=48, chunk_frames=2))
+    for got, frame in zip(LetterboxScaler(size=48).scale_chunk(chunk), frames):
+        np.testing.assert_array_equal(got, letterbox(frame, 48))
 
 
 def test_letterbox_same_size_is_a_copy():
