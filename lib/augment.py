@@ -238,11 +238,13 @@ def bilinear_remap_plan(rows: np.ndarray, cols: np.ndarray) -> RemapPlan:
     """
     height, width = rows.shape
     reach = max(
-        float(np.max(-rows[:, 0])), float(np.max(rows[:, -1] - (height - 1))),
-        float(np.max(-cols[0])), float(np.max(cols[-1] - (width - 1))),
+        float(np.max(-rows[:, 0])),
+        float(np.max(rows[:, -1] - (height - 1))),
+        float(np.max(-cols[0])),
+        float(np.max(cols[-1] - (width - 1))),
         float(np.max(np.abs(rows - np.arange(height, dtype=np.float32)[:, None]))),
         float(np.max(np.abs(cols - np.arange(width, dtype=np.float32)[None, :]))),
-    )  # fmt: skip
+    )
     pad = int(math.ceil(max(reach, 0.0))) + 2
     padded_width = width + 2 * pad
     index = np.empty(height * width, np.int32)
@@ -451,8 +453,9 @@ def encode_clips(
         with FrameReader(source) as reader:
             rate = fps if fps and fps > 0 else reader.fps
             for augmentation, path in clips:
-                with VideoWriter(path, fps=rate, crf=crf, preset=preset,
-                                 threads=encoder_threads) as writer:  # fmt: skip
+                with VideoWriter(
+                    path, fps=rate, crf=crf, preset=preset, threads=encoder_threads
+                ) as writer:
                     for t, frame in enumerate(reader.iter_frames(start=start, stop=stop)):
                         if augmentation is not None:
                             frame = augmentation.apply(frame, t)

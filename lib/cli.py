@@ -27,8 +27,15 @@ import time
 from typing import Any
 
 from lib import __version__
-from lib.commands import (COMMANDS, PROGRESS_DIR, Command, Section, resolve_handler,
-                          section_keys, section_schema)  # fmt: skip
+from lib.commands import (
+    COMMANDS,
+    PROGRESS_DIR,
+    Command,
+    Section,
+    resolve_handler,
+    section_keys,
+    section_schema,
+)
 
 log = logging.getLogger("vidstage")
 
@@ -109,17 +116,27 @@ def _flag_options(prop: dict) -> dict:
 
 def _help(section: Section, key: str, prop: dict) -> str:
     parts = [prop.get("description", "").strip()]
-    bounds = [f"{word} {prop[name]}" for name, word in
-              (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-               ("exclusiveMaximum", "<"))  # fmt: skip
-              if name in prop]
+    bounds = [
+        f"{word} {prop[name]}"
+        for name, word in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if name in prop
+    ]
     if bounds:
         parts.append(", ".join(bounds))
     nested = prop.get("properties")
     if nested:  # one JSON flag for a nested mapping: name its keys and their defaults
-        parts.append("keys: " + "; ".join(
-            f"{name}={_shown(sub.get('default'))} ({sub.get('description', '')})"
-            for name, sub in nested.items()))  # fmt: skip
+        parts.append(
+            "keys: "
+            + "; ".join(
+                f"{name}={_shown(sub.get('default'))} ({sub.get('description', '')})"
+                for name, sub in nested.items()
+            )
+        )
     if "default" in prop:
         parts.append(f"default: {_shown(prop['default'])}")
     else:
@@ -130,11 +147,14 @@ def _help(section: Section, key: str, prop: dict) -> str:
 
 def _add_sections(parser: argparse.ArgumentParser, command: Command, schema: dict) -> None:
     parser.add_argument(
-        "--config-json", type=_json, default={}, metavar="JSON",
+        "--config-json",
+        type=_json,
+        default={},
+        metavar="JSON",
         help="the config sections this stage reads, in config.yaml's shape (what the workflow "
-             "passes), e.g. " + _example(command) + "; the "
-             "flags below override it, the schema's defaults fill what is left out",
-    )  # fmt: skip
+        "passes), e.g. " + _example(command) + "; the "
+        "flags below override it, the schema's defaults fill what is left out",
+    )
     for section in command.sections:
         node = section_schema(schema, section.path)
         title = f"config {section.path}" if section.path else "config (top level)"
@@ -143,9 +163,13 @@ def _add_sections(parser: argparse.ArgumentParser, command: Command, schema: dic
         group = parser.add_argument_group(title, node.get("description") if section.path else None)
         for key in section_keys(section, schema):
             prop = node["properties"][key]
-            group.add_argument(flag_of(section, key), dest=_dest(section, key),
-                               default=argparse.SUPPRESS, help=_help(section, key, prop),
-                               **_flag_options(prop))  # fmt: skip
+            group.add_argument(
+                flag_of(section, key),
+                dest=_dest(section, key),
+                default=argparse.SUPPRESS,
+                help=_help(section, key, prop),
+                **_flag_options(prop),
+            )
 
 
 def _example(command: Command) -> str:
@@ -160,8 +184,13 @@ def _example(command: Command) -> str:
     def text(node: dict) -> str:
         if list(node) == ["..."]:
             return "{...}"
-        return "{" + ", ".join(f'"{k}": ' + (text(v) if isinstance(v, dict) else "...")
-                               for k, v in node.items()) + "}"  # fmt: skip
+        return (
+            "{"
+            + ", ".join(
+                f'"{k}": ' + (text(v) if isinstance(v, dict) else "...") for k, v in node.items()
+            )
+            + "}"
+        )
 
     return text(tree)
 
@@ -173,11 +202,18 @@ def _add_args(parser: argparse.ArgumentParser, command: Command) -> None:
             options.update(type=_json, metavar="JSON")
         parser.add_argument(*spec.flags, **options)
     if command.sharded:
-        parser.add_argument("--shard", type=_shard, default="1-of-1",
-                            help="which slice of the input table to process, 'I-of-N' (1-based; "
-                                 "job I of N takes rows [(I-1)*rows//N, I*rows//N)); default 1-of-1")  # fmt: skip
-        parser.add_argument("--progress-dir", default=PROGRESS_DIR,
-                            help="where per-shard progress survives a crash (default: %(default)s)")  # fmt: skip
+        parser.add_argument(
+            "--shard",
+            type=_shard,
+            default="1-of-1",
+            help="which slice of the input table to process, 'I-of-N' (1-based; "
+            "job I of N takes rows [(I-1)*rows//N, I*rows//N)); default 1-of-1",
+        )
+        parser.add_argument(
+            "--progress-dir",
+            default=PROGRESS_DIR,
+            help="where per-shard progress survives a crash (default: %(default)s)",
+        )
 
 
 def build_parser(schema: dict | None = None) -> argparse.ArgumentParser:
@@ -196,8 +232,9 @@ def build_parser(schema: dict | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help,
-                           description=command.description or command.help)  # fmt: skip
+        p = sub.add_parser(
+            command.name, help=command.help, description=command.description or command.help
+        )
         _add_args(p, command)
         if command.sections:
             _add_sections(p, command, schema)
@@ -239,8 +276,9 @@ def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict)
 
     given = getattr(args, "config_json", {}) or {}
     if not isinstance(given, dict):
-        raise ConfigError(f"--config-json must be a JSON object of config sections, e.g. "
-                          f"{_example(command)}")  # fmt: skip
+        raise ConfigError(
+            f"--config-json must be a JSON object of config sections, e.g. " f"{_example(command)}"
+        )
     explicit = vars(args)
     keywords: dict = {}
     checked: dict = {k: v for k, v in given.items() if k not in schema["properties"]}
@@ -249,8 +287,10 @@ def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict)
         node = section_schema(schema, section.path)
         given_section = _dig(given, section.path)
         if given_section is not None and not isinstance(given_section, dict):
-            missing.append(f"{section.path or 'the top level'} in --config-json: expected a "
-                           f"mapping of keys, got {json.dumps(given_section)[:60]}")  # fmt: skip
+            missing.append(
+                f"{section.path or 'the top level'} in --config-json: expected a "
+                f"mapping of keys, got {json.dumps(given_section)[:60]}"
+            )
         given_section = given_section if isinstance(given_section, dict) else {}
         values = {}
         for key in section_keys(section, schema):
@@ -261,8 +301,10 @@ def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict)
             if _dest(section, key) in explicit:
                 value = _merged(value, explicit[_dest(section, key)], prop)
             if value is _MISSING:
-                missing.append(f"missing {_dotted(section, key)}: give {flag_of(section, key)} "
-                               f"or set it in --config-json")  # fmt: skip
+                missing.append(
+                    f"missing {_dotted(section, key)}: give {flag_of(section, key)} "
+                    f"or set it in --config-json"
+                )
                 continue
             values[key] = value
         # What is checked: the values used, and any key of these sections the schema lacks
@@ -270,7 +312,9 @@ def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict)
         target = checked
         for part in filter(None, section.path.split(".")):
             target = target.setdefault(part, {})
-        target.update({k: v for k, v in given_section.items() if k not in node.get("properties", {})})
+        target.update(
+            {k: v for k, v in given_section.items() if k not in node.get("properties", {})}
+        )
         target.update(values)
         if section.into:
             keywords[section.into] = values
@@ -313,11 +357,23 @@ def main(argv: list[str] | None = None, *, schema: dict | None = None) -> int:
     except ConfigError as error:
         print(f"python -m lib {command.name}: {error}", file=sys.stderr)
         return 2
-    log.info("vidstage %s: %s (python %s, pid %d, host %s)", __version__, " ".join(sys.argv[1:]),
-             platform.python_version(), os.getpid(), platform.node())  # fmt: skip
-    log.info("%s parameters: %s", command.name,
-             json.dumps({k: v for k, v in keywords.items() if k not in _io_names(command)},
-                        default=str, sort_keys=True))  # fmt: skip
+    log.info(
+        "vidstage %s: %s (python %s, pid %d, host %s)",
+        __version__,
+        " ".join(sys.argv[1:]),
+        platform.python_version(),
+        os.getpid(),
+        platform.node(),
+    )
+    log.info(
+        "%s parameters: %s",
+        command.name,
+        json.dumps(
+            {k: v for k, v in keywords.items() if k not in _io_names(command)},
+            default=str,
+            sort_keys=True,
+        ),
+    )
     start = time.perf_counter()
     try:
         resolve_handler(command)(**keywords)
@@ -326,8 +382,9 @@ def main(argv: list[str] | None = None, *, schema: dict | None = None) -> int:
         return 1
     from lib.memory import rss_mb
 
-    log.info("%s done in %.1f s (rss %.0f MiB)", command.name, time.perf_counter() - start,
-             rss_mb())  # fmt: skip
+    log.info(
+        "%s done in %.1f s (rss %.0f MiB)", command.name, time.perf_counter() - start, rss_mb()
+    )
     return 0
 
 

@@ -72,26 +72,58 @@ def completeness(root: str | Path = ".", *, n_augmentations: int) -> tuple[pl.Da
         expected["scaled_features"] = len(tables["scale"])
     for stage, rel, _, _ in STAGES:
         if stage not in tables:
-            rows.append({"stage": stage, "expected": expected.get(stage), "present": None,
-                         "ok": None, "failed": None, "table": rel})  # fmt: skip
+            rows.append(
+                {
+                    "stage": stage,
+                    "expected": expected.get(stage),
+                    "present": None,
+                    "ok": None,
+                    "failed": None,
+                    "table": rel,
+                }
+            )
             continue
         table = tables[stage]
         ok = int(ok_mask(stage, table).sum())
-        rows.append({"stage": stage, "expected": expected.get(stage), "present": len(table),
-                     "ok": ok, "failed": len(table) - ok, "table": rel})  # fmt: skip
+        rows.append(
+            {
+                "stage": stage,
+                "expected": expected.get(stage),
+                "present": len(table),
+                "ok": ok,
+                "failed": len(table) - ok,
+                "table": rel,
+            }
+        )
         for reason, n in failure_reasons(stage, table).items():
             reasons.append({"stage": stage, "reason": reason, "count": int(n)})
-    summary = pl.DataFrame(rows, schema={"stage": pl.String, "expected": pl.Int64, "present": pl.Int64,
-                                         "ok": pl.Int64, "failed": pl.Int64, "table": pl.String})  # fmt: skip
-    reasons = pl.DataFrame(reasons, schema={"stage": pl.String, "reason": pl.String, "count": pl.Int64})
+    summary = pl.DataFrame(
+        rows,
+        schema={
+            "stage": pl.String,
+            "expected": pl.Int64,
+            "present": pl.Int64,
+            "ok": pl.Int64,
+            "failed": pl.Int64,
+            "table": pl.String,
+        },
+    )
+    reasons = pl.DataFrame(
+        reasons, schema={"stage": pl.String, "reason": pl.String, "count": pl.Int64}
+    )
     return summary, _markdown(summary, reasons, manifest, tables, n_augmentations)
 
 
 def _markdown(summary, reasons, manifest, tables, n_augmentations) -> str:
-    lines = ["# Completeness", "",
-             "Rows per stage: `expected` is what the previous stage handed on (the manifest "
-             "for download; valid videos × (augmentations + 1) for augment).", "",
-             markdown_table(summary, missing="—"), ""]  # fmt: skip
+    lines = [
+        "# Completeness",
+        "",
+        "Rows per stage: `expected` is what the previous stage handed on (the manifest "
+        "for download; valid videos × (augmentations + 1) for augment).",
+        "",
+        markdown_table(summary, missing="—"),
+        "",
+    ]
     lines += ["## Failures by reason", ""]
     lines += [markdown_table(reasons) if len(reasons) else "None.", ""]
     if manifest is not None and "augment" in tables:
@@ -100,18 +132,26 @@ def _markdown(summary, reasons, manifest, tables, n_augmentations) -> str:
         ok_clips = clips.filter(ok_mask("augment", clips))
         with_clips = set(ok_clips.filter(pl.col("aug_idx") == -1)["video_id"])
         lost = sorted(set(originals) - with_clips)
-        lines += ["## Originals missing from the clips", "",
-                  f"{len(lost)} of {len(originals)} originals have no clip"
-                  + (": " + ", ".join(lost[:50]) + (" …" if len(lost) > 50 else "") if lost else "."), ""]  # fmt: skip
+        lines += [
+            "## Originals missing from the clips",
+            "",
+            f"{len(lost)} of {len(originals)} originals have no clip"
+            + (": " + ", ".join(lost[:50]) + (" …" if len(lost) > 50 else "") if lost else "."),
+            "",
+        ]
         aug = ok_clips.filter(pl.col("aug_idx") >= 0)
         valid = tables["validate"] if "validate" in tables else None
         if valid is not None:
             per_video = dict(aug.group_by("video_id").len().iter_rows())
             counts = [(v, per_video.get(v, 0)) for v in valid.filter(pl.col("valid"))["video_id"]]
             short = [(v, n) for v, n in counts if n < n_augmentations]
-            lines += ["## Videos with fewer augmentations than configured", "",
-                      f"{len(short)} valid videos have fewer than {n_augmentations} augmented clips"
-                      + (": " + ", ".join(f"{v} ({n})" for v, n in short[:50]) if short else "."), ""]  # fmt: skip
+            lines += [
+                "## Videos with fewer augmentations than configured",
+                "",
+                f"{len(short)} valid videos have fewer than {n_augmentations} augmented clips"
+                + (": " + ", ".join(f"{v} ({n})" for v, n in short[:50]) if short else "."),
+                "",
+            ]
     lines += _left_out_of_training(tables)
     return "\n".join(lines)
 
@@ -130,8 +170,10 @@ def left_out_of_training(tables: dict) -> pl.DataFrame:
         for clip_id in table.filter(~ok_mask(stage, table))["clip_id"]:
             if clip_id in made:
                 missing.setdefault(clip_id, []).append(stage)
-    return pl.DataFrame({"clip_id": list(missing), "missing": ["+".join(v) for v in missing.values()]},
-                        schema=schema)  # fmt: skip
+    return pl.DataFrame(
+        {"clip_id": list(missing), "missing": ["+".join(v) for v in missing.values()]},
+        schema=schema,
+    )
 
 
 def _left_out_of_training(tables: dict) -> list[str]:
@@ -140,21 +182,30 @@ def _left_out_of_training(tables: dict) -> list[str]:
     left = left_out_of_training(tables)
     text = f"{len(left)} clips miss a feature set and are left out of training (counted per fold in `train_info.json`)"
     if len(left):
-        counts = left["missing"].value_counts(name="n").sort(["n", "missing"], descending=[True, False])
+        counts = (
+            left["missing"].value_counts(name="n").sort(["n", "missing"], descending=[True, False])
+        )
         text += ": " + ", ".join(f"{n} missing {which}" for which, n in counts.iter_rows())
         text += "; e.g. " + ", ".join(left["clip_id"].head(20))
     return ["## Clips left out of training", "", text + ".", ""]
 
 
-def write_completeness(root: str | Path, md_path: str | Path, csv_path: str | Path, *,
-                       n_augmentations: int) -> pl.DataFrame:  # fmt: skip
+def write_completeness(
+    root: str | Path, md_path: str | Path, csv_path: str | Path, *, n_augmentations: int
+) -> pl.DataFrame:
     """Write the report (markdown) and its per-stage counts (CSV)."""
     summary, text = completeness(root, n_augmentations=n_augmentations)
     atomic_write_text(md_path, text)
     atomic_write_text(csv_path, summary.write_csv())
     for row in summary.iter_rows(named=True):
-        log.info("%s: expected %s, present %s, ok %s, failed %s", row["stage"], row["expected"],
-                 row["present"], row["ok"], row["failed"])  # fmt: skip
+        log.info(
+            "%s: expected %s, present %s, ok %s, failed %s",
+            row["stage"],
+            row["expected"],
+            row["present"],
+            row["ok"],
+            row["failed"],
+        )
     return summary
 
 

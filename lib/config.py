@@ -80,8 +80,13 @@ def _type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true/false"
-    return {int: "a whole number", float: "a number", str: "text", list: "a list",
-            dict: "a mapping"}.get(type(value), type(value).__name__)  # fmt: skip
+    return {
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _shown(value: Any) -> str:
@@ -121,27 +126,37 @@ def _describe_error(error) -> list[str]:
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
         default = schema.get("default")
         example = f" (default {_shown(default)})" if "default" in schema else ""
-        return [f"{key}: expected {words}, got {_type_name(value)} {_shown(value)}; "
-                f"set {key} to {words}{example}"]  # fmt: skip
+        return [
+            f"{key}: expected {words}, got {_type_name(value)} {_shown(value)}; "
+            f"set {key} to {words}{example}"
+        ]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         bound = schema[kind]
-        relation = {"minimum": ("below the minimum", ">="),
-                    "exclusiveMinimum": ("not above", ">"),
-                    "maximum": ("above the maximum", "<="),
-                    "exclusiveMaximum": ("not below", "<")}[kind]  # fmt: skip
+        relation = {
+            "minimum": ("below the minimum", ">="),
+            "exclusiveMinimum": ("not above", ">"),
+            "maximum": ("above the maximum", "<="),
+            "exclusiveMaximum": ("not below", "<"),
+        }[kind]
         words = _TYPE_WORDS.get(schema.get("type", "number"), "a number")
-        return [f"{key}: {_shown(value)} is {relation[0]} {bound}; "
-                f"set {key} to {words} {relation[1]} {bound}"]  # fmt: skip
+        return [
+            f"{key}: {_shown(value)} is {relation[0]} {bound}; "
+            f"set {key} to {words} {relation[1]} {bound}"
+        ]
     if kind == "enum":
         choices = [str(c) for c in schema["enum"]]
         near = _nearest(str(value), choices)
         hint = f"did you mean {near}? " if near else ""
-        return [f"{key}: {_shown(value)} is not one of {', '.join(choices)}; {hint}"
-                f"set {key} to one of them"]  # fmt: skip
+        return [
+            f"{key}: {_shown(value)} is not one of {', '.join(choices)}; {hint}"
+            f"set {key} to one of them"
+        ]
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [f"missing key {_dotted([*path, missing])}; add it to your config "
-                f"({schema.get('properties', {}).get(missing, {}).get('description', 'see the schema')})"]  # fmt: skip
+        return [
+            f"missing key {_dotted([*path, missing])}; add it to your config "
+            f"({schema.get('properties', {}).get(missing, {}).get('description', 'see the schema')})"
+        ]
     if kind in ("minLength", "minItems"):
         return [f"{key}: must not be empty; give it a value"]
     if kind == "uniqueItems":
@@ -200,37 +215,51 @@ def _semantic_problems(config: dict, *, root: Path) -> list[str]:
             what = "is a folder, not a file" if where.is_dir() else "does not exist"
             problems.append(f"dataset.path: {shown} {what}; format {fmt} reads one file; {fix}")
         elif kind == "folder" and not where.is_dir():
-            problems.append(f"dataset.path: {shown} is not a folder; format {fmt} reads a folder; {fix}")
+            problems.append(
+                f"dataset.path: {shown} is not a folder; format {fmt} reads a folder; {fix}"
+            )
         elif kind == "folder":
             for name in inside:
                 if not (where / name).is_file():
-                    problems.append(f"dataset.path: {shown} has no {name}; format {fmt} needs "
-                                    f"{' and '.join(inside)}; {fix}")  # fmt: skip
+                    problems.append(
+                        f"dataset.path: {shown} has no {name}; format {fmt} needs "
+                        f"{' and '.join(inside)}; {fix}"
+                    )
     features = _section(config, "features")
     lo, hi = features.get("min_frames"), features.get("max_frames")
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        problems.append(f"features.min_frames ({lo}) is above features.max_frames ({hi}); "
-                        "lower min_frames or raise max_frames")  # fmt: skip
+        problems.append(
+            f"features.min_frames ({lo}) is above features.max_frames ({hi}); "
+            "lower min_frames or raise max_frames"
+        )
     options = _section(config, "download", "options")
     low, high = options.get("sleep_interval", 0), options.get("max_sleep_interval", 0)
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and high:
         if not low:
-            problems.append("download.options.max_sleep_interval needs sleep_interval (the lower "
-                            "bound of the random pause); set download.options.sleep_interval")  # fmt: skip
+            problems.append(
+                "download.options.max_sleep_interval needs sleep_interval (the lower "
+                "bound of the random pause); set download.options.sleep_interval"
+            )
         elif high < low:
-            problems.append(f"download.options.max_sleep_interval ({high}) is below sleep_interval "
-                            f"({low}); raise max_sleep_interval")  # fmt: skip
+            problems.append(
+                f"download.options.max_sleep_interval ({high}) is below sleep_interval "
+                f"({low}); raise max_sleep_interval"
+            )
     train = _section(config, "train")
     models = train.get("models")
     positive = train.get("positive_label")
     if isinstance(positive, str) and not positive.strip():
-        problems.append("train.positive_label: must not be empty; name the positive class (e.g. fake)")
+        problems.append(
+            "train.positive_label: must not be empty; name the positive class (e.g. fake)"
+        )
     for model, params in _section(config, "train", "params").items():
         if isinstance(params, dict) and params:
             problems += _model_param_problems(model, params)
         if isinstance(models, list) and model not in models and isinstance(params, dict) and params:
-            problems.append(f"train.params.{model} is set but {model} is not in train.models; "
-                            f"add it to train.models or remove train.params.{model}")  # fmt: skip
+            problems.append(
+                f"train.params.{model} is set but {model} is not in train.models; "
+                f"add it to train.models or remove train.params.{model}"
+            )
     return problems
 
 

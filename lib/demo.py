@@ -118,7 +118,9 @@ def generate_demo_corpus(
     describing half-rewritten files).
     """
     if n_groups < 2:
-        raise ValueError(f"n_groups must be at least 2 (one real and one fake group), got {n_groups}")
+        raise ValueError(
+            f"n_groups must be at least 2 (one real and one fake group), got {n_groups}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.csv").unlink(missing_ok=True)
@@ -128,15 +130,22 @@ def generate_demo_corpus(
 
     write = delayed(_write_group)
     per_group = Parallel(n_jobs=n_jobs)(
-        write(out, group=group, label=labels[group],
-              broken_kinds=broken_by_group.get(group, []), seed=seed)
+        write(
+            out,
+            group=group,
+            label=labels[group],
+            broken_kinds=broken_by_group.get(group, []),
+            seed=seed,
+        )
         for group in range(n_groups)
-    )  # fmt: skip
+    )
     rows = [row for group_rows in per_group for row in group_rows]
     columns = INDEX_COLUMNS + ["codec", "edits", "manipulation"]
     types = {"group": pl.Int64, "is_original": pl.Boolean}
-    index = pl.DataFrame({c: [r[c] for r in rows] for c in columns},
-                         schema={c: types.get(c, pl.String) for c in columns})  # fmt: skip
+    index = pl.DataFrame(
+        {c: [r[c] for r in rows] for c in columns},
+        schema={c: types.get(c, pl.String) for c in columns},
+    )
 
     listed = set(index["path"])
     for stale in out.iterdir():
@@ -177,7 +186,9 @@ def _draw_format(*, seed: int, group: int, copy: int, original: bool) -> _Format
     return _Format(codec=codec, bits_per_pixel=float(bpp))
 
 
-def _write_group(out: Path, *, group: int, label: str, broken_kinds: list[str], seed: int) -> list[dict]:
+def _write_group(
+    out: Path, *, group: int, label: str, broken_kinds: list[str], seed: int
+) -> list[dict]:
     """Render, encode and write one group's original and reposts; return their index rows."""
     scene_rng = np.random.default_rng(stable_seed("demo", seed, group))
     shape_rng = np.random.default_rng(stable_seed("demo", seed, group, "shape"))  # label-blind
@@ -191,7 +202,9 @@ def _write_group(out: Path, *, group: int, label: str, broken_kinds: list[str], 
         frames = _camera_capture(scene_rng, n_frames=n_frames, width=width, height=height)
         manipulation = "none"
     else:
-        frames, steps = _fake_video(scene_rng, n_frames=n_frames, width=width, height=height, fps=fps)
+        frames, steps = _fake_video(
+            scene_rng, n_frames=n_frames, width=width, height=height, fps=fps
+        )
         manipulation = "+".join(steps)
 
     rows = []
@@ -258,12 +271,16 @@ def _scene_texture(rng: np.random.Generator, *, width: int, height: int) -> np.n
     detail = rng.uniform(0.03, 0.2)
     brightness = (
         1.0 * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(40, 90)))[..., 0]
-        + 0.45 * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(12, 24)))[..., 0]
-        + detail * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(3, 6)))[..., 0]
+        + 0.45
+        * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(12, 24)))[..., 0]
+        + detail
+        * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(3, 6)))[..., 0]
         + 0.5 * detail * _smooth_field(rng, width=width, height=height, cell=2)[..., 0]
     )
     brightness = (brightness - brightness.min()) / max(float(np.ptp(brightness)), 1e-6)
-    colour = 0.45 + 0.55 * _smooth_field(rng, width=width, height=height, cell=int(rng.integers(60, 120)))
+    colour = 0.45 + 0.55 * _smooth_field(
+        rng, width=width, height=height, cell=int(rng.integers(60, 120))
+    )
     tint = rng.uniform(0.7, 1.0, size=3).astype(np.float32)
     img = (0.1 + 0.9 * brightness[..., None]) * colour * tint * 255.0
     yy, xx = np.mgrid[0:height, 0:width]
@@ -274,7 +291,9 @@ def _scene_texture(rng: np.random.Generator, *, width: int, height: int) -> np.n
         object_colour = rng.uniform(20, 235, size=3).astype(np.float32)
         img[inside] = 0.55 * object_colour + 0.45 * img[inside]
     blur = float(rng.uniform(0.4, 1.6))
-    blurred = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
+    blurred = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(blur)
+    )
     return np.asarray(blurred, dtype=np.float32)
 
 
@@ -288,7 +307,10 @@ def _sensor_noise(
     """
     white = rng.standard_normal((n_fields, height, width, 4), dtype=np.float32)
     grain = (
-        white + np.roll(white, 1, axis=1) + np.roll(white, 1, axis=2) + np.roll(white, 1, axis=(1, 2))
+        white
+        + np.roll(white, 1, axis=1)
+        + np.roll(white, 1, axis=2)
+        + np.roll(white, 1, axis=(1, 2))
     ) / 2.0
     share = rng.uniform(0.3, 0.7)  # fraction of variance in the grain
     mixed = np.sqrt(1.0 - share) * white + np.sqrt(share) * grain
@@ -326,7 +348,9 @@ def _camera_capture(
 
     pad = 16
     n_fields = 3
-    noise = _sensor_noise(rng, n_fields=n_fields, width=width + pad, height=height + pad, sigma=sigma)
+    noise = _sensor_noise(
+        rng, n_fields=n_fields, width=width + pad, height=height + pad, sigma=sigma
+    )
     starts = rng.integers(0, pad, size=(n_frames, 2))
     frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
     work = np.empty((height, width, 3), dtype=np.float32)
@@ -341,7 +365,9 @@ def _camera_capture(
     return frames
 
 
-def _rendered_animation(rng: np.random.Generator, *, n_frames: int, width: int, height: int) -> np.ndarray:
+def _rendered_animation(
+    rng: np.random.Generator, *, n_frames: int, width: int, height: int
+) -> np.ndarray:
     """Noise-free computer-generated content: flat-shaded shapes bouncing over a smooth backdrop.
 
     Hard, aliased edges and exactly flat regions are what rendering leaves and a camera
@@ -385,7 +411,9 @@ def _rendered_animation(rng: np.random.Generator, *, n_frames: int, width: int, 
     return frames
 
 
-def _foreign_source(rng: np.random.Generator, *, n_frames: int, width: int, height: int) -> np.ndarray:
+def _foreign_source(
+    rng: np.random.Generator, *, n_frames: int, width: int, height: int
+) -> np.ndarray:
     """The inserted part of a splice: another camera and processing chain than the first part.
 
     Usually a lower-resolution, cleaner capture upscaled to fit (soft, little noise); sometimes
@@ -400,7 +428,9 @@ def _foreign_source(rng: np.random.Generator, *, n_frames: int, width: int, heig
         return np.stack(
             [np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in small]
         )
-    return _camera_capture(rng, n_frames=n_frames, width=width, height=height, sigma=rng.uniform(9.0, 13.0))
+    return _camera_capture(
+        rng, n_frames=n_frames, width=width, height=height, sigma=rng.uniform(9.0, 13.0)
+    )
 
 
 def _fake_video(
@@ -449,7 +479,9 @@ def _fake_video(
 # ----------------------------------------------------------------------------- reposts
 
 
-def _repost(rng: np.random.Generator, frames: np.ndarray, *, fps: int) -> tuple[np.ndarray, list[str]]:
+def _repost(
+    rng: np.random.Generator, frames: np.ndarray, *, fps: int
+) -> tuple[np.ndarray, list[str]]:
     """A near-duplicate: one or two of trim, crop, rescale, watermark (applied in that order)."""
     n_frames, height, width = frames.shape[:3]
     spare = n_frames - int(np.ceil(MIN_DURATION_S * fps))
@@ -497,7 +529,9 @@ def _watermark(rng: np.random.Generator, frames: np.ndarray) -> np.ndarray:
     alpha = rng.uniform(0.5, 0.9)
     out = frames.copy()
     region = out[:, y0 : y0 + box_h, x0 : x0 + box_w].astype(np.float32)
-    out[:, y0 : y0 + box_h, x0 : x0 + box_w] = (alpha * logo + (1 - alpha) * region + 0.5).astype(np.uint8)
+    out[:, y0 : y0 + box_h, x0 : x0 + box_w] = (alpha * logo + (1 - alpha) * region + 0.5).astype(
+        np.uint8
+    )
     return out
 
 
@@ -533,10 +567,14 @@ def _encode_file(path: Path, frames: np.ndarray, *, fps: int, fmt: _Format) -> N
         _encode(str(tmp), frames, fps=fps, fmt=fmt, container=None)
 
 
-def _encode_bytes(frames: np.ndarray, *, fps: int, fmt: _Format, container: str | None = None) -> bytes:
+def _encode_bytes(
+    frames: np.ndarray, *, fps: int, fmt: _Format, container: str | None = None
+) -> bytes:
     """Encode ``frames`` in memory; the container defaults to the codec's usual one."""
     buffer = io.BytesIO()
-    _encode(buffer, frames, fps=fps, fmt=fmt, container=container or CODECS[fmt.codec][1].lstrip("."))
+    _encode(
+        buffer, frames, fps=fps, fmt=fmt, container=container or CODECS[fmt.codec][1].lstrip(".")
+    )
     return buffer.getvalue()
 
 
@@ -544,7 +582,9 @@ def _encode(target, frames: np.ndarray, *, fps: int, fmt: _Format, container: st
     """Encode uint8 RGB frames with one encoder thread (so the output is reproducible)."""
     encoder, _, options = CODECS[fmt.codec]
     n_frames, height, width = frames.shape[:3]
-    with av.open(target, "w", format=container, container_options={"fflags": "+bitexact"}) as output:
+    with av.open(
+        target, "w", format=container, container_options={"fflags": "+bitexact"}
+    ) as output:
         stream = output.add_stream(encoder, rate=Fraction(fps), options=dict(options))
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"

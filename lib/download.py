@@ -82,7 +82,9 @@ class RetrySleep:
         """Parse a yt-dlp retry-sleep expression; ValueError when it is not one."""
         match = _SLEEP_EXPR_RE.fullmatch(expr.strip())
         if match is None:
-            raise ValueError(f"invalid retry sleep expression {expr!r} (e.g. 'exp=1:30', 'linear=1::2', '5')")
+            raise ValueError(
+                f"invalid retry sleep expression {expr!r} (e.g. 'exp=1:30', 'linear=1::2', '5')"
+            )
         op, start, limit, step = match.groups()
         limit_value = float(limit) if limit else float("inf")
         if op == "exp":
@@ -107,7 +109,9 @@ def _retry_sleep_functions(retry_sleep: str | Mapping[str, str] | None) -> dict[
     functions = {}
     for kind, expr in retry_sleep.items():
         if kind not in RETRY_SLEEP_KINDS:
-            raise ValueError(f"unknown retry sleep kind {kind!r}; expected one of {RETRY_SLEEP_KINDS}")
+            raise ValueError(
+                f"unknown retry sleep kind {kind!r}; expected one of {RETRY_SLEEP_KINDS}"
+            )
         if expr:
             functions[kind] = RetrySleep.parse(str(expr))
     return functions
@@ -162,7 +166,9 @@ def build_ydl_options(
     if socket_timeout <= 0:
         raise ValueError(f"socket_timeout must be > 0, got {socket_timeout!r}")
     if max_sleep_interval and not sleep_interval:
-        raise ValueError("max_sleep_interval needs sleep_interval (the lower bound of the random pause)")
+        raise ValueError(
+            "max_sleep_interval needs sleep_interval (the lower bound of the random pause)"
+        )
     if max_sleep_interval and max_sleep_interval < sleep_interval:
         raise ValueError("max_sleep_interval must be >= sleep_interval")
 
@@ -245,7 +251,9 @@ def find_complete_download(out_dir: str | os.PathLike, video_id: str) -> Path | 
 
 _EMPTY_RE = re.compile(r"did not get any data blocks|downloaded file is empty")
 _FILE_URLS_RE = re.compile(r"file:// urls are disabled|enable[-_ ]file[-_ ]urls")
-_UNSUPPORTED_RE = re.compile(r"unsupported url|is not a valid url|no suitable (?:extractor|info ?extractor)")
+_UNSUPPORTED_RE = re.compile(
+    r"unsupported url|is not a valid url|no suitable (?:extractor|info ?extractor)"
+)
 _HTTP_404_RE = re.compile(r"http error 404\b|\b404:? not found\b")
 _HTTP_410_RE = re.compile(r"http error 410\b|\b410:? gone\b")
 _NETWORK_RE = re.compile(
@@ -325,7 +333,11 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
             continue
         seen.append(current)
         exc_info = getattr(current, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) >= 2 and isinstance(exc_info[1], BaseException):
+        if (
+            isinstance(exc_info, tuple)
+            and len(exc_info) >= 2
+            and isinstance(exc_info[1], BaseException)
+        ):
             pending.append(exc_info[1])
         cause = getattr(current, "cause", None)
         if isinstance(cause, BaseException):
@@ -464,7 +476,11 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
     except FileNotFoundError:
         return _row("failed", reason="missing", error=one_line(f"no such file: {shown}"))
     except OSError as exc:
-        return _row("failed", reason="unreadable", error=one_line(f"cannot read {shown}: {exc.strerror or exc}"))
+        return _row(
+            "failed",
+            reason="unreadable",
+            error=one_line(f"cannot read {shown}: {exc.strerror or exc}"),
+        )
     if not stat.S_ISREG(info.st_mode):
         return _row("failed", reason="not_a_file", error=one_line(f"not a regular file: {shown}"))
     if info.st_size == 0:
@@ -483,11 +499,17 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
             except OSError:
                 shutil.copyfile(source, tmp)
     except OSError as exc:
-        return _row("failed", reason="unreadable", error=one_line(f"cannot read {shown}: {exc.strerror or exc}"))
+        return _row(
+            "failed",
+            reason="unreadable",
+            error=one_line(f"cannot read {shown}: {exc.strerror or exc}"),
+        )
     return _row("ok", path=relpath(target))
 
 
-def download_video(url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_options: dict) -> dict:
+def download_video(
+    url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_options: dict
+) -> dict:
     """Download ``url`` to ``<out_dir>/<video_id>.<ext>``; a ``download.csv`` row, never raises.
 
     Returns ``{"status", "path", "reason", "error"}``: status "ok" (downloaded now),
@@ -533,7 +555,9 @@ def download_video(url: str, video_id: str, out_dir: str | os.PathLike, *, ydl_o
                 message = "yt-dlp reported success but no file arrived"
             return _row("failed", reason="other", error=one_line(f"{message} {notes}".strip()))
         return _row("ok", path=relpath(finished))
-    except Exception as exc:  # noqa: BLE001 - per-item function: a bad video must not stop the stage
+    except (
+        Exception
+    ) as exc:  # noqa: BLE001 - per-item function: a bad video must not stop the stage
         message = str(exc) or (capture.errors[-1] if capture.errors else type(exc).__name__)
         reason = classify_error(message)
         if reason == "other":

@@ -31,10 +31,28 @@ log = logging.getLogger(__name__)
 
 #: The metric the permutation test's null distribution is built on.
 HEADLINE_METRIC = "roc_auc"
-BINARY_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
-                  "pr_auc", "eer", "brier")  # fmt: skip
-MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "top_5",
-                      "roc_auc", "pr_auc", "brier")  # fmt: skip
+BINARY_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "eer",
+    "brier",
+)
+MULTICLASS_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "top_5",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+)
 
 
 # --------------------------------------------------------------------------- metric families
@@ -82,9 +100,13 @@ def threshold_metrics(labels, pred, classes: list[str], positive_label: str) -> 
         p, r, f = precision[j], recall[j], f1[j]
     else:
         p, r, f = precision.mean(), recall.mean(), f1.mean()
-    return {"accuracy": float(tp.sum() / cm.sum()),
-            "balanced_accuracy": float(recall[support > 0].mean()),
-            "precision": float(p), "recall": float(r), "f1": float(f)}  # fmt: skip
+    return {
+        "accuracy": float(tp.sum() / cm.sum()),
+        "balanced_accuracy": float(recall[support > 0].mean()),
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+    }
 
 
 def _roc_points(truth: np.ndarray, score: np.ndarray):
@@ -153,8 +175,11 @@ def multiclass_metrics(labels, scores: np.ndarray, classes: list[str]) -> dict[s
     if not present:
         return {**out, "roc_auc": float("nan"), "pr_auc": float("nan")}
     per_class = [ranking_metrics(labels == classes[j], scores[:, j]) for j in present]
-    return {**out, "roc_auc": float(np.mean([m["roc_auc"] for m in per_class])),
-            "pr_auc": float(np.mean([m["pr_auc"] for m in per_class]))}  # fmt: skip
+    return {
+        **out,
+        "roc_auc": float(np.mean([m["roc_auc"] for m in per_class])),
+        "pr_auc": float(np.mean([m["pr_auc"] for m in per_class])),
+    }
 
 
 def confusion(labels, pred, classes: list[str]) -> pl.DataFrame:
@@ -164,8 +189,9 @@ def confusion(labels, pred, classes: list[str]) -> pl.DataFrame:
     return pl.DataFrame({"true": classes, **{c: m[:, j] for j, c in enumerate(classes)}})
 
 
-def headline_metrics(labels, scores: np.ndarray, classes: list[str],
-                     positive_label: str) -> dict[str, float]:  # fmt: skip
+def headline_metrics(
+    labels, scores: np.ndarray, classes: list[str], positive_label: str
+) -> dict[str, float]:
     """Every headline metric of one set of rows, from per-class scores (n, n_classes)."""
     labels = np.asarray(labels).astype(str)
     pred = np.asarray(classes)[scores.argmax(axis=1)]
@@ -198,14 +224,17 @@ def originals(predictions: pl.DataFrame) -> pl.DataFrame:
     out = predictions.filter(pl.col("aug_idx") == -1)
     dup = out["video_id"].is_duplicated()
     if dup.any():
-        raise ValueError(f"videos with several original clips: {out['video_id'].filter(dup).unique(maintain_order=True).to_list()[:5]}")
+        raise ValueError(
+            f"videos with several original clips: {out['video_id'].filter(dup).unique(maintain_order=True).to_list()[:5]}"
+        )
     return out.sort("video_id", maintain_order=True)
 
 
 def table_metrics(table: pl.DataFrame, positive_label: str) -> dict[str, float]:
     cols = score_columns(table)
-    return headline_metrics(table["label"].to_numpy(), table.select(cols).to_numpy(), classes_of(table),
-                            positive_label)  # fmt: skip
+    return headline_metrics(
+        table["label"].to_numpy(), table.select(cols).to_numpy(), classes_of(table), positive_label
+    )
 
 
 def headline_value(table: pl.DataFrame, positive_label: str) -> float:
@@ -236,8 +265,9 @@ def permutation_p_value(real: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= real)) / (1 + len(null)))
 
 
-def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int = 0,
-                    level: float = 0.95) -> pl.DataFrame:  # fmt: skip
+def group_bootstrap(
+    groups, metric_fn, *, n_boot: int = 1000, random_state: int = 0, level: float = 0.95
+) -> pl.DataFrame:
     """Percentile interval of every metric of ``metric_fn(rows)`` over group resamples.
 
     ``groups``: the group of each row; ``metric_fn(rows)`` gets an integer array of row
@@ -265,8 +295,10 @@ def group_bootstrap(groups, metric_fn, *, n_boot: int = 1000, random_state: int 
         values = values[~np.isnan(values)]
         low.append(float(np.quantile(values, alpha)) if len(values) else float("nan"))
         high.append(float(np.quantile(values, 1 - alpha)) if len(values) else float("nan"))
-    return pl.DataFrame({"metric": names, "ci_low": low, "ci_high": high},
-                        schema={"metric": pl.String, "ci_low": pl.Float64, "ci_high": pl.Float64})
+    return pl.DataFrame(
+        {"metric": names, "ci_low": low, "ci_high": high},
+        schema={"metric": pl.String, "ci_low": pl.Float64, "ci_high": pl.Float64},
+    )
 
 
 def augmentation_type(description: str) -> str:
@@ -277,26 +309,44 @@ def augmentation_type(description: str) -> str:
         return description or "unknown"
 
 
-def robustness(pooled: pl.DataFrame, clips: pl.DataFrame, *, model: str,
-               positive_label: str) -> pl.DataFrame:  # fmt: skip
+def robustness(
+    pooled: pl.DataFrame, clips: pl.DataFrame, *, model: str, positive_label: str
+) -> pl.DataFrame:
     """Metrics of held-out clips per augmentation type (pooled over folds), originals first
     as the reference row ``none (original)``. Never part of the headline."""
-    aug = {c: augmentation_type(a) for c, a in zip(clips["clip_id"].to_list(),
-                                                   clips["augmentation"].to_list())}  # fmt: skip
-    kind = [("none (original)" if k == -1 else aug.get(c, "unknown"))
-            for c, k in zip(pooled["clip_id"].to_list(), pooled["aug_idx"].to_list())]  # fmt: skip
+    aug = {
+        c: augmentation_type(a)
+        for c, a in zip(clips["clip_id"].to_list(), clips["augmentation"].to_list())
+    }
+    kind = [
+        ("none (original)" if k == -1 else aug.get(c, "unknown"))
+        for c, k in zip(pooled["clip_id"].to_list(), pooled["aug_idx"].to_list())
+    ]
     table = pooled.with_columns(augmentation=pl.Series(kind, dtype=pl.String))
     rows = []
     for (name,), part in table.sort("augmentation", maintain_order=True).group_by(
-            "augmentation", maintain_order=True):  # fmt: skip
+        "augmentation", maintain_order=True
+    ):
         for metric, value in table_metrics(part, positive_label).items():
-            rows.append({"model": model, "augmentation": name, "metric": metric, "value": value,
-                         "n_clips": len(part)})  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "augmentation": name,
+                    "metric": metric,
+                    "value": value,
+                    "n_clips": len(part),
+                }
+            )
     return pl.DataFrame(rows, schema=_ROBUSTNESS_SCHEMA)
 
 
-_ROBUSTNESS_SCHEMA = {"model": pl.String, "augmentation": pl.String, "metric": pl.String,
-                      "value": pl.Float64, "n_clips": pl.Int64}  # fmt: skip
+_ROBUSTNESS_SCHEMA = {
+    "model": pl.String,
+    "augmentation": pl.String,
+    "metric": pl.String,
+    "value": pl.Float64,
+    "n_clips": pl.Int64,
+}
 
 
 def _model_fold(path: Path) -> tuple[str, int]:
@@ -335,8 +385,10 @@ def evaluate(
     if videos_path:
         videos = schemas.read_table(videos_path, "videos", columns=[])
         platforms = dict(zip(videos["video_id"].to_list(), videos["platform"].to_list()))
-    nulls = {Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
-             for p in permutation_paths}  # fmt: skip
+    nulls = {
+        Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
+        for p in permutation_paths
+    }
     by_model: dict[str, dict[int, pl.DataFrame]] = {}
     for path in map(Path, prediction_paths):
         model, fold = _model_fold(path)
@@ -346,13 +398,23 @@ def evaluate(
         for fold, preds in sorted(by_fold.items()):
             for metric, value in table_metrics(originals(preds), positive_label).items():
                 rows.append({"model": model, "fold": fold, "metric": metric, "value": value})
-        pooled = pl.concat([by_fold[k].with_columns(fold=pl.lit(k, dtype=pl.Int64))
-                            for k in sorted(by_fold)], how="vertical_relaxed")  # fmt: skip
+        pooled = pl.concat(
+            [by_fold[k].with_columns(fold=pl.lit(k, dtype=pl.Int64)) for k in sorted(by_fold)],
+            how="vertical_relaxed",
+        )
         heads = originals(pooled)
         heads_groups = np.asarray([groups.get(v, v) for v in heads["video_id"].to_list()])
-        labels, scores, classes = heads["label"].to_numpy(), heads.select(score_columns(heads)).to_numpy(), classes_of(heads)
-        ci = group_bootstrap(heads_groups, lambda r: headline_metrics(labels[r], scores[r], classes, positive_label),
-                             n_boot=n_bootstrap, random_state=random_state)  # fmt: skip
+        labels, scores, classes = (
+            heads["label"].to_numpy(),
+            heads.select(score_columns(heads)).to_numpy(),
+            classes_of(heads),
+        )
+        ci = group_bootstrap(
+            heads_groups,
+            lambda r: headline_metrics(labels[r], scores[r], classes, positive_label),
+            n_boot=n_bootstrap,
+            random_state=random_state,
+        )
         per_metric: dict[str, list[float]] = {}
         for r in rows:
             if r["model"] == model:
@@ -363,41 +425,81 @@ def evaluate(
         real = headline_statistic(by_fold, positive_label=positive_label)
         for metric, value in table_metrics(heads, positive_label).items():
             is_head = metric == HEADLINE_METRIC and null is not None
-            summaries.append({
-                "model": model, "metric": metric, "mean": spread[metric]["mean"],
-                "std": spread[metric]["std"], "pooled": value,
-                "ci_low": ci[metric][0], "ci_high": ci[metric][1],
-                "n_folds": len(by_fold), "n_videos": len(heads),
-                "p_value": permutation_p_value(real, null) if is_head else np.nan,
-                "null_mean": float(np.nanmean(null)) if is_head else np.nan,
-                "null_std": float(np.nanstd(null, ddof=1)) if is_head and len(null) > 1 else np.nan,
-                "n_permutations": len(null) if is_head else 0,
-            })  # fmt: skip
+            summaries.append(
+                {
+                    "model": model,
+                    "metric": metric,
+                    "mean": spread[metric]["mean"],
+                    "std": spread[metric]["std"],
+                    "pooled": value,
+                    "ci_low": ci[metric][0],
+                    "ci_high": ci[metric][1],
+                    "n_folds": len(by_fold),
+                    "n_videos": len(heads),
+                    "p_value": permutation_p_value(real, null) if is_head else np.nan,
+                    "null_mean": float(np.nanmean(null)) if is_head else np.nan,
+                    "null_std": (
+                        float(np.nanstd(null, ddof=1)) if is_head and len(null) > 1 else np.nan
+                    ),
+                    "n_permutations": len(null) if is_head else 0,
+                }
+            )
         robust.append(robustness(pooled, clips, model=model, positive_label=positive_label))
         if platforms is not None:
-            plat = heads.with_columns(platform=pl.Series(
-                [platforms.get(v, "") for v in heads["video_id"].to_list()], dtype=pl.String))
+            plat = heads.with_columns(
+                platform=pl.Series(
+                    [platforms.get(v, "") for v in heads["video_id"].to_list()], dtype=pl.String
+                )
+            )
             for (name,), part in plat.sort("platform", maintain_order=True).group_by(
-                    "platform", maintain_order=True):  # fmt: skip
+                "platform", maintain_order=True
+            ):
                 for metric, value in table_metrics(part, positive_label).items():
-                    per_platform.append({"model": model, "platform": name or "unknown",
-                                         "metric": metric, "value": value, "n_videos": len(part)})  # fmt: skip
+                    per_platform.append(
+                        {
+                            "model": model,
+                            "platform": name or "unknown",
+                            "metric": metric,
+                            "value": value,
+                            "n_videos": len(part),
+                        }
+                    )
         cm = confusion(heads["label"].to_numpy(), heads["pred"].to_numpy(), classes_of(heads))
-        confusions.append(cm.unpivot(index="true", variable_name="pred", value_name="count")
-                          .with_columns(model=pl.lit(model)))  # fmt: skip
-    metrics = schemas.write_table(pl.DataFrame(rows, schema=_METRICS_SCHEMA), metrics_path, "metrics")
-    summary = schemas.write_table(pl.DataFrame(summaries, infer_schema_length=None), summary_path,
-                                  "summary")  # fmt: skip
+        confusions.append(
+            cm.unpivot(index="true", variable_name="pred", value_name="count").with_columns(
+                model=pl.lit(model)
+            )
+        )
+    metrics = schemas.write_table(
+        pl.DataFrame(rows, schema=_METRICS_SCHEMA), metrics_path, "metrics"
+    )
+    summary = schemas.write_table(
+        pl.DataFrame(summaries, infer_schema_length=None), summary_path, "summary"
+    )
     robust = pl.concat(robust) if robust else pl.DataFrame(schema=_ROBUSTNESS_SCHEMA)
     if robustness_path:
         schemas.write_table(robust, robustness_path, "robustness")
     if platform_path:
-        _write_csv(pl.DataFrame(per_platform, schema={
-            "model": pl.String, "platform": pl.String, "metric": pl.String, "value": pl.Float64,
-            "n_videos": pl.Int64}), platform_path)  # fmt: skip
-    confusions = (pl.concat(confusions).select("model", "true", "pred", "count") if confusions
-                  else pl.DataFrame(schema={"model": pl.String, "true": pl.String,
-                                            "pred": pl.String, "count": pl.Int64}))  # fmt: skip
+        _write_csv(
+            pl.DataFrame(
+                per_platform,
+                schema={
+                    "model": pl.String,
+                    "platform": pl.String,
+                    "metric": pl.String,
+                    "value": pl.Float64,
+                    "n_videos": pl.Int64,
+                },
+            ),
+            platform_path,
+        )
+    confusions = (
+        pl.concat(confusions).select("model", "true", "pred", "count")
+        if confusions
+        else pl.DataFrame(
+            schema={"model": pl.String, "true": pl.String, "pred": pl.String, "count": pl.Int64}
+        )
+    )
     if confusion_path:
         _write_csv(confusions, confusion_path)
     report_dir = Path(report_dir)
@@ -411,16 +513,28 @@ def evaluate(
     training_warnings = report.training_warnings(prediction_paths)
     for r in training_warnings.iter_rows(named=True):
         log.warning("%s %s epoch %d: %s", r["model"], r["fold"], r["epoch"], r["warnings"])
-    atomic_write_text(report_dir / "resolved_config.json",
-                      json.dumps(config or {}, indent=2, sort_keys=True, default=str))  # fmt: skip
-    atomic_write_text(report_dir / "evaluation.md",
-                      report.evaluation_markdown(summary, metrics, robust, n_bootstrap,
-                                                 warnings=training_warnings))  # fmt: skip
+    atomic_write_text(
+        report_dir / "resolved_config.json",
+        json.dumps(config or {}, indent=2, sort_keys=True, default=str),
+    )
+    atomic_write_text(
+        report_dir / "evaluation.md",
+        report.evaluation_markdown(
+            summary, metrics, robust, n_bootstrap, warnings=training_warnings
+        ),
+    )
     for m in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True):
         model = m["model"]
-        log.info("%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",
-                 model, m["mean"], m["std"], m["n_folds"], m["ci_low"], m["ci_high"],
-                 f"{m['p_value']:.4f}" if np.isfinite(m["p_value"]) else "n/a")  # fmt: skip
+        log.info(
+            "%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",
+            model,
+            m["mean"],
+            m["std"],
+            m["n_folds"],
+            m["ci_low"],
+            m["ci_high"],
+            f"{m['p_value']:.4f}" if np.isfinite(m["p_value"]) else "n/a",
+        )
     return summary
 
 
@@ -432,7 +546,10 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     mean = float(defined.mean()) if len(defined) else float("nan")
     if len(v) <= 1:
         return {"mean": mean, "std": 0.0}
-    return {"mean": mean, "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else float("nan")}
+    return {
+        "mean": mean,
+        "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else float("nan"),
+    }
 
 
 def _write_csv(df: pl.DataFrame, path: str | Path) -> None:

@@ -29,9 +29,19 @@ BLOCK = 8
 N_SUMS = 12
 """Length of the float64 ``sums`` vector :func:`frame_sums` fills, indexed by the names below."""
 (
-    RESIDUAL, RESIDUAL_SQ, RESIDUAL_ABS, GRADIENT, GRADIENT_SQ, LAPLACIAN, LAPLACIAN_SQ,
-    STEP_BOUNDARY, STEP_INSIDE, N_BOUNDARY, N_INSIDE, AC_SQ,
-) = range(N_SUMS)  # fmt: skip
+    RESIDUAL,
+    RESIDUAL_SQ,
+    RESIDUAL_ABS,
+    GRADIENT,
+    GRADIENT_SQ,
+    LAPLACIAN,
+    LAPLACIAN_SQ,
+    STEP_BOUNDARY,
+    STEP_INSIDE,
+    N_BOUNDARY,
+    N_INSIDE,
+    AC_SQ,
+) = range(N_SUMS)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -110,7 +120,12 @@ def frame_sums(src, weights, dct, sums, block_dc, block_ac):
     centred = np.empty((BLOCK, n_band), dtype=np.float32)  # (y, x · block)
     half = np.empty((BLOCK, n_band), dtype=np.float32)  # (ky, x · block)
     per_block = np.empty((4, tile_cols), dtype=np.float32)
-    first, coefficient, dc_centred, absolute = per_block[0], per_block[1], per_block[2], per_block[3]
+    first, coefficient, dc_centred, absolute = (
+        per_block[0],
+        per_block[1],
+        per_block[2],
+        per_block[3],
+    )
     ninth = np.float32(1.0 / 9.0)
     rows_out = np.empty((6, width), dtype=np.float32)
     residual, magnitude_sq, magnitude = rows_out[0], rows_out[1], rows_out[2]

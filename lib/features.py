@@ -230,6 +230,7 @@ def _mean_std(values: np.ndarray) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- per-frame statistics
 
+
 def _dct_matrix(n: int = BLOCK) -> np.ndarray:
     """Orthonormal DCT-II matrix ``C`` (float64): ``C @ x == scipy.fft.dct(x, norm="ortho")``."""
     k = np.arange(n)[:, None]
@@ -240,8 +241,13 @@ def _dct_matrix(n: int = BLOCK) -> np.ndarray:
 
 
 _DCT = np.ascontiguousarray(_dct_matrix(), dtype=np.float32)
-_DCT_NAMES = ("hc_dct_dc_mean", "hc_dct_dc_std", "hc_dct_ac_mean", "hc_dct_ac_std",
-              "hc_dct_ac_energy")  # fmt: skip
+_DCT_NAMES = (
+    "hc_dct_dc_mean",
+    "hc_dct_dc_std",
+    "hc_dct_ac_mean",
+    "hc_dct_ac_std",
+    "hc_dct_ac_energy",
+)
 
 
 def _kernel_input(frame: np.ndarray) -> np.ndarray:
@@ -439,9 +445,11 @@ def letterbox_content_box(
     edge as picture. Falls back to the whole canvas when the geometry is unknown.
     """
     factor = letterbox_scale_factor(
-        orig_width=orig_width, orig_height=orig_height,
-        scaled_width=scaled_width, scaled_height=scaled_height,
-    )  # fmt: skip
+        orig_width=orig_width,
+        orig_height=orig_height,
+        scaled_width=scaled_width,
+        scaled_height=scaled_height,
+    )
     if not math.isfinite(factor) or factor <= 0:
         return 0, 0, int(scaled_width), int(scaled_height)
     boxes = []
@@ -507,9 +515,11 @@ def scaled_features(
         if crop_letterbox and frame.shape[:2] == (scaled_height, scaled_width):
             if box is None:
                 box = letterbox_content_box(
-                    orig_width=orig_width, orig_height=orig_height,
-                    scaled_width=scaled_width, scaled_height=scaled_height,
-                )  # fmt: skip
+                    orig_width=orig_width,
+                    orig_height=orig_height,
+                    scaled_width=scaled_width,
+                    scaled_height=scaled_height,
+                )
             x0, y0, box_w, box_h = box
             picture = picture[y0 : y0 + box_h, x0 : x0 + box_w]
             off_y, off_x = y0, x0
@@ -531,9 +541,11 @@ def scaled_features(
         return dict.fromkeys(SCALED_FEATURES, math.nan)
     result = acc.means()
     factor = letterbox_scale_factor(
-        orig_width=orig_width, orig_height=orig_height,
-        scaled_width=scaled_width, scaled_height=scaled_height,
-    )  # fmt: skip
+        orig_width=orig_width,
+        orig_height=orig_height,
+        scaled_width=scaled_width,
+        scaled_height=scaled_height,
+    )
     if math.isfinite(factor):
         result["sc_is_upscaled"] = float(factor > 1.0)
         result["sc_is_downscaled"] = float(factor < 1.0)

@@ -41,8 +41,13 @@ def assign_folds(videos: pl.DataFrame, *, n_folds: int = 5, random_state: int = 
     check_feasible(out, n_folds=n_folds)
     for (k,), part in out.group_by("fold", maintain_order=False):
         counts = dict(part["label"].value_counts(sort=True).iter_rows())
-        log.info("fold %d: %d videos, %d groups, labels %s", k, len(part),
-                 part["dup_group"].n_unique(), counts)  # fmt: skip
+        log.info(
+            "fold %d: %d videos, %d groups, labels %s",
+            k,
+            len(part),
+            part["dup_group"].n_unique(),
+            counts,
+        )
     return out
 
 
@@ -56,8 +61,9 @@ def check_folds(folds: pl.DataFrame) -> None:
 
 def _census(videos: pl.DataFrame) -> str:
     per_class = videos.group_by("label").agg(pl.len(), pl.col("dup_group").n_unique()).sort("label")
-    classes = ", ".join(f"{label}: {n} videos in {g} groups"
-                        for label, n, g in per_class.iter_rows())  # fmt: skip
+    classes = ", ".join(
+        f"{label}: {n} videos in {g} groups" for label, n, g in per_class.iter_rows()
+    )
     return f"{videos['dup_group'].n_unique()} groups, {len(videos)} videos; {classes or 'none'}"
 
 
@@ -68,8 +74,10 @@ def check_feasible(folds: pl.DataFrame, *, n_folds: int) -> None:
     for k in range(n_folds):
         held_out, train = folds.filter(pl.col("fold") == k), folds.filter(pl.col("fold") != k)
         if held_out.is_empty():
-            raise ValueError(f"fold {k} holds no video ({_census(folds)}): lower folds.k in the "
-                             "config or add videos from more groups.")  # fmt: skip
+            raise ValueError(
+                f"fold {k} holds no video ({_census(folds)}): lower folds.k in the "
+                "config or add videos from more groups."
+            )
         if train["label"].n_unique() < 2:
             only = ", ".join(sorted(map(str, train["label"].unique()))) or "none"
             raise ValueError(
@@ -79,6 +87,11 @@ def check_feasible(folds: pl.DataFrame, *, n_folds: int) -> None:
             )
     sizes = folds.group_by("dup_group").len().sort(["len", "dup_group"], descending=[True, False])
     if len(folds) and sizes["len"][0] > len(folds) / n_folds:
-        log.warning("duplicate group %s holds %d of %d videos (more than 1/%d): the fold holding "
-                    "it is dominated by one group", sizes["dup_group"][0], sizes["len"][0],
-                    len(folds), n_folds)  # fmt: skip
+        log.warning(
+            "duplicate group %s holds %d of %d videos (more than 1/%d): the fold holding "
+            "it is dominated by one group",
+            sizes["dup_group"][0],
+            sizes["len"][0],
+            len(folds),
+            n_folds,
+        )

@@ -482,8 +482,10 @@ def _read_csv_rows(
             header = []
         missing = [name for name in required if name not in header]
         if missing:
-            raise ValueError(f"{csv_path.name}: missing column(s) {missing} (found {header}); "
-                             "add or rename the column(s) in the header, or check dataset.format")
+            raise ValueError(
+                f"{csv_path.name}: missing column(s) {missing} (found {header}); "
+                "add or rename the column(s) in the header, or check dataset.format"
+            )
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -547,8 +549,10 @@ def _read_table(csv_path: Path, collector: _Collector, *, allow_file_urls: bool 
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         header = [name.strip() for name in next(csv.reader(handle), [])]
     if "url" not in header and "path" not in header:
-        raise ValueError(f"{csv_path.name}: needs a 'url' or a 'path' column (found {header}); "
-                         "add or rename the column in the header, or check dataset.format")
+        raise ValueError(
+            f"{csv_path.name}: needs a 'url' or a 'path' column (found {header}); "
+            "add or rename the column in the header, or check dataset.format"
+        )
     _, rows = _read_csv_rows(csv_path, collector, ("label",))
     base_dir = Path(os.path.abspath(csv_path.parent))
     for where, row in rows:
@@ -879,8 +883,10 @@ def build_manifest(
         else:
             _read_wlasl(path, collector, allow_file_urls=allow)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the "
-                         "corpus file as UTF-8 (CSV) or JSON") from None  # fmt: skip
+        raise ValueError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the "
+            "corpus file as UTF-8 (CSV) or JSON"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc}); fix the file") from None
     except PermissionError as exc:
@@ -921,8 +927,11 @@ def build_manifest(
     records.sort(key=lambda record: (record["dup_group"], record["video_id"]))
     columns = list(MANIFEST_COLUMNS) + (["segment_fps"] if fmt == "wlasl" else [])
     types = {c: pl.String for c in columns} | {
-        "is_original": pl.Boolean, "frame_start": pl.Int64, "frame_end": pl.Int64,
-        **({"segment_fps": pl.Int64} if fmt == "wlasl" else {})}  # fmt: skip
+        "is_original": pl.Boolean,
+        "frame_start": pl.Int64,
+        "frame_end": pl.Int64,
+        **({"segment_fps": pl.Int64} if fmt == "wlasl" else {}),
+    }
     manifest = pl.DataFrame({c: [r.get(c) for r in records] for c in columns}, schema=types)
 
     kept_groups = set(manifest["dup_group"])
@@ -972,14 +981,18 @@ def check_trainable(manifest: pl.DataFrame, report: IngestReport) -> None:
     drops = ", ".join(f"{reason}: {n}" for reason, n in report.dropped.items()) or "none"
     read = f"{report.rows_read_total} rows read, dropped by reason: {drops}"
     if manifest.is_empty():
-        fix = ("check dataset.path and dataset.format, the label column and dataset.label_map "
-               "(a label mapped to null drops its rows); the ingest report lists examples")
+        fix = (
+            "check dataset.path and dataset.format, the label column and dataset.label_map "
+            "(a label mapped to null drops its rows); the ingest report lists examples"
+        )
         raise ValueError(f"the corpus yields no video ({read}); {fix}")
     labels = report.labels
     if len(labels) < 2:
-        raise ValueError(f"the corpus has one class only ({', '.join(f'{k}: {v} videos' for k, v in labels.items())}; "
-                         f"{read}); a classifier needs at least two: add videos of another class "
-                         "or fix dataset.label_map")  # fmt: skip
+        raise ValueError(
+            f"the corpus has one class only ({', '.join(f'{k}: {v} videos' for k, v in labels.items())}; "
+            f"{read}); a classifier needs at least two: add videos of another class "
+            "or fix dataset.label_map"
+        )
 
 
 def _count_desc(values: pl.Series) -> dict[str, int]:

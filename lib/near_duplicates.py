@@ -84,9 +84,15 @@ def _band_key(hashes: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
 
 
 def candidate_pairs(
-    hashes: np.ndarray, counts: np.ndarray, *, threshold: int = 10, band_bits: int = 24,
-    n_bands: int = 24, max_neighbours: int = 32, random_state: int = 0,
-) -> np.ndarray:  # fmt: skip
+    hashes: np.ndarray,
+    counts: np.ndarray,
+    *,
+    threshold: int = 10,
+    band_bits: int = 24,
+    n_bands: int = 24,
+    max_neighbours: int = 32,
+    random_state: int = 0,
+) -> np.ndarray:
     """Pairs ``(a, b)``, a < b, of video rows with at least one pair of frame hashes within
     ``threshold`` bits found through the LSH tables; ``int64[m, 2]``, sorted."""
     n, width, _ = hashes.shape
@@ -102,11 +108,17 @@ def candidate_pairs(
     # the band key goes on top, so one plain sort of unique words orders the buckets.
     local = (frame[:, None] * N_UPRIGHT + np.arange(N_UPRIGHT)[None, :]).ravel()
     item_video = np.repeat(video, N_UPRIGHT).astype(np.uint64)
-    item_hash = np.concatenate([hashes[video, frame, :N_UPRIGHT].ravel(),
-                                hashes[video, frame, N_UPRIGHT:].ravel()])  # fmt: skip
-    name = np.concatenate([(item_video << np.uint64(_LOCAL_BITS + 1)) | local.astype(np.uint64),
-                           (item_video << np.uint64(_LOCAL_BITS + 1)) | np.uint64(1 << _LOCAL_BITS)
-                           | local.astype(np.uint64)])  # fmt: skip
+    item_hash = np.concatenate(
+        [hashes[video, frame, :N_UPRIGHT].ravel(), hashes[video, frame, N_UPRIGHT:].ravel()]
+    )
+    name = np.concatenate(
+        [
+            (item_video << np.uint64(_LOCAL_BITS + 1)) | local.astype(np.uint64),
+            (item_video << np.uint64(_LOCAL_BITS + 1))
+            | np.uint64(1 << _LOCAL_BITS)
+            | local.astype(np.uint64),
+        ]
+    )
     flat = hashes.reshape(n * width * len(VARIANTS))
     rng = np.random.default_rng(random_state)
     found = []
@@ -125,9 +137,13 @@ def candidate_pairs(
         shared[1:] |= same
         shared[:-1] |= same
         words, k = words[shared], k[shared]
-        v = ((words >> np.uint64(_LOCAL_BITS + 1)) & np.uint64((1 << _VIDEO_BITS) - 1)).astype(np.int64)
+        v = ((words >> np.uint64(_LOCAL_BITS + 1)) & np.uint64((1 << _VIDEO_BITS) - 1)).astype(
+            np.int64
+        )
         q = ((words >> np.uint64(_LOCAL_BITS)) & np.uint64(1)).astype(bool)
-        frame_of, variant = np.divmod((words & np.uint64((1 << _LOCAL_BITS) - 1)).astype(np.int64), N_UPRIGHT)
+        frame_of, variant = np.divmod(
+            (words & np.uint64((1 << _LOCAL_BITS) - 1)).astype(np.int64), N_UPRIGHT
+        )
         h = flat[(v * width + frame_of) * len(VARIANTS) + variant + N_UPRIGHT * q]
         for step in range(1, max_neighbours + 1):
             i = np.nonzero(k[step:] == k[:-step])[0]
@@ -145,9 +161,15 @@ def candidate_pairs(
 
 # ----------------------------------------------------------------------------- verification
 def verify_pairs(
-    hashes: np.ndarray, counts: np.ndarray, pairs: np.ndarray, *, threshold: int = 10,
-    min_matched_frames: int = 3, min_matched_fraction: float = 0.3, chunk: int = 512,
-) -> pl.DataFrame:  # fmt: skip
+    hashes: np.ndarray,
+    counts: np.ndarray,
+    pairs: np.ndarray,
+    *,
+    threshold: int = 10,
+    min_matched_frames: int = 3,
+    min_matched_fraction: float = 0.3,
+    chunk: int = 512,
+) -> pl.DataFrame:
     """Compare candidate pairs frame by frame; the rows of the pairs that match.
 
     Columns: ``a``, ``b`` (row numbers), ``distance`` (mean bits between each matched frame
@@ -167,13 +189,27 @@ def verify_pairs(
             dist = np.full((len(a), width, width), _FAR, dtype=np.uint8)
             for x in range(N_UPRIGHT):
                 for y in range(N_UPRIGHT):
-                    d = np.bitwise_count(hashes[a, :, offset + x][:, :, None] ^ hashes[b, :, y][:, None, :])
+                    d = np.bitwise_count(
+                        hashes[a, :, offset + x][:, :, None] ^ hashes[b, :, y][:, None, :]
+                    )
                     np.minimum(dist, d, out=dist)
             dist[~both] = _FAR
-            result = _direction(dist.min(axis=2), valid_a, counts[a], threshold,
-                                min_matched_frames, min_matched_fraction)  # fmt: skip
-            other = _direction(dist.min(axis=1), valid_b, counts[b], threshold,
-                               min_matched_frames, min_matched_fraction)  # fmt: skip
+            result = _direction(
+                dist.min(axis=2),
+                valid_a,
+                counts[a],
+                threshold,
+                min_matched_frames,
+                min_matched_fraction,
+            )
+            other = _direction(
+                dist.min(axis=1),
+                valid_b,
+                counts[b],
+                threshold,
+                min_matched_frames,
+                min_matched_fraction,
+            )
             matched = np.maximum(result[0], other[0])
             distance = np.where(result[0] >= other[0], result[1], other[1])
             if best is None:
@@ -181,19 +217,36 @@ def verify_pairs(
             else:
                 better = (matched > best[0]) | ((matched == best[0]) & (distance < best[1]))
                 better &= matched > 0
-                best = (np.where(better, matched, best[0]), np.where(better, distance, best[1]),
-                        better)  # fmt: skip
+                best = (
+                    np.where(better, matched, best[0]),
+                    np.where(better, distance, best[1]),
+                    better,
+                )
         hit = best[0] > 0
-        out.append(pl.DataFrame({"a": a[hit], "b": b[hit], "distance": best[1][hit],
-                                 "matched_frames": best[0][hit], "flipped": best[2][hit]},
-                                schema=_PAIR_SCHEMA))  # fmt: skip
+        out.append(
+            pl.DataFrame(
+                {
+                    "a": a[hit],
+                    "b": b[hit],
+                    "distance": best[1][hit],
+                    "matched_frames": best[0][hit],
+                    "flipped": best[2][hit],
+                },
+                schema=_PAIR_SCHEMA,
+            )
+        )
     if not out:
         return pl.DataFrame(schema=_PAIR_SCHEMA)
     return pl.concat(out)
 
 
-_PAIR_SCHEMA = {"a": pl.Int64, "b": pl.Int64, "distance": pl.Float64, "matched_frames": pl.Int64,
-                "flipped": pl.Boolean}  # fmt: skip
+_PAIR_SCHEMA = {
+    "a": pl.Int64,
+    "b": pl.Int64,
+    "distance": pl.Float64,
+    "matched_frames": pl.Int64,
+    "flipped": pl.Boolean,
+}
 
 
 def _direction(nearest, valid, count, threshold, min_frames, min_fraction):
@@ -207,7 +260,9 @@ def _direction(nearest, valid, count, threshold, min_frames, min_fraction):
     return np.where(ok, matched, 0), mean
 
 
-def find_near_duplicates(signatures: pl.DataFrame, *, random_state: int = 0, **params) -> pl.DataFrame:
+def find_near_duplicates(
+    signatures: pl.DataFrame, *, random_state: int = 0, **params
+) -> pl.DataFrame:
     """Every matching pair of videos in a signatures table.
 
     Returns ``video_a, video_b`` (``video_a < video_b``), ``distance``, ``matched_frames``,
@@ -215,32 +270,49 @@ def find_near_duplicates(signatures: pl.DataFrame, *, random_state: int = 0, **p
     """
     unknown = set(params) - set(MATCH_DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown near_duplicates parameters {sorted(unknown)}; known: {sorted(MATCH_DEFAULTS)}")
+        raise ValueError(
+            f"unknown near_duplicates parameters {sorted(unknown)}; known: {sorted(MATCH_DEFAULTS)}"
+        )
     p = {**MATCH_DEFAULTS, **params}
     ids, hashes, counts = signature_arrays(signatures)
-    candidates = candidate_pairs(hashes, counts, threshold=p["threshold"], band_bits=p["band_bits"],
-                                 n_bands=p["n_bands"], max_neighbours=p["max_neighbours"],
-                                 random_state=random_state)  # fmt: skip
+    candidates = candidate_pairs(
+        hashes,
+        counts,
+        threshold=p["threshold"],
+        band_bits=p["band_bits"],
+        n_bands=p["n_bands"],
+        max_neighbours=p["max_neighbours"],
+        random_state=random_state,
+    )
     log.info("%d signatures, %d candidate pairs from the index", len(ids), len(candidates))
-    rows = verify_pairs(hashes, counts, candidates, threshold=p["threshold"],
-                        min_matched_frames=p["min_matched_frames"],
-                        min_matched_fraction=p["min_matched_fraction"])  # fmt: skip
+    rows = verify_pairs(
+        hashes,
+        counts,
+        candidates,
+        threshold=p["threshold"],
+        min_matched_frames=p["min_matched_frames"],
+        min_matched_fraction=p["min_matched_fraction"],
+    )
     names = np.array(ids, dtype=object)
     first, second = names[rows["a"].to_numpy()], names[rows["b"].to_numpy()]
     swap = first > second
-    out = pl.DataFrame({
-        "video_a": pl.Series(np.where(swap, second, first), dtype=pl.String),
-        "video_b": pl.Series(np.where(swap, first, second), dtype=pl.String),
-        "distance": np.round(rows["distance"].to_numpy(), 3),
-        "matched_frames": rows["matched_frames"],
-        "flipped": rows["flipped"],
-    })  # fmt: skip
+    out = pl.DataFrame(
+        {
+            "video_a": pl.Series(np.where(swap, second, first), dtype=pl.String),
+            "video_b": pl.Series(np.where(swap, first, second), dtype=pl.String),
+            "distance": np.round(rows["distance"].to_numpy(), 3),
+            "matched_frames": rows["matched_frames"],
+            "flipped": rows["flipped"],
+        }
+    )
     log.info("%d near-duplicate pairs", len(out))
     return out.sort(["video_a", "video_b"], maintain_order=True)
 
 
 # ----------------------------------------------------------------------------- groups
-def fold_groups(videos: pl.DataFrame, pairs: pl.DataFrame | None, group_by: str = "both") -> pl.Series:
+def fold_groups(
+    videos: pl.DataFrame, pairs: pl.DataFrame | None, group_by: str = "both"
+) -> pl.Series:
     """The group each video's folds must keep together, one per row of ``videos`` in order.
 
     ``annotated``: the corpus's ``dup_group``. ``content``: connected components of the
@@ -291,9 +363,15 @@ def _joined_name(groups: list[str], shown: int = 3) -> str:
 
 # ----------------------------------------------------------------------------- the audit
 def audit(
-    videos: pl.DataFrame, signatures: pl.DataFrame, *, n_folds: int = 5, random_state: int = 0,
-    group_by: str = "both", match: dict | None = None, top: int = 30,
-) -> tuple[pl.DataFrame, str]:  # fmt: skip
+    videos: pl.DataFrame,
+    signatures: pl.DataFrame,
+    *,
+    n_folds: int = 5,
+    random_state: int = 0,
+    group_by: str = "both",
+    match: dict | None = None,
+    top: int = 30,
+) -> tuple[pl.DataFrame, str]:
     """Match every pair of valid videos and judge the annotations and folds against it.
 
     Returns the ``near_duplicates`` table (pairs, with ``same_annotated_group`` and
@@ -314,7 +392,9 @@ def audit(
     label = dict(zip(valid["video_id"].to_list(), valid["label"].cast(pl.String).to_list()))
     a, b = pairs["video_a"].to_list(), pairs["video_b"].to_list()
     table = pairs.with_columns(
-        same_annotated_group=pl.Series([group[x] == group[y] for x, y in zip(a, b)], dtype=pl.Boolean),
+        same_annotated_group=pl.Series(
+            [group[x] == group[y] for x, y in zip(a, b)], dtype=pl.Boolean
+        ),
         same_fold=pl.Series([fold[x] == fold[y] for x, y in zip(a, b)], dtype=pl.Boolean),
         group_a=pl.Series([group[x] for x in a], dtype=pl.String),
         group_b=pl.Series([group[x] for x in b], dtype=pl.String),
@@ -322,28 +402,61 @@ def audit(
         label_b=pl.Series([label[x] for x in b], dtype=pl.String),
         fold_a=pl.Series([fold[x] for x in a], dtype=pl.Int64),
         fold_b=pl.Series([fold[x] for x in b], dtype=pl.Int64),
-    )  # fmt: skip
-    order = ["video_a", "video_b", "distance", "matched_frames", "same_annotated_group",
-             "same_fold", "flipped", "group_a", "group_b", "label_a", "label_b", "fold_a", "fold_b"]  # fmt: skip
+    )
+    order = [
+        "video_a",
+        "video_b",
+        "distance",
+        "matched_frames",
+        "same_annotated_group",
+        "same_fold",
+        "flipped",
+        "group_a",
+        "group_b",
+        "label_a",
+        "label_b",
+        "fold_a",
+        "fold_b",
+    ]
     table = table.select(order)
     merged = fold_groups(valid, table, "both")
-    report = leak_report(valid, signatures, table, merged, n_folds=n_folds,
-                         random_state=random_state, group_by=group_by,
-                         match={**MATCH_DEFAULTS, **match}, top=top)  # fmt: skip
+    report = leak_report(
+        valid,
+        signatures,
+        table,
+        merged,
+        n_folds=n_folds,
+        random_state=random_state,
+        group_by=group_by,
+        match={**MATCH_DEFAULTS, **match},
+        top=top,
+    )
     return table, report
 
 
 def _md_table(df: pl.DataFrame, columns: list[str], top: int) -> str:
     if df.is_empty():
         return "_none_\n"
-    more = f"\n…and {len(df) - top} more (all in `results/near_duplicates.csv`).\n" if len(df) > top else "\n"
+    more = (
+        f"\n…and {len(df) - top} more (all in `results/near_duplicates.csv`).\n"
+        if len(df) > top
+        else "\n"
+    )
     return markdown_table(df.select(columns).head(top)) + "\n" + more
 
 
 def leak_report(
-    valid: pl.DataFrame, signatures: pl.DataFrame, pairs: pl.DataFrame, merged: pl.Series, *,
-    n_folds: int, random_state: int, group_by: str, match: dict, top: int = 30,
-) -> str:  # fmt: skip
+    valid: pl.DataFrame,
+    signatures: pl.DataFrame,
+    pairs: pl.DataFrame,
+    merged: pl.Series,
+    *,
+    n_folds: int,
+    random_state: int,
+    group_by: str,
+    match: dict,
+    top: int = 30,
+) -> str:
     """The markdown leak report (see :func:`audit`)."""
     ok = signatures["status"] == "ok"
     in_valid = signatures["video_id"].is_in(valid["video_id"].implode())
@@ -363,22 +476,51 @@ def leak_report(
         groups = sorted({annotated[v] for v in members})
         if len(groups) > 1:
             counts = Counter(labels[v] for v in members)
-            sizes.append({"group": name, "videos": len(members), "annotated_groups": len(groups),
-                          "labels": ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
-                          "members": " ".join(sorted(members)[:8]) + (" …" if len(members) > 8 else "")})  # fmt: skip
-    largest = pl.DataFrame(sizes, schema={"group": pl.String, "videos": pl.Int64,
-                                          "annotated_groups": pl.Int64, "labels": pl.String,
-                                          "members": pl.String})  # fmt: skip
+            sizes.append(
+                {
+                    "group": name,
+                    "videos": len(members),
+                    "annotated_groups": len(groups),
+                    "labels": ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
+                    "members": " ".join(sorted(members)[:8]) + (" …" if len(members) > 8 else ""),
+                }
+            )
+    largest = pl.DataFrame(
+        sizes,
+        schema={
+            "group": pl.String,
+            "videos": pl.Int64,
+            "annotated_groups": pl.Int64,
+            "labels": pl.String,
+            "members": pl.String,
+        },
+    )
     largest = largest.sort(["videos", "group"], descending=[True, False], maintain_order=True)
-    cols = ["video_a", "video_b", "distance", "matched_frames", "flipped", "group_a", "group_b",
-            "label_a", "label_b", "fold_a", "fold_b"]  # fmt: skip
+    cols = [
+        "video_a",
+        "video_b",
+        "distance",
+        "matched_frames",
+        "flipped",
+        "group_a",
+        "group_b",
+        "label_a",
+        "label_b",
+        "fold_a",
+        "fold_b",
+    ]
 
     def by_strength(df):
-        return df.sort(["matched_frames", "distance", "video_a", "video_b"],
-                       descending=[True, False, False, False], maintain_order=True)  # fmt: skip
+        return df.sort(
+            ["matched_frames", "distance", "video_a", "video_b"],
+            descending=[True, False, False, False],
+            maintain_order=True,
+        )
 
     codes = Counter(r.split(":")[0] for r in failed.to_list())
-    failures = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
+    failures = ", ".join(
+        f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
     text = [
         "# Leak audit: near-duplicates found by content\n",
         f"Every valid video was signed with perceptual hashes of frames sampled across it "
@@ -387,7 +529,8 @@ def leak_report(
         f"frames (and {match['min_matched_fraction']:.0%}) of one video each have a frame of the "
         f"other within {match['threshold']} bits of 64 (index: {match['n_bands']} tables of "
         f"{match['band_bits']} bits).\n",
-        "| | count |", "|---|---|",
+        "| | count |",
+        "|---|---|",
         f"| valid videos | {len(valid)} |",
         f"| videos with a signature | {int((ok & in_valid).sum())} |",
         f"| videos without one | {len(failed)}{f' ({failures})' if failures else ''} |",
@@ -400,15 +543,21 @@ def leak_report(
         f"| annotated groups merged by the audit | {n_annotated - n_merged_groups} (into {len(largest)} groups) |",
         "",
         f"Folds use `folds.group_by: {group_by}`"
-        + {"annotated": " — the annotated groups only: the leaks below remain.",
-           "content": " — content groups only (annotations ignored).",
-           "both": " — annotated groups joined through these matches: no pair below straddles the folds actually used."}[group_by]  # fmt: skip
+        + {
+            "annotated": " — the annotated groups only: the leaks below remain.",
+            "content": " — content groups only (annotations ignored).",
+            "both": " — annotated groups joined through these matches: no pair below straddles the folds actually used.",
+        }[group_by]
         + "\n",
-        "## Pairs the annotations missed\n", _md_table(by_strength(missed), cols, top),
-        "## Pairs straddling folds (annotated groups alone)\n", _md_table(by_strength(straddling), cols, top),
-        "## Pairs with different labels\n", _md_table(by_strength(conflicts), cols, top),
-        "## Largest merged groups\n", _md_table(largest, list(largest.columns), top),
-    ]  # fmt: skip
+        "## Pairs the annotations missed\n",
+        _md_table(by_strength(missed), cols, top),
+        "## Pairs straddling folds (annotated groups alone)\n",
+        _md_table(by_strength(straddling), cols, top),
+        "## Pairs with different labels\n",
+        _md_table(by_strength(conflicts), cols, top),
+        "## Largest merged groups\n",
+        _md_table(largest, list(largest.columns), top),
+    ]
     return "\n".join(text)
 
 
@@ -425,10 +574,19 @@ def regroup(videos: pl.DataFrame, near_duplicates, group_by: str) -> pl.DataFram
     groups = fold_groups(valid, pairs, group_by)
     new_group = dict(zip(valid["video_id"].to_list(), groups.to_list()))
     out = videos.with_columns(
-        dup_group=pl.Series([new_group.get(v, g) for v, g in zip(videos["video_id"].to_list(),
-                                                                 videos["dup_group"].to_list())],
-                            dtype=pl.String),
-        annotated_group=videos["dup_group"])  # fmt: skip
-    log.info("folds group by %s: %d annotated groups -> %d groups", group_by,
-             valid["dup_group"].n_unique(), groups.n_unique())  # fmt: skip
+        dup_group=pl.Series(
+            [
+                new_group.get(v, g)
+                for v, g in zip(videos["video_id"].to_list(), videos["dup_group"].to_list())
+            ],
+            dtype=pl.String,
+        ),
+        annotated_group=videos["dup_group"],
+    )
+    log.info(
+        "folds group by %s: %d annotated groups -> %d groups",
+        group_by,
+        valid["dup_group"].n_unique(),
+        groups.n_unique(),
+    )
     return out

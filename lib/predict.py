@@ -45,17 +45,26 @@ def list_inputs(source: str | Path) -> pl.DataFrame:
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         ids = [p.relative_to(source).with_suffix("").as_posix().replace("/", "__") for p in paths]
-        return pl.DataFrame({"video_id": ids, "path": [str(p) for p in paths]},
-                            schema={"video_id": pl.String, "path": pl.String})  # fmt: skip
+        return pl.DataFrame(
+            {"video_id": ids, "path": [str(p) for p in paths]},
+            schema={"video_id": pl.String, "path": pl.String},
+        )
     if source.suffix.lower() == ".csv":
         table = pl.read_csv(source, infer_schema=False, empty_string_is_null=False)
         if "path" not in table.columns:
-            raise ValueError(f"{source}: a predict manifest needs a 'path' column; it has "
-                             f"{list(table.columns)}")  # fmt: skip
+            raise ValueError(
+                f"{source}: a predict manifest needs a 'path' column; it has "
+                f"{list(table.columns)}"
+            )
         paths = [p if Path(p).is_absolute() else str(source.parent / p) for p in table["path"]]
-        ids = table["video_id"].to_list() if "video_id" in table.columns else [Path(p).stem for p in paths]
-        return pl.DataFrame({"video_id": ids, "path": paths},
-                            schema={"video_id": pl.String, "path": pl.String})  # fmt: skip
+        ids = (
+            table["video_id"].to_list()
+            if "video_id" in table.columns
+            else [Path(p).stem for p in paths]
+        )
+        return pl.DataFrame(
+            {"video_id": ids, "path": paths}, schema={"video_id": pl.String, "path": pl.String}
+        )
     raise ValueError(f"{source}: predict.input must be a folder of videos or a manifest .csv")
 
 
@@ -73,37 +82,66 @@ def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list
     return [(s, s + window_frames) for s in starts]
 
 
-def write_scaled_window(reader, start: int, stop: int, path: Path, *, scaler, crf: int,
-                        preset: str, chunk_frames: int) -> Path:  # fmt: skip
+def write_scaled_window(
+    reader, start: int, stop: int, path: Path, *, scaler, crf: int, preset: str, chunk_frames: int
+) -> Path:
     """Frames ``[start, stop)`` of an open FrameReader, letterboxed and re-encoded at ``path``
     as the scale stage writes a clip (the input every model was trained on)."""
     from lib.scale import letterboxed_chunks, scale_frames
     from lib.video import VideoWriter
 
     with VideoWriter(path, fps=reader.fps, crf=crf, preset=preset) as writer:
-        chunks = letterboxed_chunks(reader.iter_frames(start, stop), size=scaler.size,
-                                    chunk_frames=chunk_frames)  # fmt: skip
+        chunks = letterboxed_chunks(
+            reader.iter_frames(start, stop), size=scaler.size, chunk_frames=chunk_frames
+        )
         for frame in scale_frames(chunks, scaler, source_size=(reader.width, reader.height)):
             writer.write(frame)
     return path
 
 
-def window_features(reader, start: int, stop: int, *, sampling: dict, scaler, crf: int,
-                    preset: str, chunk_frames: int, tmp_dir: Path) -> dict[str, float]:  # fmt: skip
+def window_features(
+    reader,
+    start: int,
+    stop: int,
+    *,
+    sampling: dict,
+    scaler,
+    crf: int,
+    preset: str,
+    chunk_frames: int,
+    tmp_dir: Path,
+) -> dict[str, float]:
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
     from lib.features import handcrafted_features, scaled_features
     from lib.video import FrameReader, sample_fraction
 
     picks = [start + i for i in sample_fraction(stop - start, **sampling)]
-    hc = handcrafted_features((f for _, f in reader.read(picks)), bitrate=reader.bit_rate,
-                              fps=reader.fps, width=reader.width, height=reader.height)  # fmt: skip
-    scaled_path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", scaler=scaler,
-                                      crf=crf, preset=preset, chunk_frames=chunk_frames)  # fmt: skip
+    hc = handcrafted_features(
+        (f for _, f in reader.read(picks)),
+        bitrate=reader.bit_rate,
+        fps=reader.fps,
+        width=reader.width,
+        height=reader.height,
+    )
+    scaled_path = write_scaled_window(
+        reader,
+        start,
+        stop,
+        tmp_dir / "window.mp4",
+        scaler=scaler,
+        crf=crf,
+        preset=preset,
+        chunk_frames=chunk_frames,
+    )
     with FrameReader(scaled_path) as scaled:
-        sc = scaled_features((f for _, f in scaled.read(sample_fraction(scaled.n_frames, **sampling))),
-                             orig_width=reader.width, orig_height=reader.height,
-                             scaled_width=scaler.size, scaled_height=scaler.size)  # fmt: skip
+        sc = scaled_features(
+            (f for _, f in scaled.read(sample_fraction(scaled.n_frames, **sampling))),
+            orig_width=reader.width,
+            orig_height=reader.height,
+            scaled_width=scaler.size,
+            scaled_height=scaler.size,
+        )
     scaled_path.unlink(missing_ok=True)
     return {**hc, **sc}
 
@@ -112,8 +150,9 @@ def _read_info(model_dir: Path, weights: str) -> dict:
     info_path, model_path = model_dir / "train_info.json", model_dir / weights
     if not model_path.exists() or not info_path.exists():
         missing = model_path if not model_path.exists() else info_path
-        raise FileNotFoundError(f"{missing}: missing; run `snakemake {model_path}` "
-                                "(rule train_final) first")  # fmt: skip
+        raise FileNotFoundError(
+            f"{missing}: missing; run `snakemake {model_path}` " "(rule train_final) first"
+        )
     return json.loads(info_path.read_text())
 
 
@@ -122,21 +161,29 @@ def load_feature_model(model_dir: str | Path):
     model_dir = Path(model_dir)
     info = _read_info(model_dir, "model.joblib")
     if info.get("family", "feature") != "feature":
-        raise ValueError(f"{model_dir}: {info['model']!r} is a {info['family']} model, not a "
-                         "feature model: use load_model")  # fmt: skip
+        raise ValueError(
+            f"{model_dir}: {info['model']!r} is a {info['family']} model, not a "
+            "feature model: use load_model"
+        )
     return joblib.load(model_dir / "model.joblib"), info
 
 
 class FeatureWindowModel:
     """A final feature model: class probabilities of a window from its features."""
 
-    def __init__(self, model_dir: Path, *, sampling: dict, scaler, crf: int, preset: str,
-                 chunk_frames: int):  # fmt: skip
+    def __init__(
+        self, model_dir: Path, *, sampling: dict, scaler, crf: int, preset: str, chunk_frames: int
+    ):
         self.model, self.info = load_feature_model(model_dir)
         self.classes = [str(c) for c in self.model.classes_]
         self.cols = self.info["features"]
-        self.kw = {"sampling": sampling, "scaler": scaler, "crf": crf, "preset": preset,
-                   "chunk_frames": chunk_frames}  # fmt: skip
+        self.kw = {
+            "sampling": sampling,
+            "scaler": scaler,
+            "crf": crf,
+            "preset": preset,
+            "chunk_frames": chunk_frames,
+        }
 
     def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
         feats = window_features(reader, start, stop, tmp_dir=tmp_dir, **self.kw)
@@ -171,11 +218,17 @@ class DeepWindowModel:
 
         path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", **self.kw)
         norm = self.info["normalisation"]
-        window = pl.DataFrame({"clip_id": ["window"], "path": [str(path)],
-                               "label": [self.classes[0]]})  # the label is not used  # fmt: skip
-        x, _, _ = FrameClipDataset(window, classes=self.classes, num_frames=self.settings.num_frames,
-                                   image_size=self.settings.image_size, mean=norm["mean"],
-                                   std=norm["std"])[0]  # fmt: skip
+        window = pl.DataFrame(
+            {"clip_id": ["window"], "path": [str(path)], "label": [self.classes[0]]}
+        )  # the label is not used
+        x, _, _ = FrameClipDataset(
+            window,
+            classes=self.classes,
+            num_frames=self.settings.num_frames,
+            image_size=self.settings.image_size,
+            mean=norm["mean"],
+            std=norm["std"],
+        )[0]
         device, precision = self.runtime["device"], self.runtime["precision"]
         with torch.no_grad(), _autocast(device, precision):
             logits = self.model(x.unsqueeze(0).to(device)).float().cpu()
@@ -183,8 +236,15 @@ class DeepWindowModel:
         return torch.softmax(logits.double(), dim=1)[0].numpy()
 
 
-def load_model(model_dir: str | Path, *, sampling: dict | None = None, scaler=None, crf: int = 18,
-               preset: str = "veryfast", chunk_frames: int = 100):  # fmt: skip
+def load_model(
+    model_dir: str | Path,
+    *,
+    sampling: dict | None = None,
+    scaler=None,
+    crf: int = 18,
+    preset: str = "veryfast",
+    chunk_frames: int = 100,
+):
     """The final model in ``model_dir`` as an object with ``classes``, ``info`` and
     ``window_probabilities(reader, start, stop, tmp_dir)``: feature or deep, as its
     ``train_info.json`` says."""
@@ -194,8 +254,9 @@ def load_model(model_dir: str | Path, *, sampling: dict | None = None, scaler=No
     model_dir = Path(model_dir)
     info_path = model_dir / "train_info.json"
     if not info_path.exists():
-        raise FileNotFoundError(f"{info_path}: missing; run `snakemake {info_path}` "
-                                "(rule train_final) first")  # fmt: skip
+        raise FileNotFoundError(
+            f"{info_path}: missing; run `snakemake {info_path}` " "(rule train_final) first"
+        )
     scaler = scaler or LetterboxScaler()
     kw = {"scaler": scaler, "crf": crf, "preset": preset, "chunk_frames": chunk_frames}
     if is_deep(json.loads(info_path.read_text())["model"]):
@@ -229,15 +290,29 @@ def predict_videos(
     from lib.scale import LetterboxScaler
     from lib.video import FrameReader
 
-    model = load_model(model_dir, sampling=sampling, scaler=LetterboxScaler(scale_size), crf=crf,
-                       preset=preset, chunk_frames=chunk_frames)  # fmt: skip
+    model = load_model(
+        model_dir,
+        sampling=sampling,
+        scaler=LetterboxScaler(scale_size),
+        crf=crf,
+        preset=preset,
+        chunk_frames=chunk_frames,
+    )
     info, classes = model.info, model.classes
     pos = info.get("positive_label", classes[-1])
     inputs = list_inputs(source)
     rows, window_rows = [], []
     for i, item in enumerate(inputs.iter_rows(named=True)):
-        row = {"video_id": item["video_id"], "path": relpath(item["path"]), "model": info["model"],
-               "n_windows": 0, "score": np.nan, "pred": "", "status": "failed", "reason": ""}  # fmt: skip
+        row = {
+            "video_id": item["video_id"],
+            "path": relpath(item["path"]),
+            "model": info["model"],
+            "n_windows": 0,
+            "score": np.nan,
+            "pred": "",
+            "status": "failed",
+            "reason": "",
+        }
         probe = probe_video(item["path"], **(limits or {}))
         if not probe["valid"]:
             rows.append({**row, "reason": f"invalid:{probe['reason']}"})
@@ -249,19 +324,38 @@ def predict_videos(
                 for start, stop in window_bounds(reader.n_frames, window_frames, stride_frames):
                     p = model.window_probabilities(reader, start, stop, Path(tmp))
                     probs.append(p)
-                    window_rows.append({"video_id": item["video_id"], "window": len(probs) - 1,
-                                        "start_frame": start, "stop_frame": stop,
-                                        **{f"score_{c}": v for c, v in zip(classes, p)}})  # fmt: skip
+                    window_rows.append(
+                        {
+                            "video_id": item["video_id"],
+                            "window": len(probs) - 1,
+                            "start_frame": start,
+                            "stop_frame": stop,
+                            **{f"score_{c}": v for c, v in zip(classes, p)},
+                        }
+                    )
             if not probs:
                 rows.append({**row, "reason": "no_frames"})
                 continue
             mean = np.mean(probs, axis=0)
             score = mean[classes.index(pos)] if len(classes) == 2 else mean.max()
-            rows.append({**row, "n_windows": len(probs), "score": float(score),
-                         "pred": classes[int(mean.argmax())], "status": "ok",
-                         **{f"score_{c}": float(v) for c, v in zip(classes, mean)}})  # fmt: skip
-            log.info("[%d/%d] %s: %d windows, score %.3f", i + 1, len(inputs), item["video_id"],
-                     len(probs), score)  # fmt: skip
+            rows.append(
+                {
+                    **row,
+                    "n_windows": len(probs),
+                    "score": float(score),
+                    "pred": classes[int(mean.argmax())],
+                    "status": "ok",
+                    **{f"score_{c}": float(v) for c, v in zip(classes, mean)},
+                }
+            )
+            log.info(
+                "[%d/%d] %s: %d windows, score %.3f",
+                i + 1,
+                len(inputs),
+                item["video_id"],
+                len(probs),
+                score,
+            )
         except Exception as exc:  # one bad video never stops the others
             log.exception("%s: prediction failed", item["path"])
             rows.append({**row, "reason": f"predict_error:{type(exc).__name__}: {exc}"})

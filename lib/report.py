@@ -47,8 +47,9 @@ def _binary_truth_score(preds: pl.DataFrame, positive_label: str):
     return preds["label"].cast(pl.String).to_numpy() == pos, preds[f"score_{pos}"].to_numpy(), pos
 
 
-def plot_curves(by_model: dict[str, dict[int, pl.DataFrame]], path: Path, *,
-                positive_label: str) -> None:  # fmt: skip
+def plot_curves(
+    by_model: dict[str, dict[int, pl.DataFrame]], path: Path, *, positive_label: str
+) -> None:
     """ROC and precision-recall curves per model on held-out originals: the mean curve over
     folds with a ±1 std band (binary; multi-class uses the positive-vs-rest score)."""
     from lib.evaluate import originals
@@ -73,19 +74,36 @@ def plot_curves(by_model: dict[str, dict[int, pl.DataFrame]], path: Path, *,
             aps.append(skm.average_precision_score(truth, score))
             row[0].plot(fpr, tpr, color="grey", alpha=0.3, linewidth=0.8)
             row[1].plot(rec, prec, color="grey", alpha=0.3, linewidth=0.8)
-        for ax, curves, values, name in ((row[0], tprs, aucs, "ROC-AUC"), (row[1], precs, aps, "AP")):
+        for ax, curves, values, name in (
+            (row[0], tprs, aucs, "ROC-AUC"),
+            (row[1], precs, aps, "AP"),
+        ):
             if curves:
                 mean, sd = np.mean(curves, axis=0), np.std(curves, axis=0)
-                ax.plot(grid, mean, color="C0",
-                        label=f"mean of {len(curves)} folds ({name} {np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2f})")  # fmt: skip
-                ax.fill_between(grid, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1),
-                                color="C0", alpha=0.2, label="± 1 std over folds")  # fmt: skip
+                ax.plot(
+                    grid,
+                    mean,
+                    color="C0",
+                    label=f"mean of {len(curves)} folds ({name} {np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2f})",
+                )
+                ax.fill_between(
+                    grid,
+                    np.clip(mean - sd, 0, 1),
+                    np.clip(mean + sd, 0, 1),
+                    color="C0",
+                    alpha=0.2,
+                    label="± 1 std over folds",
+                )
             ax.legend(loc="lower right" if ax is row[0] else "lower left", fontsize=7)
         row[0].plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=0.8)
-        row[0].set(title=f"{model}: ROC (originals, positive = {pos})",
-                   xlabel="false positive rate", ylabel="true positive rate")  # fmt: skip
-        row[1].set(title=f"{model}: precision-recall", xlabel="recall", ylabel="precision",
-                   ylim=(0, 1.02))  # fmt: skip
+        row[0].set(
+            title=f"{model}: ROC (originals, positive = {pos})",
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+        )
+        row[1].set(
+            title=f"{model}: precision-recall", xlabel="recall", ylabel="precision", ylim=(0, 1.02)
+        )
     _save(fig, path)
 
 
@@ -95,8 +113,11 @@ def plot_confusions(confusions: pl.DataFrame, path: Path) -> None:
     models = sorted(confusions["model"].unique().to_list())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
     for ax, model in zip(axes[0], models):
-        m = (confusions.filter(pl.col("model") == model)
-             .pivot(on="pred", index="true", values="count", sort_columns=True).sort("true"))  # fmt: skip
+        m = (
+            confusions.filter(pl.col("model") == model)
+            .pivot(on="pred", index="true", values="count", sort_columns=True)
+            .sort("true")
+        )
         rows, cols = m["true"].to_list(), m.columns[1:]
         counts = m.select(cols).to_numpy()
         ax.imshow(counts, cmap="Blues")
@@ -115,8 +136,10 @@ def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) 
     plt = _plt()
     models = sorted(nulls) or ["(no permutation test)"]
     fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3), squeeze=False)
-    head = {r["model"]: r for r in summary.filter(pl.col("metric") == HEADLINE_METRIC)
-            .iter_rows(named=True)}  # fmt: skip
+    head = {
+        r["model"]: r
+        for r in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True)
+    }
     for ax, model in zip(axes[0], models):
         if model not in nulls:
             ax.text(0.5, 0.5, "no permutation test configured", ha="center")
@@ -124,8 +147,11 @@ def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) 
         ax.hist(nulls[model], bins=20, range=(0, 1), color="grey", label="null")
         real, p = head[model]["mean"], head[model]["p_value"]
         ax.axvline(real, color="C3", label=f"real {real:.3f}")
-        ax.set(title=f"{model}: p = {p:.3g} (n = {len(nulls[model])})", xlabel=HEADLINE_METRIC,
-               ylabel="permutations")  # fmt: skip
+        ax.set(
+            title=f"{model}: p = {p:.3g} (n = {len(nulls[model])})",
+            xlabel=HEADLINE_METRIC,
+            ylabel="permutations",
+        )
         ax.legend(fontsize=7)
     _save(fig, path)
 
@@ -144,12 +170,17 @@ def _histories(prediction_paths) -> dict[str, list[tuple[str, pl.DataFrame]]]:
 def training_warnings(prediction_paths) -> pl.DataFrame:
     """Every epoch of a deep model whose ``history.csv`` row carries a warning (loss exactly 0,
     constant logits, vanishing gradients, frozen weights): model, fold, epoch, warnings."""
-    rows = [{"model": model, "fold": fold, "epoch": int(r["epoch"]), "warnings": r["warnings"]}
-            for model, hs in _histories(prediction_paths).items() for fold, h in hs
-            if "warnings" in h.columns
-            for r in h.filter(pl.col("warnings").fill_null("") != "").iter_rows(named=True)]  # fmt: skip
-    return pl.DataFrame(rows, schema={"model": pl.String, "fold": pl.String, "epoch": pl.Int64,
-                                      "warnings": pl.String}).sort("model", "fold", "epoch")  # fmt: skip
+    rows = [
+        {"model": model, "fold": fold, "epoch": int(r["epoch"]), "warnings": r["warnings"]}
+        for model, hs in _histories(prediction_paths).items()
+        for fold, h in hs
+        if "warnings" in h.columns
+        for r in h.filter(pl.col("warnings").fill_null("") != "").iter_rows(named=True)
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={"model": pl.String, "fold": pl.String, "epoch": pl.Int64, "warnings": pl.String},
+    ).sort("model", "fold", "epoch")
 
 
 def plot_training_curves(prediction_paths, path: Path) -> None:
@@ -160,8 +191,13 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
     histories = _histories(prediction_paths)
     if not histories:
         fig, ax = plt.subplots(figsize=(6, 1.5))
-        ax.text(0.5, 0.5, "no deep model in this run: feature models have no training curve",
-                ha="center", va="center")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no deep model in this run: feature models have no training curve",
+            ha="center",
+            va="center",
+        )
         ax.axis("off")
         _save(fig, path)
         return
@@ -171,15 +207,26 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
         for k, (_, h) in enumerate(hs):
             for col in ("train_loss", "val_loss"):
                 if col in h.columns:
-                    row[0].plot(h["epoch"].to_numpy(), h[col].to_numpy(), color="C0" if col == "train_loss" else "C1",
-                                alpha=0.6, label=col if k == 0 else None)  # fmt: skip
+                    row[0].plot(
+                        h["epoch"].to_numpy(),
+                        h[col].to_numpy(),
+                        color="C0" if col == "train_loss" else "C1",
+                        alpha=0.6,
+                        label=col if k == 0 else None,
+                    )
             if "val_auc" in h.columns:
                 row[1].plot(h["epoch"].to_numpy(), h["val_auc"].to_numpy(), color="C2", alpha=0.6)
             if "warnings" in h.columns:
                 warned = h.filter(pl.col("warnings").fill_null("") != "")
                 if len(warned):
-                    row[0].plot(warned["epoch"].to_numpy(), warned["train_loss"].to_numpy(), "x",
-                                color="C3", markersize=9, label="warning" if not n_warned else None)  # fmt: skip
+                    row[0].plot(
+                        warned["epoch"].to_numpy(),
+                        warned["train_loss"].to_numpy(),
+                        "x",
+                        color="C3",
+                        markersize=9,
+                        label="warning" if not n_warned else None,
+                    )
                 n_warned += len(warned)
         title = f"{model}: loss per fold"
         if n_warned:
@@ -195,51 +242,89 @@ def _fmt(v: float | None) -> str:
     return "" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
-def evaluation_markdown(summary: pl.DataFrame, metrics: pl.DataFrame, robust: pl.DataFrame,
-                        n_bootstrap: int, warnings: pl.DataFrame | None = None) -> str:  # fmt: skip
+def evaluation_markdown(
+    summary: pl.DataFrame,
+    metrics: pl.DataFrame,
+    robust: pl.DataFrame,
+    n_bootstrap: int,
+    warnings: pl.DataFrame | None = None,
+) -> str:
     """The evaluation report: headline table with spread, interval and p-value; robustness;
     the deep models' training warnings (:func:`training_warnings`), if any."""
     from lib.evaluate import HEADLINE_METRIC
 
     n_folds = metrics["fold"].n_unique()
-    lines = ["# Evaluation", "",
-             f"Headline: held-out **original** videos only (one row per video), {n_folds} folds "
-             "grouped by duplicate group. Per metric: mean ± sample std over folds, the value "
-             f"pooled over all folds, and its 95% interval from {n_bootstrap} bootstrap "
-             "resamples of duplicate groups. p: permutation test of the mean fold ROC-AUC "
-             "(group labels permuted, same folds and training).", "",
-             "| model | metric | mean ± std | pooled | 95% CI | p | null mean |", "|---" * 7 + "|"]  # fmt: skip
+    lines = [
+        "# Evaluation",
+        "",
+        f"Headline: held-out **original** videos only (one row per video), {n_folds} folds "
+        "grouped by duplicate group. Per metric: mean ± sample std over folds, the value "
+        f"pooled over all folds, and its 95% interval from {n_bootstrap} bootstrap "
+        "resamples of duplicate groups. p: permutation test of the mean fold ROC-AUC "
+        "(group labels permuted, same folds and training).",
+        "",
+        "| model | metric | mean ± std | pooled | 95% CI | p | null mean |",
+        "|---" * 7 + "|",
+    ]
     for r in summary.iter_rows(named=True):
         p = f"{r['p_value']:.4f}" if np.isfinite(r["p_value"]) else ""
-        lines.append(f"| {r['model']} | {r['metric']} | {r['mean']:.3f} ± {r['std']:.3f} | "
-                     f"{_fmt(r['pooled'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {p} | "
-                     f"{_fmt(r['null_mean'])} |")  # fmt: skip
-    lines += ["", "## Robustness (augmented held-out clips; not part of the headline)", "",
-              f"{HEADLINE_METRIC} and accuracy per augmentation type, pooled over folds.", "",
-              "| model | augmentation | clips | roc_auc | accuracy |", "|---" * 5 + "|"]  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['metric']} | {r['mean']:.3f} ± {r['std']:.3f} | "
+            f"{_fmt(r['pooled'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {p} | "
+            f"{_fmt(r['null_mean'])} |"
+        )
+    lines += [
+        "",
+        "## Robustness (augmented held-out clips; not part of the headline)",
+        "",
+        f"{HEADLINE_METRIC} and accuracy per augmentation type, pooled over folds.",
+        "",
+        "| model | augmentation | clips | roc_auc | accuracy |",
+        "|---" * 5 + "|",
+    ]
     wide = {}
-    for r in robust.sort(["model", "augmentation", "n_clips"], maintain_order=True).iter_rows(named=True):
+    for r in robust.sort(["model", "augmentation", "n_clips"], maintain_order=True).iter_rows(
+        named=True
+    ):
         wide.setdefault((r["model"], r["augmentation"], r["n_clips"]), {})[r["metric"]] = r["value"]
     for (model, augmentation, n_clips), values in wide.items():
-        lines.append(f"| {model} | {augmentation} | {n_clips} | {_fmt(values.get('roc_auc'))} | "
-                     f"{_fmt(values.get('accuracy'))} |")  # fmt: skip
+        lines.append(
+            f"| {model} | {augmentation} | {n_clips} | {_fmt(values.get('roc_auc'))} | "
+            f"{_fmt(values.get('accuracy'))} |"
+        )
     if warnings is not None and len(warnings):
-        lines += ["", "## Training warnings (deep models)", "",
-                  "Epochs whose `history.csv` row carries a warning: a model that learned nothing "
-                  "scores near chance for that reason, not by bad luck.", "",
-                  "| model | fold | epochs | warning |", "|---" * 4 + "|"]  # fmt: skip
-        grouped = (warnings.group_by("model", "fold", "warnings", maintain_order=True)
-                   .agg(pl.col("epoch")).sort("model", "fold"))  # fmt: skip
+        lines += [
+            "",
+            "## Training warnings (deep models)",
+            "",
+            "Epochs whose `history.csv` row carries a warning: a model that learned nothing "
+            "scores near chance for that reason, not by bad luck.",
+            "",
+            "| model | fold | epochs | warning |",
+            "|---" * 4 + "|",
+        ]
+        grouped = (
+            warnings.group_by("model", "fold", "warnings", maintain_order=True)
+            .agg(pl.col("epoch"))
+            .sort("model", "fold")
+        )
         for r in grouped.iter_rows(named=True):
             epochs = ", ".join(str(e) for e in r["epoch"])
             lines.append(f"| {r['model']} | {r['fold']} | {epochs} | {r['warnings']} |")
-    lines += ["", "![ROC and PR curves](curves.png)", "", "![Permutation nulls](permutation_null.png)", ""]
+    lines += [
+        "",
+        "![ROC and PR curves](curves.png)",
+        "",
+        "![Permutation nulls](permutation_null.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------- data quality
-def data_quality(manifest_path, download_path, videos_path, out_table, out_failures,
-                 out_plot) -> pl.DataFrame:  # fmt: skip
+def data_quality(
+    manifest_path, download_path, videos_path, out_table, out_failures, out_plot
+) -> pl.DataFrame:
     """Data quality: per label and platform, videos listed/downloaded/valid and median
     resolution, fps, duration (``out_table``); failures by stage and reason code
     (``out_failures``); a figure of both (``out_plot``)."""
@@ -248,40 +333,72 @@ def data_quality(manifest_path, download_path, videos_path, out_table, out_failu
     videos = schemas.read_table(videos_path, "videos")
     rows = []
     for (label, platform), m in manifest.sort(["label", "platform"], maintain_order=True).group_by(
-            ["label", "platform"], maintain_order=True):  # fmt: skip
+        ["label", "platform"], maintain_order=True
+    ):
         same = (pl.col("label") == label) & (pl.col("platform") == platform)
         d = download.filter(same)
         ok = videos.filter(same & pl.col("valid"))
-        rows.append({"label": label, "platform": platform or "unknown", "listed": len(m),
-                     "downloaded": int((d["status"] == "ok").sum()), "valid": len(ok),
-                     **{f"median_{c}": _median(ok[c]) for c in ("width", "height", "fps", "duration_s")}})  # fmt: skip
-    table = pl.DataFrame(rows, schema={
-        "label": pl.String, "platform": pl.String, "listed": pl.Int64, "downloaded": pl.Int64,
-        "valid": pl.Int64, "median_width": pl.Float64, "median_height": pl.Float64,
-        "median_fps": pl.Float64, "median_duration_s": pl.Float64})  # fmt: skip
-    failures = pl.concat([
-        download.filter(pl.col("status") == "failed").select(pl.lit("download").alias("stage"), "reason"),
-        videos.filter(~pl.col("valid")).select(pl.lit("validate").alias("stage"), "reason"),
-    ]).with_columns(pl.col("reason").str.split(":").list.first())  # fmt: skip
+        rows.append(
+            {
+                "label": label,
+                "platform": platform or "unknown",
+                "listed": len(m),
+                "downloaded": int((d["status"] == "ok").sum()),
+                "valid": len(ok),
+                **{f"median_{c}": _median(ok[c]) for c in ("width", "height", "fps", "duration_s")},
+            }
+        )
+    table = pl.DataFrame(
+        rows,
+        schema={
+            "label": pl.String,
+            "platform": pl.String,
+            "listed": pl.Int64,
+            "downloaded": pl.Int64,
+            "valid": pl.Int64,
+            "median_width": pl.Float64,
+            "median_height": pl.Float64,
+            "median_fps": pl.Float64,
+            "median_duration_s": pl.Float64,
+        },
+    )
+    failures = pl.concat(
+        [
+            download.filter(pl.col("status") == "failed").select(
+                pl.lit("download").alias("stage"), "reason"
+            ),
+            videos.filter(~pl.col("valid")).select(pl.lit("validate").alias("stage"), "reason"),
+        ]
+    ).with_columns(pl.col("reason").str.split(":").list.first())
     by_reason = failures.group_by(["stage", "reason"]).len(name="count").sort(["stage", "reason"])
     for frame, out in ((table, out_table), (by_reason, out_failures)):
         with atomic_path(out) as tmp:
             frame.write_csv(tmp)
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    ok = videos.filter(pl.col("valid")).with_columns(group=pl.col("label") + "/" + pl.col("platform"))
-    for ax, col, title in zip(axes[:3], ("height", "fps", "duration_s"),
-                              ("frame height (px)", "fps", "duration (s)")):  # fmt: skip
+    ok = videos.filter(pl.col("valid")).with_columns(
+        group=pl.col("label") + "/" + pl.col("platform")
+    )
+    for ax, col, title in zip(
+        axes[:3], ("height", "fps", "duration_s"), ("frame height (px)", "fps", "duration (s)")
+    ):
         names = sorted(ok["group"].unique().to_list())
-        ax.boxplot([ok.filter(pl.col("group") == n)[col].fill_nan(None).drop_nulls().to_numpy()
-                    for n in names], tick_labels=names)  # fmt: skip
+        ax.boxplot(
+            [
+                ok.filter(pl.col("group") == n)[col].fill_nan(None).drop_nulls().to_numpy()
+                for n in names
+            ],
+            tick_labels=names,
+        )
         ax.tick_params(axis="x", rotation=45, labelsize=7)
         ax.set(title=f"{title} by label/platform")
     if len(by_reason):
         labels = (by_reason["stage"] + ": " + by_reason["reason"]).to_list()
         axes[3].barh(labels, by_reason["count"].to_numpy(), color="C3")
         axes[3].tick_params(axis="y", labelsize=7)
-    axes[3].set(title=f"failures by reason ({int(by_reason['count'].sum()) if len(by_reason) else 0})")
+    axes[3].set(
+        title=f"failures by reason ({int(by_reason['count'].sum()) if len(by_reason) else 0})"
+    )
     _save(fig, Path(out_plot))
     return table
 

@@ -216,8 +216,22 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
-_NULLABLE = {"avg_fps", "real_fps", "fps", "duration_s", "value", "mean", "std", "score", "pooled",
-             "ci_low", "ci_high", "p_value", "null_mean", "null_std"}
+_NULLABLE = {
+    "avg_fps",
+    "real_fps",
+    "fps",
+    "duration_s",
+    "value",
+    "mean",
+    "std",
+    "score",
+    "pooled",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "null_mean",
+    "null_std",
+}
 
 _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "download": {"status": [pa.Check.isin(DOWNLOAD_STATUSES)]},

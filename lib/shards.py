@@ -158,8 +158,13 @@ def run_shard(
     todo = [r for r in rows.iter_rows(named=True) if r[key] not in done_keys]
     log.info(
         "%s shard %s: %d rows, %d already done (resumed from %s), %d to do",
-        stage, shard.name, len(rows), len(rows) - len(todo), progress_path, len(todo),
-    )  # fmt: skip
+        stage,
+        shard.name,
+        len(rows),
+        len(rows) - len(todo),
+        progress_path,
+        len(todo),
+    )
     for row in tqdm(todo, desc=f"{stage} {shard.name}", unit=key.split("_")[0], **_tqdm_kw()):
         # Logged before the work, so that the log of a job killed mid-video names that video.
         log.info("%s %s=%s: start", stage, key, row[key])
@@ -185,8 +190,11 @@ def _ordered(done: pl.DataFrame, keys: pl.Series, key: str) -> pl.DataFrame:
     """Rows of ``done`` in the order of the input ``keys`` (stable within a unit)."""
     order = {k: i for i, k in enumerate(keys.to_list())}
     position = done[key].replace_strict(order, return_dtype=pl.Int64)
-    return done.with_columns(position.alias("__order__")).sort(
-        "__order__", maintain_order=True).drop("__order__")  # fmt: skip
+    return (
+        done.with_columns(position.alias("__order__"))
+        .sort("__order__", maintain_order=True)
+        .drop("__order__")
+    )
 
 
 def _progress_path(progress_dir, stage: str, shard: Shard, params: dict, rows) -> Path:

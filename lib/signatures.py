@@ -38,9 +38,13 @@ _WORK_SIZE = (128, 128)
 
 
 def n_sampled_frames(
-    n_frames: int, fps: float, *, frames_per_second: float = 1.0, min_frames: int = 16,
+    n_frames: int,
+    fps: float,
+    *,
+    frames_per_second: float = 1.0,
+    min_frames: int = 16,
     max_frames: int = 64,
-) -> int:  # fmt: skip
+) -> int:
     """How many frames to hash: ``frames_per_second`` of the duration, within bounds."""
     if n_frames <= 0:
         return 0
@@ -49,7 +53,9 @@ def n_sampled_frames(
     return min(max(k, int(min_frames)), int(max_frames), int(n_frames))
 
 
-def strip_flat_borders(grey: np.ndarray, *, tolerance: int = 12, max_share: float = 0.3) -> np.ndarray:
+def strip_flat_borders(
+    grey: np.ndarray, *, tolerance: int = 12, max_share: float = 0.3
+) -> np.ndarray:
     """``grey`` without uniform bars at its edges (rows/columns whose range <= tolerance).
 
     At most ``max_share`` of the height (width) is removed from each side, so that a frame
@@ -109,23 +115,36 @@ def decode_hashes(text: str) -> np.ndarray:
     for i, token in enumerate(tokens):
         parts = token.split(":")
         if len(parts) != len(VARIANTS):
-            raise ValueError(f"signature frame {i} has {len(parts)} hashes, expected {len(VARIANTS)}")
+            raise ValueError(
+                f"signature frame {i} has {len(parts)} hashes, expected {len(VARIANTS)}"
+            )
         out[i] = [int(p, 16) for p in parts]
     return out
 
 
 def video_signature(
-    reader, *, start: int = 0, stop: int | None = None, frames_per_second: float = 1.0,
-    min_frames: int = 16, max_frames: int = 64, min_std: float = 4.0,
-) -> tuple[list[int], list[np.ndarray]]:  # fmt: skip
+    reader,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    frames_per_second: float = 1.0,
+    min_frames: int = 16,
+    max_frames: int = 64,
+    min_std: float = 4.0,
+) -> tuple[list[int], list[np.ndarray]]:
     """Sample frames of an open :class:`lib.video.FrameReader` (within ``[start, stop)``)
     and hash them; returns the indices and hashes of the informative frames."""
     from lib.video import sample_uniform
 
     stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
     span = max(stop - start, 0)
-    k = n_sampled_frames(span, reader.fps, frames_per_second=frames_per_second,
-                         min_frames=min_frames, max_frames=max_frames)  # fmt: skip
+    k = n_sampled_frames(
+        span,
+        reader.fps,
+        frames_per_second=frames_per_second,
+        min_frames=min_frames,
+        max_frames=max_frames,
+    )
     indices, hashes = [], []
     for index, frame in reader.read([start + i for i in sample_uniform(span, k)]):
         h = frame_hashes(frame, min_std=min_std)

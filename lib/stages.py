@@ -31,8 +31,19 @@ def _extra_columns(table, out_kind: str, drop: tuple[str, ...] = ()) -> list[str
 
 
 def _run(
-    table, shard: Shard, output, progress_dir, *, stage: str, key: str, out_kind: str,
-    params: dict, process, on_error, skip=None, extras: list[str] | tuple[str, ...] = (),
+    table,
+    shard: Shard,
+    output,
+    progress_dir,
+    *,
+    stage: str,
+    key: str,
+    out_kind: str,
+    params: dict,
+    process,
+    on_error,
+    skip=None,
+    extras: list[str] | tuple[str, ...] = (),
 ):
     """The skeleton every stage shares: its shard of ``table``, one unit (row ``key``) at a
     time, resumably (:func:`lib.shards.run_shard`), written as an ``out_kind`` table whose
@@ -40,10 +51,19 @@ def _run(
     unit becomes (``process``), a failed unit's rows (``on_error``), units needing no
     work (``skip``) and the ``params`` that fingerprint its progress."""
     return run_shard(
-        table, shard, stage=stage, key=key, process=process, on_error=on_error, skip=skip,
-        out_kind=out_kind, out_columns=schemas.columns(out_kind) + list(extras), output=output,
-        progress_dir=progress_dir, params=params,
-    )  # fmt: skip
+        table,
+        shard,
+        stage=stage,
+        key=key,
+        process=process,
+        on_error=on_error,
+        skip=skip,
+        out_kind=out_kind,
+        out_columns=schemas.columns(out_kind) + list(extras),
+        output=output,
+        progress_dir=progress_dir,
+        params=params,
+    )
 
 
 def _reason(prefix: str, exc: Exception) -> str:
@@ -65,8 +85,15 @@ def segment(row: dict) -> tuple[int, int | None]:
 # ---------------------------------------------------------------------------- download
 #: Validate's verdicts on a file that a new download may repair (a cut transfer, an empty
 #: or garbled file); limits (too_large) and content (no_video_stream) are not retried.
-BROKEN_FILE_REASONS = ("missing", "empty_file", "not_a_video", "zero_frames", "truncated",
-                       "decode_error", "probe_error")  # fmt: skip
+BROKEN_FILE_REASONS = (
+    "missing",
+    "empty_file",
+    "not_a_video",
+    "zero_frames",
+    "truncated",
+    "decode_error",
+    "probe_error",
+)
 
 
 def broken_downloads(videos: str | Path | None) -> dict[str, str]:
@@ -75,7 +102,9 @@ def broken_downloads(videos: str | Path | None) -> dict[str, str]:
         return {}
     table = schemas.read_table(videos, "videos")
     code = pl.col("reason").str.split(":").list.first()
-    broken = table.filter(~pl.col("valid") & code.is_in(BROKEN_FILE_REASONS) & (pl.col("path") != ""))
+    broken = table.filter(
+        ~pl.col("valid") & code.is_in(BROKEN_FILE_REASONS) & (pl.col("path") != "")
+    )
     return dict(zip(broken["video_id"].to_list(), broken["path"].to_list()))
 
 
@@ -102,8 +131,13 @@ def download_shard(
     ``retry_failed=False`` and a ``previous`` download table, rows that failed before keep
     their failure row instead of being tried again.
     """
-    from lib.download import (build_ydl_options, download_video, fetch_local_file,
-                              find_complete_download, local_source)  # fmt: skip
+    from lib.download import (
+        build_ydl_options,
+        download_video,
+        fetch_local_file,
+        find_complete_download,
+        local_source,
+    )
 
     options = dict(options or {})
     table = schemas.read_table(manifest, "manifest")
@@ -137,21 +171,42 @@ def download_shard(
 
     def on_error(row, exc):
         return [
-            {**row, "status": "failed", "path": "", "reason": "other",
-             "error": f"{type(exc).__name__}: {exc}"}
-        ]  # fmt: skip
+            {
+                **row,
+                "status": "failed",
+                "path": "",
+                "reason": "other",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        ]
 
     _run(
-        table, shard, output, progress_dir, stage="download", key="video_id",
-        out_kind="download", extras=extras, process=process, on_error=on_error, skip=skip,
-        params={"options": options, "dir": str(videos_dir), "retry_failed": retry_failed,
-                "refetch": sorted(broken)},
-    )  # fmt: skip
+        table,
+        shard,
+        output,
+        progress_dir,
+        stage="download",
+        key="video_id",
+        out_kind="download",
+        extras=extras,
+        process=process,
+        on_error=on_error,
+        skip=skip,
+        params={
+            "options": options,
+            "dir": str(videos_dir),
+            "retry_failed": retry_failed,
+            "refetch": sorted(broken),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- validate
-_PROBE_COLUMNS = [c for c in schemas.columns("videos") if c not in
-                  ("video_id", "path", "label", "dup_group", "platform", "is_original")]  # fmt: skip
+_PROBE_COLUMNS = [
+    c
+    for c in schemas.columns("videos")
+    if c not in ("video_id", "path", "label", "dup_group", "platform", "is_original")
+]
 
 
 def validate_shard(
@@ -187,9 +242,19 @@ def validate_shard(
         return invalid(row, f"probe_error:{type(exc).__name__}")
 
     _run(
-        table, shard, output, progress_dir, stage="validate", key="video_id", out_kind="videos",
-        extras=extras, process=process, on_error=on_error, skip=skip, params={"limits": limits},
-    )  # fmt: skip
+        table,
+        shard,
+        output,
+        progress_dir,
+        stage="validate",
+        key="video_id",
+        out_kind="videos",
+        extras=extras,
+        process=process,
+        on_error=on_error,
+        skip=skip,
+        params={"limits": limits},
+    )
 
 
 def _empty_value(column: str):
@@ -226,9 +291,17 @@ def augment_shard(
         return [] if not row["valid"] else None
 
     def clip_row(row, clip_id, path, aug_idx, augmentation, status="ok", reason=""):
-        return {"clip_id": clip_id, "video_id": row["video_id"], "path": path,
-                "aug_idx": aug_idx, "augmentation": augmentation, "label": row["label"],
-                "dup_group": row["dup_group"], "status": status, "reason": reason}  # fmt: skip
+        return {
+            "clip_id": clip_id,
+            "video_id": row["video_id"],
+            "path": path,
+            "aug_idx": aug_idx,
+            "augmentation": augmentation,
+            "label": row["label"],
+            "dup_group": row["dup_group"],
+            "status": status,
+            "reason": reason,
+        }
 
     def process(row):
         vid = row["video_id"]
@@ -249,9 +322,16 @@ def augment_shard(
         # One clip after another, each from its own decode: one encoder open at a time
         # (bounded memory); if any clip fails, none of this video's clips is left behind.
         last = start + max_frames if stop is None else min(stop, start + max_frames)
-        encode_clips(row["path"], list(zip(augs, paths)), start=start, stop=last,
-                     fps=float(row["fps"]), crf=crf, preset=preset,
-                     encoder_threads=encoder_threads)  # fmt: skip
+        encode_clips(
+            row["path"],
+            list(zip(augs, paths)),
+            start=start,
+            stop=last,
+            fps=float(row["fps"]),
+            crf=crf,
+            preset=preset,
+            encoder_threads=encoder_threads,
+        )
         augmented = [(a, p) for a, p in zip(augs, paths) if a is not None]
         for k, (aug, p) in enumerate(augmented):
             rows.append(clip_row(row, f"{vid}__a{k}", relpath(p), k, aug.describe()))
@@ -259,22 +339,40 @@ def augment_shard(
 
     def on_error(row, exc):
         vid, reason = row["video_id"], _reason("augment_error", exc)
-        failed = [clip_row(row, f"{vid}__a{k}", "", k, "", "failed", reason)
-                  for k in range(n_augmentations)]  # fmt: skip
+        failed = [
+            clip_row(row, f"{vid}__a{k}", "", k, "", "failed", reason)
+            for k in range(n_augmentations)
+        ]
         start, stop = segment(row)
         if start > 0 or stop is not None:  # the original is the cut segment: it failed too
-            original = clip_row(row, f"{vid}__orig", "", -1, f"segment:{start}-{stop}",
-                                "failed", reason)  # fmt: skip
+            original = clip_row(
+                row, f"{vid}__orig", "", -1, f"segment:{start}-{stop}", "failed", reason
+            )
         else:  # the original is the untouched file, which validate passed
             original = clip_row(row, f"{vid}__orig", row["path"], -1, "none")
         return [original, *failed]
 
     _run(
-        table, shard, output, progress_dir, stage="augment", key="video_id", out_kind="clips",
-        process=process, on_error=on_error, skip=skip,
-        params={"n": n_augmentations, "seed": seed, "max_frames": max_frames, "crf": crf,
-                "preset": preset, "encoder_threads": encoder_threads, "dir": str(clips_dir)},
-    )  # fmt: skip
+        table,
+        shard,
+        output,
+        progress_dir,
+        stage="augment",
+        key="video_id",
+        out_kind="clips",
+        process=process,
+        on_error=on_error,
+        skip=skip,
+        params={
+            "n": n_augmentations,
+            "seed": seed,
+            "max_frames": max_frames,
+            "crf": crf,
+            "preset": preset,
+            "encoder_threads": encoder_threads,
+            "dir": str(clips_dir),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- features
@@ -299,25 +397,44 @@ def _feature_shard(
         return None
 
     def failed(row, reason):
-        return {"clip_id": row["clip_id"], "status": "failed", "reason": reason,
-                **{n: float("nan") for n in names}}  # fmt: skip
+        return {
+            "clip_id": row["clip_id"],
+            "status": "failed",
+            "reason": reason,
+            **{n: float("nan") for n in names},
+        }
 
     def process(row):
         with FrameReader(row["path"]) as reader:
             indices = sample_fraction(reader.n_frames, **sampling)
             frames = (frame for _, frame in reader.read(indices))
             values = compute(row, reader, frames)
-        return [{"clip_id": row["clip_id"], "status": "ok", "reason": "",
-                 **{n: float(values[n]) for n in names}}]  # fmt: skip
+        return [
+            {
+                "clip_id": row["clip_id"],
+                "status": "ok",
+                "reason": "",
+                **{n: float(values[n]) for n in names},
+            }
+        ]
 
     def on_error(row, exc):
         return [failed(row, _reason("feature_error", exc))]
 
     _run(
-        clips_table, shard, output, progress_dir, stage=stage, key="clip_id",
-        out_kind="features_stage", extras=names, process=process, on_error=on_error, skip=skip,
+        clips_table,
+        shard,
+        output,
+        progress_dir,
+        stage=stage,
+        key="clip_id",
+        out_kind="features_stage",
+        extras=names,
+        process=process,
+        on_error=on_error,
+        skip=skip,
         params={**params, "sampling": sampling},
-    )  # fmt: skip
+    )
 
 
 def features_shard(
@@ -333,15 +450,24 @@ def features_shard(
 
     def compute(row, reader, frames):
         return handcrafted_features(
-            frames, bitrate=reader.bit_rate, fps=reader.fps, width=reader.width,
+            frames,
+            bitrate=reader.bit_rate,
+            fps=reader.fps,
+            width=reader.width,
             height=reader.height,
-        )  # fmt: skip
+        )
 
     _feature_shard(
-        schemas.read_table(clips, "clips"), output, shard, stage="features",
-        names=HANDCRAFTED_FEATURES, compute=compute, sampling=dict(sampling or {}),
-        progress_dir=progress_dir, params={},
-    )  # fmt: skip
+        schemas.read_table(clips, "clips"),
+        output,
+        shard,
+        stage="features",
+        names=HANDCRAFTED_FEATURES,
+        compute=compute,
+        sampling=dict(sampling or {}),
+        progress_dir=progress_dir,
+        params={},
+    )
 
 
 def scaled_features_shard(
@@ -357,15 +483,24 @@ def scaled_features_shard(
 
     def compute(row, reader, frames):
         return scaled_features(
-            frames, orig_width=row["orig_width"], orig_height=row["orig_height"],
-            scaled_width=row["scaled_width"], scaled_height=row["scaled_height"],
-        )  # fmt: skip
+            frames,
+            orig_width=row["orig_width"],
+            orig_height=row["orig_height"],
+            scaled_width=row["scaled_width"],
+            scaled_height=row["scaled_height"],
+        )
 
     _feature_shard(
-        schemas.read_table(scaled, "scaled"), output, shard, stage="scaled_features",
-        names=SCALED_FEATURES, compute=compute, sampling=dict(sampling or {}),
-        progress_dir=progress_dir, params={},
-    )  # fmt: skip
+        schemas.read_table(scaled, "scaled"),
+        output,
+        shard,
+        stage="scaled_features",
+        names=SCALED_FEATURES,
+        compute=compute,
+        sampling=dict(sampling or {}),
+        progress_dir=progress_dir,
+        params={},
+    )
 
 
 def merge_features(handcrafted: str | Path, scaled: str | Path, output: str | Path) -> None:
@@ -413,16 +548,26 @@ def scale_shard(
     fallback = make_scaler("letterbox", size=size) if method != "letterbox" else None
 
     def row_for(row, path, used, reason, reader, status="ok"):
-        return {"clip_id": row["clip_id"], "video_id": row["video_id"], "path": path,
-                "scale_method": used, "orig_width": reader.width if reader else 0,
-                "orig_height": reader.height if reader else 0,
-                "scaled_width": size if status == "ok" else 0,
-                "scaled_height": size if status == "ok" else 0,
-                "status": status, "reason": reason}  # fmt: skip
+        return {
+            "clip_id": row["clip_id"],
+            "video_id": row["video_id"],
+            "path": path,
+            "scale_method": used,
+            "orig_width": reader.width if reader else 0,
+            "orig_height": reader.height if reader else 0,
+            "scaled_width": size if status == "ok" else 0,
+            "scaled_height": size if status == "ok" else 0,
+            "status": status,
+            "reason": reason,
+        }
 
     def encode(src, dst, use):
-        with FrameReader(src) as reader, VideoWriter(dst, fps=reader.fps, crf=crf, preset=preset,
-                                                     threads=encoder_threads) as writer:  # fmt: skip
+        with (
+            FrameReader(src) as reader,
+            VideoWriter(
+                dst, fps=reader.fps, crf=crf, preset=preset, threads=encoder_threads
+            ) as writer,
+        ):
             chunks = letterboxed_chunks(reader.iter_frames(), size=size, chunk_frames=chunk_frames)
             for frame in scale_frames(chunks, use, source_size=(reader.width, reader.height)):
                 writer.write(frame)
@@ -447,13 +592,27 @@ def scale_shard(
         return [row_for(row, "", "", _reason("scale_error", exc), None, "failed")]
 
     _run(
-        table, shard, output, progress_dir, stage="scale", key="clip_id", out_kind="scaled",
-        process=process, on_error=on_error, skip=skip,
-        params={"method": method, "size": size, "model": model, "chunk": chunk_frames,
-                "crf": crf, "preset": preset, "encoder_threads": encoder_threads,
-                "dir": str(scaled_dir)},
-    )  # fmt: skip
-
+        table,
+        shard,
+        output,
+        progress_dir,
+        stage="scale",
+        key="clip_id",
+        out_kind="scaled",
+        process=process,
+        on_error=on_error,
+        skip=skip,
+        params={
+            "method": method,
+            "size": size,
+            "model": model,
+            "chunk": chunk_frames,
+            "crf": crf,
+            "preset": preset,
+            "encoder_threads": encoder_threads,
+            "dir": str(scaled_dir),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -478,9 +637,14 @@ def signatures_shard(
     table = schemas.read_table(videos, "videos")
 
     def row_for(row, status="ok", reason="", indices=(), hashes=()):
-        return {"video_id": row["video_id"], "status": status, "reason": reason,
-                "frames": len(hashes), "frame_index": " ".join(str(i) for i in indices),
-                "hashes": encode_hashes(list(hashes))}  # fmt: skip
+        return {
+            "video_id": row["video_id"],
+            "status": status,
+            "reason": reason,
+            "frames": len(hashes),
+            "frame_index": " ".join(str(i) for i in indices),
+            "hashes": encode_hashes(list(hashes)),
+        }
 
     def skip(row):
         if not row["valid"]:
@@ -499,7 +663,15 @@ def signatures_shard(
         return [row_for(row, "failed", _reason("signature_error", exc))]
 
     _run(
-        table, shard, output, progress_dir, stage="signatures", key="video_id",
-        out_kind="signatures", process=process, on_error=on_error, skip=skip,
+        table,
+        shard,
+        output,
+        progress_dir,
+        stage="signatures",
+        key="video_id",
+        out_kind="signatures",
+        process=process,
+        on_error=on_error,
+        skip=skip,
         params={"sampling": sampling},
-    )  # fmt: skip
+    )

@@ -37,15 +37,20 @@ def clip_table(scaled: pl.DataFrame, clips: pl.DataFrame, folds: pl.DataFrame) -
     table = table.join(folds.select("video_id", "dup_group", "fold"), on="video_id", how="inner")
     dropped = len(scaled) - len(table)
     if dropped:
-        log.info("%d of %d scaled clips left out (scaling failed or video without a fold)",
-                 dropped, len(scaled))  # fmt: skip
+        log.info(
+            "%d of %d scaled clips left out (scaling failed or video without a fold)",
+            dropped,
+            len(scaled),
+        )
     return table.sort("clip_id", maintain_order=True)
 
 
 def load_clip_table(scaled_path, clips_path, folds_path) -> pl.DataFrame:
-    return clip_table(schemas.read_table(scaled_path, "scaled", columns=[]),
-                      schemas.read_table(clips_path, "clips", columns=[]),
-                      schemas.read_table(folds_path, "folds", columns=[]))  # fmt: skip
+    return clip_table(
+        schemas.read_table(scaled_path, "scaled", columns=[]),
+        schemas.read_table(clips_path, "clips", columns=[]),
+        schemas.read_table(folds_path, "folds", columns=[]),
+    )
 
 
 def inner_split(train: pl.DataFrame, *, val_fraction: float, random_state: int):
@@ -62,15 +67,22 @@ def inner_split(train: pl.DataFrame, *, val_fraction: float, random_state: int):
     n_splits = max(2, round(1 / val_fraction))
     groups_per_class = videos.group_by("label").agg(pl.col("dup_group").n_unique())["dup_group"]
     if videos["dup_group"].n_unique() < 2:
-        raise ValueError("the training folds hold a single duplicate group: no inner "
-                         "validation split is possible; add videos or lower folds.k")  # fmt: skip
+        raise ValueError(
+            "the training folds hold a single duplicate group: no inner "
+            "validation split is possible; add videos or lower folds.k"
+        )
     if groups_per_class.min() >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        _, val_idx = next(splitter.split(np.zeros(len(videos)), videos["label"].to_numpy(),
-                                         videos["dup_group"].to_numpy()))  # fmt: skip
+        _, val_idx = next(
+            splitter.split(
+                np.zeros(len(videos)), videos["label"].to_numpy(), videos["dup_group"].to_numpy()
+            )
+        )
     else:
         splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=random_state)
-        _, val_idx = next(splitter.split(np.zeros(len(videos)), groups=videos["dup_group"].to_numpy()))
+        _, val_idx = next(
+            splitter.split(np.zeros(len(videos)), groups=videos["dup_group"].to_numpy())
+        )
     val_videos = set(videos["video_id"].gather(val_idx))
     is_val = train["video_id"].is_in(val_videos)
     return train.filter(~is_val), train.filter(is_val)
@@ -131,16 +143,31 @@ class ClipCache:
         return clip
 
     def stats(self) -> dict:
-        return {"max_mb": round(self.max_bytes / 2**20, 1), "mb": round(self.bytes / 2**20, 1),
-                "clips": len(self._clips), "hits": self.hits, "misses": self.misses}  # fmt: skip
+        return {
+            "max_mb": round(self.max_bytes / 2**20, 1),
+            "mb": round(self.bytes / 2**20, 1),
+            "clips": len(self._clips),
+            "hits": self.hits,
+            "misses": self.misses,
+        }
 
 
 class FrameClipDataset(torch.utils.data.Dataset):
     """One item per clip: ``(pixel_values (T, 3, S, S) float32, label index, row index)``."""
 
-    def __init__(self, table: pl.DataFrame, *, classes: list[str], num_frames: int,
-                 image_size: int, mean, std, augment: bool = False, seed: int = 0,
-                 cache: ClipCache | None = None):  # fmt: skip
+    def __init__(
+        self,
+        table: pl.DataFrame,
+        *,
+        classes: list[str],
+        num_frames: int,
+        image_size: int,
+        mean,
+        std,
+        augment: bool = False,
+        seed: int = 0,
+        cache: ClipCache | None = None,
+    ):
         self.paths = table["path"].to_list()
         self.clip_ids = table["clip_id"].to_list()
         self.labels = [classes.index(str(c)) for c in table["label"]]
@@ -161,8 +188,13 @@ class FrameClipDataset(torch.utils.data.Dataset):
         if self.augment:
             g = torch.Generator().manual_seed(stable_seed(self.seed, self.epoch, self.clip_ids[i]))
             x = _augment(x, g)
-        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                          antialias=True, align_corners=False)  # fmt: skip
+        x = F.interpolate(
+            x,
+            size=(self.image_size, self.image_size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
         x = (x.clamp_(0, 1) - self.mean) / self.std
         return x, self.labels[i], i
 
@@ -174,7 +206,7 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     ch, cw = max(1, int(h * scale)), max(1, int(w * scale))
     top = int(torch.randint(0, h - ch + 1, (1,), generator=g))
     left = int(torch.randint(0, w - cw + 1, (1,), generator=g))
-    x = x[:, :, top:top + ch, left:left + cw]  # fmt: skip
+    x = x[:, :, top : top + ch, left : left + cw]
     if torch.rand(1, generator=g).item() < 0.5:
         x = x.flip(-1)
     return x * (0.9 + 0.2 * torch.rand(1, generator=g).item())

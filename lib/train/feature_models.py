@@ -87,8 +87,11 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "support_")
-        names = (np.asarray(input_features) if input_features is not None
-                 else np.asarray([f"x{i}" for i in range(len(self.support_))]))  # fmt: skip
+        names = (
+            np.asarray(input_features)
+            if input_features is not None
+            else np.asarray([f"x{i}" for i in range(len(self.support_))])
+        )
         return names[self.support_]
 
 
@@ -111,8 +114,11 @@ def inner_splits(y, groups, *, n_splits: int = CALIBRATION_FOLDS, random_state: 
     # still holds every class (a one-class fit cannot be calibrated). With none left (a tiny
     # corpus), calibrate in-sample on the training rows: still never on the evaluated fold.
     classes = np.unique(y)
-    splits = [(train, test) for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups)
-              if len(np.unique(y[train])) == len(classes)]  # fmt: skip
+    splits = [
+        (train, test)
+        for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups)
+        if len(np.unique(y[train])) == len(classes)
+    ]
     if splits:
         return splits
     everything = np.arange(len(y))
@@ -120,20 +126,24 @@ def inner_splits(y, groups, *, n_splits: int = CALIBRATION_FOLDS, random_state: 
 
 
 def _logreg(params: dict, random_state: int, cv):
-    return LogisticRegression(max_iter=5000, class_weight="balanced",
-                              random_state=random_state, **params)  # fmt: skip
+    return LogisticRegression(
+        max_iter=5000, class_weight="balanced", random_state=random_state, **params
+    )
 
 
 def _linear_svm(params: dict, random_state: int, cv):
     params = dict(params)
     method = params.pop("calibration", "sigmoid")
     svm = LinearSVC(class_weight="balanced", random_state=random_state, **params)
-    return CalibratedClassifierCV(svm, method=method, cv=cv if cv is not None else CALIBRATION_FOLDS)
+    return CalibratedClassifierCV(
+        svm, method=method, cv=cv if cv is not None else CALIBRATION_FOLDS
+    )
 
 
 def _hist_gbm(params: dict, random_state: int, cv):
-    return HistGradientBoostingClassifier(early_stopping=False, class_weight="balanced",
-                                          random_state=random_state, **params)  # fmt: skip
+    return HistGradientBoostingClassifier(
+        early_stopping=False, class_weight="balanced", random_state=random_state, **params
+    )
 
 
 def _dummy(params: dict, random_state: int, cv):
@@ -144,8 +154,16 @@ def _dummy(params: dict, random_state: int, cv):
 MODELS = {
     "logreg": (_logreg, {"C": 1.0}),
     "linear_svm": (_linear_svm, {"C": 0.1, "calibration": "sigmoid"}),
-    "hist_gbm": (_hist_gbm, {"max_iter": 50, "learning_rate": 0.1, "max_leaf_nodes": 8,
-                             "min_samples_leaf": 10, "max_bins": 64}),  # fmt: skip
+    "hist_gbm": (
+        _hist_gbm,
+        {
+            "max_iter": 50,
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 8,
+            "min_samples_leaf": 10,
+            "max_bins": 64,
+        },
+    ),
     "dummy": (_dummy, {"strategy": "prior"}),
 }
 
@@ -167,13 +185,26 @@ def make_model(
         raise ValueError(f"unknown feature model {name!r}; choose from {sorted(MODELS)}")
     build, defaults = MODELS[name]
     clf = build({**defaults, **(params or {})}, random_state, cv)
-    return Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                     ("decorrelate", CorrelationFilter(correlation_threshold)),
-                     ("scale", StandardScaler()), ("clf", clf)])  # fmt: skip
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("decorrelate", CorrelationFilter(correlation_threshold)),
+            ("scale", StandardScaler()),
+            ("clf", clf),
+        ]
+    )
 
 
-def fit_model(name: str, X, y, groups, *, params: dict | None = None, random_state: int = 0,
-              n_threads: int = 1):  # fmt: skip
+def fit_model(
+    name: str,
+    X,
+    y,
+    groups,
+    *,
+    params: dict | None = None,
+    random_state: int = 0,
+    n_threads: int = 1,
+):
     """Fit ``name`` on (X, y); calibration splits are grouped by ``groups``.
 
     ``n_threads`` caps OpenMP/BLAS threads (the rule's one core): on small tables
@@ -193,7 +224,8 @@ def training_table(features: pl.DataFrame, clips: pl.DataFrame, folds: pl.DataFr
     Clips missing a feature set are dropped by the callers (:func:`missing_feature_set`).
     """
     ok = clips.filter(pl.col("status") == "ok").select(
-        "clip_id", "video_id", "label", "aug_idx", "augmentation")  # fmt: skip
+        "clip_id", "video_id", "label", "aug_idx", "augmentation"
+    )
     table = ok.join(folds.select("video_id", "dup_group", "fold"), on="video_id", how="inner")
     table = table.join(features, on="clip_id", how="inner")
     feature_cols = [c for c in features.columns if c != "clip_id"]
@@ -206,8 +238,10 @@ def missing_feature_set(table: pl.DataFrame, feature_cols: list[str]) -> pl.Seri
     sets = {}
     for col in feature_cols:
         sets.setdefault(col.split("_", 1)[0], []).append(col)
-    missing = [pl.all_horizontal([pl.col(c).fill_nan(None).is_null() for c in cols])
-               for cols in sets.values()]  # fmt: skip
+    missing = [
+        pl.all_horizontal([pl.col(c).fill_nan(None).is_null() for c in cols])
+        for cols in sets.values()
+    ]
     if not missing:
         return pl.Series("missing", [False] * len(table))
     return table.select(pl.any_horizontal(missing).alias("missing")).to_series()
@@ -237,16 +271,21 @@ def predict_table(model, test: pl.DataFrame, cols: list[str], positive_label: st
     pos = classes.index(positive_label) if positive_label in classes else len(classes) - 1
     score = scores[:, pos] if len(classes) == 2 else scores.max(axis=1)
     out = test.select("clip_id", "video_id", "label").with_columns(
-        score=pl.Series(score, dtype=pl.Float64), pred=pl.Series(pred, dtype=pl.String),
-        aug_idx=test["aug_idx"])  # fmt: skip
-    return out.with_columns(pl.Series(f"score_{c}", scores[:, j], dtype=pl.Float64)
-                            for j, c in enumerate(classes))  # fmt: skip
+        score=pl.Series(score, dtype=pl.Float64),
+        pred=pl.Series(pred, dtype=pl.String),
+        aug_idx=test["aug_idx"],
+    )
+    return out.with_columns(
+        pl.Series(f"score_{c}", scores[:, j], dtype=pl.Float64) for j, c in enumerate(classes)
+    )
 
 
 def _check_split(train: pl.DataFrame, test: pl.DataFrame, fold: int) -> None:
     if train.is_empty() or test.is_empty() or train["label"].n_unique() < 2:
-        raise ValueError(f"fold {fold}: {len(train)} training and {len(test)} test clips with "
-                         f"{train['label'].n_unique()} classes; need both sets and ≥2 classes")  # fmt: skip
+        raise ValueError(
+            f"fold {fold}: {len(train)} training and {len(test)} test clips with "
+            f"{train['label'].n_unique()} classes; need both sets and ≥2 classes"
+        )
 
 
 def train_fold(
@@ -273,8 +312,14 @@ def train_fold(
     test = table.filter(pl.col("fold") == fold)
     if fold >= 0:
         _check_split(train, test, fold)
-    model = fit_model(model_name, train.select(cols).to_numpy(), train["label"].to_numpy(),
-                      train["dup_group"].to_numpy(), params=params, random_state=random_state)  # fmt: skip
+    model = fit_model(
+        model_name,
+        train.select(cols).to_numpy(),
+        train["label"].to_numpy(),
+        train["dup_group"].to_numpy(),
+        params=params,
+        random_state=random_state,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.joblib") as tmp:
@@ -282,18 +327,35 @@ def train_fold(
     classes = [str(c) for c in model.classes_]
     pos = positive_label if positive_label in classes else classes[-1]
     kept = model.named_steps["decorrelate"].support_
-    info = {"model": model_name, "family": "feature", "fold": fold, "params": params or {},
-            "random_state": random_state, "n_train_clips": int(len(train)),
-            "n_test_clips": int(len(test)), "n_train_videos": int(train["video_id"].n_unique()),
-            "n_test_videos": int(test["video_id"].n_unique()),
-            "skipped_clips_without_features": skipped, "classes": classes,
-            "positive_label": pos, "features": cols,
-            "features_kept": [c for c, k in zip(cols, kept) if k],
-            "features_dropped_correlated": [c for c, k in zip(cols, kept) if not k]}  # fmt: skip
+    info = {
+        "model": model_name,
+        "family": "feature",
+        "fold": fold,
+        "params": params or {},
+        "random_state": random_state,
+        "n_train_clips": int(len(train)),
+        "n_test_clips": int(len(test)),
+        "n_train_videos": int(train["video_id"].n_unique()),
+        "n_test_videos": int(test["video_id"].n_unique()),
+        "skipped_clips_without_features": skipped,
+        "classes": classes,
+        "positive_label": pos,
+        "features": cols,
+        "features_kept": [c for c, k in zip(cols, kept) if k],
+        "features_dropped_correlated": [c for c, k in zip(cols, kept) if not k],
+    }
     atomic_write_text(out_dir / "train_info.json", json.dumps(info, indent=2))
-    log.info("%s fold %d: trained on %d clips (%d features kept of %d), predicted %d "
-             "(skipped %d without features)", model_name, fold, len(train), int(kept.sum()),
-             len(cols), len(test), skipped)  # fmt: skip
+    log.info(
+        "%s fold %d: trained on %d clips (%d features kept of %d), predicted %d "
+        "(skipped %d without features)",
+        model_name,
+        fold,
+        len(train),
+        int(kept.sum()),
+        len(cols),
+        len(test),
+        skipped,
+    )
     if fold < 0:
         return pl.DataFrame()
     predictions = predict_table(model, test, cols, positive_label)
@@ -320,15 +382,26 @@ def permute_group_labels(groups, labels, *, random_state) -> np.ndarray:
     return np.asarray([shuffled[g] for g in groups])
 
 
-def feature_fit_predict(model_name: str, cols: list[str], *, params: dict | None = None,
-                        positive_label: str = "fake", random_state: int = 0):  # fmt: skip
+def feature_fit_predict(
+    model_name: str,
+    cols: list[str],
+    *,
+    params: dict | None = None,
+    positive_label: str = "fake",
+    random_state: int = 0,
+):
     """``fit_predict(train, test) -> predictions`` of a feature model, for
     :func:`permutation_test`."""
 
     def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
-        model = fit_model(model_name, train.select(cols).to_numpy(), train["label"].to_numpy(),
-                          train["dup_group"].to_numpy(), params=params,
-                          random_state=random_state)  # fmt: skip
+        model = fit_model(
+            model_name,
+            train.select(cols).to_numpy(),
+            train["label"].to_numpy(),
+            train["dup_group"].to_numpy(),
+            params=params,
+            random_state=random_state,
+        )
         return predict_table(model, test, cols, positive_label)
 
     return fit_predict
@@ -362,9 +435,14 @@ def permutation_test(
         steps = tqdm(steps, desc=f"permutations {progress}", mininterval=5)
     for i in steps:
         seed = np.random.SeedSequence([random_state, i]).generate_state(1)[0]
-        permuted = table.with_columns(label=pl.Series(permute_group_labels(
-            table["dup_group"].to_numpy(), table["label"].to_numpy(), random_state=seed),
-            dtype=pl.String))  # fmt: skip
+        permuted = table.with_columns(
+            label=pl.Series(
+                permute_group_labels(
+                    table["dup_group"].to_numpy(), table["label"].to_numpy(), random_state=seed
+                ),
+                dtype=pl.String,
+            )
+        )
         by_fold = {}
         for k in folds:
             train = permuted.filter(pl.col("fold") != k)
@@ -377,10 +455,19 @@ def permutation_test(
 
 
 def run_permutation_test(
-    features_path, clips_path, folds_path, out_path, *, model_name: str,
-    n_permutations: int, params: dict | None = None, positive_label: str = "fake",
-    random_state: int = 0, scaled_path=None, checkpoint_dir=None,
-) -> pl.DataFrame:  # fmt: skip
+    features_path,
+    clips_path,
+    folds_path,
+    out_path,
+    *,
+    model_name: str,
+    n_permutations: int,
+    params: dict | None = None,
+    positive_label: str = "fake",
+    random_state: int = 0,
+    scaled_path=None,
+    checkpoint_dir=None,
+) -> pl.DataFrame:
     """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``.
 
     Feature models read ``features_path`` (``params``: the estimator's keywords). Deep
@@ -402,27 +489,48 @@ def run_permutation_test(
             raise ValueError(f"{model_name} is a deep model: give --scaled results/scaled.csv")
         table = load_clip_table(scaled_path, clips_path, folds_path)
         work_dir = Path(checkpoint_dir or f"results/.checkpoints/{model_name}/permutation")
-        fit_predict = deep_fit_predict(model_name, settings=params, positive_label=positive_label,
-                                       random_state=random_state, work_dir=work_dir)  # fmt: skip
+        fit_predict = deep_fit_predict(
+            model_name,
+            settings=params,
+            positive_label=positive_label,
+            random_state=random_state,
+            work_dir=work_dir,
+        )
     elif model_name in MODELS:
         if not features_path:
             raise ValueError(f"{model_name} is a feature model: give --features")
         table, cols, _ = load_training_table(features_path, clips_path, folds_path)
-        fit_predict = feature_fit_predict(model_name, cols, params=params,
-                                          positive_label=positive_label,
-                                          random_state=random_state)  # fmt: skip
+        fit_predict = feature_fit_predict(
+            model_name,
+            cols,
+            params=params,
+            positive_label=positive_label,
+            random_state=random_state,
+        )
     else:
-        raise ValueError(f"permutation test of {model_name!r}: not a known model; feature "
-                         f"models are {sorted(MODELS)}, deep models lib.train.registry.DEEP_MODELS")  # fmt: skip
+        raise ValueError(
+            f"permutation test of {model_name!r}: not a known model; feature "
+            f"models are {sorted(MODELS)}, deep models lib.train.registry.DEEP_MODELS"
+        )
     null = permutation_test(
-        table, fit_predict=fit_predict, n_permutations=n_permutations,
-        random_state=random_state, progress=model_name,
+        table,
+        fit_predict=fit_predict,
+        n_permutations=n_permutations,
+        random_state=random_state,
+        progress=model_name,
         statistic=lambda by_fold: headline_statistic(by_fold, positive_label=positive_label),
-    )  # fmt: skip
-    out = pl.DataFrame({"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC,
-                        "value": null})  # fmt: skip
-    log.info("%s: %d permutations, null %s mean %.3f sd %.3f", model_name, n_permutations,
-             HEADLINE_METRIC, np.nanmean(null), np.nanstd(null))  # fmt: skip
+    )
+    out = pl.DataFrame(
+        {"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC, "value": null}
+    )
+    log.info(
+        "%s: %d permutations, null %s mean %.3f sd %.3f",
+        model_name,
+        n_permutations,
+        HEADLINE_METRIC,
+        np.nanmean(null),
+        np.nanstd(null),
+    )
     written = schemas.write_table(out, out_path, "permutation")
     if work_dir is not None:  # the table is safe: the fits kept for a resume can go
         import shutil

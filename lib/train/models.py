@@ -36,15 +36,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The small transformer every family uses when no checkpoint is given: demo and tests.
-TINY_TRANSFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                    "intermediate_size": 64}  # fmt: skip
+TINY_TRANSFORMER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
 class VideoClassifier(nn.Module):
     """One interface over every family: video in, class logits out."""
 
-    def __init__(self, net: nn.Module, *, backbone: nn.Module, backbone_blocks: list[nn.Module],
-                 mean, std, family: str, norm_source: str = "", forward_fn=None):  # fmt: skip
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        backbone: nn.Module,
+        backbone_blocks: list[nn.Module],
+        mean,
+        std,
+        family: str,
+        norm_source: str = "",
+        forward_fn=None,
+    ):
         super().__init__()
         self.net = net
         self.family = family
@@ -89,8 +103,14 @@ def _labels(num_classes: int) -> dict:
 class NaiveCNNConfig(PretrainedConfig):
     model_type = "vidstage_naive_cnn"
 
-    def __init__(self, channels=(16, 32, 64), image_size: int = 64, num_frames: int = 8,
-                 dropout: float = 0.1, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        channels=(16, 32, 64),
+        image_size: int = 64,
+        num_frames: int = 8,
+        dropout: float = 0.1,
+        **kwargs,
+    ):
         self.channels = list(channels)
         self.image_size = image_size
         self.num_frames = num_frames
@@ -109,8 +129,14 @@ class NaiveCNNForVideoClassification(PreTrainedModel):
         super().__init__(config)
         blocks, c_in = [], 3
         for c in config.channels:
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c),
-                                        nn.ReLU(inplace=True), nn.MaxPool2d(2)))  # fmt: skip
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c, 3, padding=1),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                )
+            )
             c_in = c
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
@@ -132,16 +158,27 @@ class NaiveCNNForVideoClassification(PreTrainedModel):
 def naive_cnn(s: DeepSettings, num_classes: int) -> VideoClassifier:
     """Per-frame 2D CNN, frame scores averaged."""
     if s.pretrained:
-        net = NaiveCNNForVideoClassification.from_pretrained(s.pretrained, **_labels(num_classes),
-                                                             ignore_mismatched_sizes=True)  # fmt: skip
+        net = NaiveCNNForVideoClassification.from_pretrained(
+            s.pretrained, **_labels(num_classes), ignore_mismatched_sizes=True
+        )
     else:
-        cfg = NaiveCNNConfig(image_size=s.image_size, num_frames=s.num_frames,
-                             **{**_labels(num_classes), **s.model_config})  # fmt: skip
+        cfg = NaiveCNNConfig(
+            image_size=s.image_size,
+            num_frames=s.num_frames,
+            **{**_labels(num_classes), **s.model_config},
+        )
         net = NaiveCNNForVideoClassification(cfg)
     mean, std, norm_source = _normalisation(s.pretrained)
-    return VideoClassifier(net, backbone=net.features, backbone_blocks=list(net.features),
-                           mean=mean, std=std, norm_source=norm_source, family="naive_cnn",
-                           forward_fn=net.forward)  # fmt: skip
+    return VideoClassifier(
+        net,
+        backbone=net.features,
+        backbone_blocks=list(net.features),
+        mean=mean,
+        std=std,
+        norm_source=norm_source,
+        family="naive_cnn",
+        forward_fn=net.forward,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -159,8 +196,9 @@ class _ViTTemporal(nn.Module):
             self.temporal = nn.GRU(d, d, batch_first=True)
         else:
             heads = encoder.config.num_attention_heads
-            layer = nn.TransformerEncoderLayer(d, heads, dim_feedforward=2 * d, dropout=dropout,
-                                               batch_first=True)  # fmt: skip
+            layer = nn.TransformerEncoderLayer(
+                d, heads, dim_feedforward=2 * d, dropout=dropout, batch_first=True
+            )
             self.temporal = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(d, num_classes)
@@ -180,8 +218,14 @@ class _ViTTemporal(nn.Module):
 def _vit_encoder(s: DeepSettings) -> ViTModel:
     if s.pretrained:
         return ViTModel.from_pretrained(s.pretrained, add_pooling_layer=False)
-    cfg = ViTConfig(**{"image_size": s.image_size, "patch_size": max(2, s.image_size // 4),
-                       **TINY_TRANSFORMER, **s.model_config})  # fmt: skip
+    cfg = ViTConfig(
+        **{
+            "image_size": s.image_size,
+            "patch_size": max(2, s.image_size // 4),
+            **TINY_TRANSFORMER,
+            **s.model_config,
+        }
+    )
     return ViTModel(cfg, add_pooling_layer=False)
 
 
@@ -190,9 +234,16 @@ def _vit_temporal(s: DeepSettings, num_classes: int, temporal: str) -> VideoClas
     net = _ViTTemporal(encoder, temporal, num_classes)
     mean, std, norm_source = _normalisation(s.pretrained)
     blocks = [*encoder.layers, encoder.layernorm]
-    return VideoClassifier(net, backbone=encoder, backbone_blocks=blocks, mean=mean, std=std,
-                           norm_source=norm_source, family=f"vit_{temporal}",
-                           forward_fn=net.forward)  # fmt: skip
+    return VideoClassifier(
+        net,
+        backbone=encoder,
+        backbone_blocks=blocks,
+        mean=mean,
+        std=std,
+        norm_source=norm_source,
+        family=f"vit_{temporal}",
+        forward_fn=net.forward,
+    )
 
 
 @register_model("vit_gru")
@@ -214,12 +265,21 @@ def vit_transformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
 
 def _hf_video(s: DeepSettings, num_classes: int, config_cls, model_cls, extra: dict):
     if s.pretrained:
-        net = model_cls.from_pretrained(s.pretrained, **_labels(num_classes),
-                                        ignore_mismatched_sizes=True)  # fmt: skip
+        net = model_cls.from_pretrained(
+            s.pretrained, **_labels(num_classes), ignore_mismatched_sizes=True
+        )
     else:
-        cfg = config_cls(**{"image_size": s.image_size, "num_frames": s.num_frames,
-                            "patch_size": max(2, s.image_size // 4), **TINY_TRANSFORMER,
-                            **extra, **_labels(num_classes), **s.model_config})  # fmt: skip
+        cfg = config_cls(
+            **{
+                "image_size": s.image_size,
+                "num_frames": s.num_frames,
+                "patch_size": max(2, s.image_size // 4),
+                **TINY_TRANSFORMER,
+                **extra,
+                **_labels(num_classes),
+                **s.model_config,
+            }
+        )
         net = model_cls(cfg)
     return net
 
@@ -227,11 +287,23 @@ def _hf_video(s: DeepSettings, num_classes: int, config_cls, model_cls, extra: d
 @register_model("videomae", fixed_clip_length=True)
 def videomae(s: DeepSettings, num_classes: int) -> VideoClassifier:
     """VideoMAEForVideoClassification (tubelet tokens over the whole clip)."""
-    net = _hf_video(s, num_classes, VideoMAEConfig, VideoMAEForVideoClassification,
-                    {"tubelet_size": 2, "use_mean_pooling": True})  # fmt: skip
+    net = _hf_video(
+        s,
+        num_classes,
+        VideoMAEConfig,
+        VideoMAEForVideoClassification,
+        {"tubelet_size": 2, "use_mean_pooling": True},
+    )
     mean, std, norm_source = _normalisation(s.pretrained)
-    return VideoClassifier(net, backbone=net.videomae, backbone_blocks=list(net.videomae.encoder.layer),
-                           mean=mean, std=std, norm_source=norm_source, family="videomae")  # fmt: skip
+    return VideoClassifier(
+        net,
+        backbone=net.videomae,
+        backbone_blocks=list(net.videomae.encoder.layer),
+        mean=mean,
+        std=std,
+        norm_source=norm_source,
+        family="videomae",
+    )
 
 
 @register_model("timesformer", fixed_clip_length=True)
@@ -240,8 +312,15 @@ def timesformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
     net = _hf_video(s, num_classes, TimesformerConfig, TimesformerForVideoClassification, {})
     mean, std, norm_source = _normalisation(s.pretrained)
     enc = net.timesformer
-    return VideoClassifier(net, backbone=enc, backbone_blocks=[*enc.encoder.layer, enc.layernorm],
-                           mean=mean, std=std, norm_source=norm_source, family="timesformer")  # fmt: skip
+    return VideoClassifier(
+        net,
+        backbone=enc,
+        backbone_blocks=[*enc.encoder.layer, enc.layernorm],
+        mean=mean,
+        std=std,
+        norm_source=norm_source,
+        family="timesformer",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -270,5 +349,8 @@ def apply_freeze(model: VideoClassifier, freeze: str) -> dict:
                     p.requires_grad_(True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable_params": int(trainable), "total_params": int(total),
-            "trainable_share": trainable / total if total else 0.0}  # fmt: skip
+    return {
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_share": trainable / total if total else 0.0,
+    }

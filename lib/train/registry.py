@@ -72,8 +72,9 @@ class DeepSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"train.deep.{model}: unknown key(s) {unknown}; "
-                              f"valid keys are {sorted(known)}")  # fmt: skip
+            raise ConfigError(
+                f"train.deep.{model}: unknown key(s) {unknown}; " f"valid keys are {sorted(known)}"
+            )
         return cls(**values)
 
     def as_dict(self) -> dict:
@@ -141,13 +142,17 @@ def check_settings(model: str, s: DeepSettings, *, load_pretrained_config: bool 
     if not is_deep(model):
         raise ConfigError(f"{model!r} is not a deep model; deep models are {list(DEEP_MODELS)}")
     if not _FREEZE.match(s.freeze):
-        raise ConfigError(f"{key}.freeze={s.freeze!r}: use none, backbone or all_but_last_N "
-                          "(N = trainable last blocks, e.g. all_but_last_2)")  # fmt: skip
+        raise ConfigError(
+            f"{key}.freeze={s.freeze!r}: use none, backbone or all_but_last_N "
+            "(N = trainable last blocks, e.g. all_but_last_2)"
+        )
     if s.num_frames < 1 or s.image_size < 8:
         raise ConfigError(f"{key}: num_frames must be >= 1 and image_size >= 8")
     if s.micro_batch is not None and s.micro_batch > s.batch_size:
-        raise ConfigError(f"{key}.micro_batch={s.micro_batch} exceeds batch_size="
-                          f"{s.batch_size}: lower micro_batch or raise batch_size")  # fmt: skip
+        raise ConfigError(
+            f"{key}.micro_batch={s.micro_batch} exceeds batch_size="
+            f"{s.batch_size}: lower micro_batch or raise batch_size"
+        )
     if model in ("videomae", "timesformer"):
         expected = {}
         if s.pretrained and load_pretrained_config:
@@ -156,26 +161,33 @@ def check_settings(model: str, s: DeepSettings, *, load_pretrained_config: bool 
             try:
                 cfg = AutoConfig.from_pretrained(s.pretrained)
             except (OSError, ValueError) as exc:
-                raise ConfigError(f"{key}.pretrained={s.pretrained!r} cannot be read ({exc}); "
-                                  "give a hub id reachable from here or a local folder "
-                                  "written by save_pretrained") from exc  # fmt: skip
+                raise ConfigError(
+                    f"{key}.pretrained={s.pretrained!r} cannot be read ({exc}); "
+                    "give a hub id reachable from here or a local folder "
+                    "written by save_pretrained"
+                ) from exc
             expected = {"num_frames": cfg.num_frames, "image_size": cfg.image_size}
             source = f"the checkpoint {s.pretrained!r}"
         else:
-            expected = {k: s.model_config[k] for k in ("num_frames", "image_size")
-                        if k in s.model_config}  # fmt: skip
+            expected = {
+                k: s.model_config[k] for k in ("num_frames", "image_size") if k in s.model_config
+            }
             source = f"{key}.model_config"
         for name, value in expected.items():
             if value != getattr(s, name):
-                raise ConfigError(f"{key}.{name}={getattr(s, name)} but {source} fixes "
-                                  f"{name}={value}: {model} takes exactly that many "
-                                  f"{'frames' if name == 'num_frames' else 'pixels'}; set "
-                                  f"{key}.{name}: {value}")  # fmt: skip
+                raise ConfigError(
+                    f"{key}.{name}={getattr(s, name)} but {source} fixes "
+                    f"{name}={value}: {model} takes exactly that many "
+                    f"{'frames' if name == 'num_frames' else 'pixels'}; set "
+                    f"{key}.{name}: {value}"
+                )
         if model == "videomae":
             tubelet = s.model_config.get("tubelet_size", 2)
             if not s.pretrained and s.num_frames % tubelet:
-                raise ConfigError(f"{key}.num_frames={s.num_frames} is not a multiple of the "
-                                  f"tubelet size {tubelet}: choose an even num_frames")  # fmt: skip
+                raise ConfigError(
+                    f"{key}.num_frames={s.num_frames} is not a multiple of the "
+                    f"tubelet size {tubelet}: choose an even num_frames"
+                )
 
 
 def check_train_config(train_config: dict, *, load_pretrained_config: bool = True) -> None:
@@ -183,12 +195,17 @@ def check_train_config(train_config: dict, *, load_pretrained_config: bool = Tru
     deep = train_config.get("deep") or {}
     unknown = sorted(set(deep) - set(DEEP_MODELS))
     if unknown:
-        raise ConfigError(f"train.deep has settings for {unknown}, which are not deep models; "
-                          f"deep models are {list(DEEP_MODELS)}")  # fmt: skip
+        raise ConfigError(
+            f"train.deep has settings for {unknown}, which are not deep models; "
+            f"deep models are {list(DEEP_MODELS)}"
+        )
     for model in train_config.get("models", []):
         if is_deep(model):
-            check_settings(model, settings_for(train_config, model),
-                           load_pretrained_config=load_pretrained_config)  # fmt: skip
+            check_settings(
+                model,
+                settings_for(train_config, model),
+                load_pretrained_config=load_pretrained_config,
+            )
 
 
 def create_model(name: str, settings: DeepSettings | dict | None = None, *, num_classes: int = 2):

@@ -109,9 +109,7 @@ def near_duplicates_input():
 
 
 def prediction_files():
-    return expand(
-        "results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS
-    )
+    return expand("results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS)
 
 
 def permutation_files():
@@ -126,9 +124,7 @@ def predict_model_dir(wildcards):
             "choose one of them"
         )
     if not config["predict"]["input"]:
-        raise ValueError(
-            "predict.input is empty: set it to a folder of videos or a CSV"
-        )
+        raise ValueError("predict.input is empty: set it to a folder of videos or a CSV")
     weights = "model.pt" if is_deep(model) else "model.joblib"
     return f"results/models/{model}/final/{weights}"
 

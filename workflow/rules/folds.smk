@@ -17,9 +17,7 @@ rule folds:
     params:
         config_json=stage_config("folds"),
         matches=lambda wildcards, input: (
-            f"--near-duplicates {input.near_duplicates}"
-            if input.near_duplicates
-            else ""
+            f"--near-duplicates {input.near_duplicates}" if input.near_duplicates else ""
         ),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib folds --videos {input.videos} --config-json {params.config_json:q}'
