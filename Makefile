@@ -22,7 +22,7 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m lib.feature_kernels  # compile the numba feature kernel into its cache
+	$(BIN)/python -m lib.media.feature_kernels  # compile the numba feature kernel into its cache
 	touch $(STAMP)
 
 lint: $(STAMP)  ## snakemake --lint and snakefmt --check

@@ -35,7 +35,7 @@ from bench_reader import CACHE, INPUTS, ensure_input  # noqa: E402
 from report import machine_line, write_section  # noqa: E402
 
 from lib import schemas  # noqa: E402
-from lib.probe import probe_video  # noqa: E402
+from lib.io.probe import probe_video  # noqa: E402
 
 WRAPPER = (
     "import os, resource, subprocess, sys, time\n"
@@ -90,7 +90,7 @@ def augment_cmd(videos: Path, work: Path, n: int, max_frames: int) -> list[str]:
 ENCODE_SCRIPT = """
 import sys, time, json, resource
 sys.path.insert(0, {repo!r})
-from lib.video import FrameReader, VideoWriter
+from lib.io.video import FrameReader, VideoWriter
 frames = []
 with FrameReader({src!r}) as r:
     for i, f in enumerate(r.iter_frames(0, {n})):
@@ -241,7 +241,7 @@ def main(args: argparse.Namespace) -> None:
         "`max_frames` frames) costs 10-15 ms of CPU per frame (decode and RGB conversion) "
         "against 100-170 ms to augment and encode it. That cost is paid back by the elastic "
         "warp: a bilinear plan built once per clip and applied to packed RGBA words "
-        "(`lib.augment.bilinear_remap`, about 100-140 ms per 1080p frame against 380-490 ms "
+        "(`lib.media.augment.bilinear_remap`, about 100-140 ms per 1080p frame against 380-490 ms "
         "with per-channel `scipy.ndimage.map_coordinates`; equal to it within one grey level, "
         "`tests/test_augment.py`). The 2- and 5-augmentation sets contain no elastic clip, so "
         "their *after* rows measure the re-decode alone. Every clip but the elastic and "

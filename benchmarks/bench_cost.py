@@ -64,8 +64,8 @@ spec = json.loads({spec!r})
 if spec["function"] == "features_shard":
     # numba and the kernel's cache load before the clock starts: a shard job pays that
     # second once for hundreds of clips, not once per clip as this one-clip run would
-    import lib.feature_kernels
-    lib.feature_kernels.compile_kernels()
+    import lib.media.feature_kernels
+    lib.media.feature_kernels.compile_kernels()
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t = time.perf_counter()
 getattr(stages, spec["function"])(*spec["args"], Shard(0, 1), **spec["kwargs"])
@@ -108,7 +108,7 @@ def run_child(function: str, args: list, kwargs: dict, cwd: Path) -> dict:
 
 def tables(work: Path, source: Path, clip: Path) -> dict[str, Path]:
     """One-row input tables of every stage, written with the project's schemas."""
-    from lib.probe import probe_video
+    from lib.io.probe import probe_video
 
     base = {"video_id": "v", "label": "real", "dup_group": "g", "platform": "local",
             "is_original": True}  # fmt: skip

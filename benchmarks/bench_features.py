@@ -1,7 +1,7 @@
 """Feature math per 1080p frame: before issue 9, the numpy strips, the numba kernel (issue 9).
 
 Times ``handcrafted_features`` on decoded 1080p frames (decoding not timed). *Before* is
-``lib/features.py`` of the commit named by ``--baseline``, *numpy strips* that of
+``lib/media/features.py`` of the commit named by ``--baseline``, *numpy strips* that of
 ``--strips`` (both exported with `git archive` into benchmarks/.cache), *after* that of
 this tree (its numba kernel compiled before timing); all are loaded into one process and
 alternate frame by frame, so all see the same machine load. Also times the kernel's
@@ -35,7 +35,7 @@ QUIET_BEFORE_MS = 97.0  # issue 9's measurement of the old code, 2 quiet cores
 
 
 def load_features_module(path: Path, name: str):
-    """``lib/features.py`` of another tree as a module of its own (it imports no ``lib``)."""
+    """``lib/media/features.py`` of another tree as a module of its own (it imports no ``lib``)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, path)
@@ -46,7 +46,7 @@ def load_features_module(path: Path, name: str):
 
 def frames_file(n_frames: int = 5) -> Path:
     """``n_frames`` decoded frames of the 1080p input, spread over it, as one .npy file."""
-    from lib.video import FrameReader, sample_uniform
+    from lib.io.video import FrameReader, sample_uniform
 
     path = CACHE / f"frames_1080p_{n_frames}.npy"
     if not path.exists():
@@ -61,7 +61,7 @@ def kernel_compile_seconds() -> tuple[float, float]:
     import subprocess
     import tempfile
 
-    code = "import time; t = time.perf_counter(); import lib.feature_kernels as k; " \
+    code = "import time; t = time.perf_counter(); import lib.media.feature_kernels as k; " \
         "k.compile_kernels(); print(time.perf_counter() - t)"  # fmt: skip
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
@@ -78,11 +78,11 @@ def main(args: argparse.Namespace) -> None:
 
     frames = np.load(frames_file())
     versions = {
-        "before": load_features_module(baseline_tree(args.baseline) / "lib/features.py", "before"),
+        "before": load_features_module(baseline_tree(args.baseline) / "lib/media/features.py", "before"),
         "numpy strips": load_features_module(
-            baseline_tree(args.strips) / "lib/features.py", "strips"
+            baseline_tree(args.strips) / "lib/media/features.py", "strips"
         ),
-        "after": load_features_module(REPO / "lib/features.py", "after"),
+        "after": load_features_module(REPO / "lib/media/features.py", "after"),
     }
     compile_s, load_s = kernel_compile_seconds()
     meta = dict(bitrate=5e6, fps=30, width=1920, height=1080)
@@ -114,10 +114,10 @@ def main(args: argparse.Namespace) -> None:
         f"Machine: {machine_line()}.  ",
         f"`python benchmarks/bench_features.py --runs {args.runs}`: `handcrafted_features` on "
         f"{len(frames)} decoded frames of `h264_1080p_10s_gop_default.mp4` (decoding not "
-        f"timed), {args.runs} passes; *before* = `lib/features.py` of commit `{args.baseline}` "
+        f"timed), {args.runs} passes; *before* = `lib/media/features.py` of commit `{args.baseline}` "
         "(full-frame scipy.ndimage filters and scipy.fft.dctn), *numpy strips* = that of "
         f"`{args.strips}` (numpy in 32-row strips, about 30 passes over each), *after* = this "
-        "tree (one fused pass per frame in the numba kernel `lib/feature_kernels.py`), all in "
+        "tree (one fused pass per frame in the numba kernel `lib/media/feature_kernels.py`), all in "
         "one process, alternating frame by frame so that all see the same load. Medians over "
         "frames and passes.",
         "",

@@ -47,7 +47,7 @@ SCALE_SIZES = (1_000, 10_000, 100_000)
 # ----------------------------------------------------------------------------- robustness
 def source_frames(k: int) -> np.ndarray:
     """Three scenes cut together (camera-like captures; every fourth source is rendered)."""
-    from lib.demo import _camera_capture, _rendered_animation
+    from lib.corpus.demo import _camera_capture, _rendered_animation
     from lib.utils import stable_seed
 
     rng = np.random.default_rng(stable_seed("bench_leaks", k))
@@ -61,7 +61,7 @@ def transform(name: str, frames: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     """Frames of one repost and the CRF to encode it with."""
     from PIL import Image
 
-    from lib.demo import _watermark
+    from lib.corpus.demo import _watermark
     from lib.utils import stable_seed
 
     rng = np.random.default_rng(stable_seed("bench_leaks", k, name))
@@ -86,7 +86,7 @@ def transform(name: str, frames: np.ndarray, k: int) -> tuple[np.ndarray, int]:
 
 
 def encode(path: Path, frames: np.ndarray, crf: int) -> None:
-    from lib.video import VideoWriter
+    from lib.io.video import VideoWriter
 
     with VideoWriter(path, fps=FPS, crf=crf, threads=1) as writer:
         for frame in frames:
@@ -94,9 +94,9 @@ def encode(path: Path, frames: np.ndarray, crf: int) -> None:
 
 
 def robustness(work: Path) -> tuple[pd.DataFrame, dict]:
-    from lib.near_duplicates import find_near_duplicates
-    from lib.signatures import encode_hashes, video_signature
-    from lib.video import FrameReader
+    from lib.audit.near_duplicates import find_near_duplicates
+    from lib.audit.signatures import encode_hashes, video_signature
+    from lib.io.video import FrameReader
 
     clips = []  # (video_id, source, transform, path)
     for k in range(N_SOURCES):
@@ -162,7 +162,7 @@ def scale_one(n_videos: int) -> dict:
     """Run in a fresh process: matching time, peak traced memory, recall of planted copies."""
     import tracemalloc
 
-    from lib.near_duplicates import MATCH_DEFAULTS, candidate_pairs, verify_pairs
+    from lib.audit.near_duplicates import MATCH_DEFAULTS, candidate_pairs, verify_pairs
 
     hashes, counts, planted = synthetic(n_videos)
     p = MATCH_DEFAULTS

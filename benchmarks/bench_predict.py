@@ -30,7 +30,7 @@ from report import cpu_model, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from lib.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
+from lib.media.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
 from lib.train.feature_models import make_model  # noqa: E402
 
 

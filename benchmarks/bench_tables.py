@@ -6,7 +6,7 @@ write; on read, typed parsing and validation again):
 - the FVC manifest (5,079 rows), built from ``/work/shared/data/fvc`` by the fvc ingest
   (or a synthetic one of the same size and columns when the annotations are absent);
 - a synthetic features table of 100,000 clips with the real feature columns
-  (``lib.features``: 15 handcrafted + 8 scaled floats, 1 % of rows NaN as failed clips),
+  (``lib.media.features``: 15 handcrafted + 8 scaled floats, 1 % of rows NaN as failed clips),
   as CSV and as Parquet (``results/features.parquet``), plus a read of 2 feature columns
   of the Parquet file (``read_table(..., columns=...)``: a lazy scan parses only those).
 
@@ -41,7 +41,7 @@ from report import cpu_model, write_section  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from lib import schemas  # noqa: E402
-from lib.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
+from lib.media.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
 
 BEFORE_COMMIT = "f0b9f20"  # the last commit whose lib/schemas.py is on pandas
 FVC_DIR = Path("/work/shared/data/fvc")
@@ -60,7 +60,7 @@ def pandas_schemas() -> types.ModuleType:
 def fvc_manifest() -> tuple[pl.DataFrame, str]:
     """The FVC manifest via the fvc ingest; a synthetic one of the same shape without it."""
     if (FVC_DIR / "FVC.csv").exists():
-        from lib.ingest import build_manifest
+        from lib.corpus.ingest import build_manifest
 
         manifest, _ = build_manifest("fvc", FVC_DIR)
         return manifest, "FVC annotations, `fvc` ingest"

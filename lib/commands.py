@@ -91,7 +91,7 @@ _MODEL_PARAMS = arg(
 COMMANDS: tuple[Command, ...] = (
     Command(
         "demo-corpus",
-        "lib.demo:generate_demo_corpus",
+        "lib.corpus.demo:generate_demo_corpus",
         "generate the bundled demo corpus",
         args=(
             arg("--out-dir", required=True, help="folder for the videos and index.csv"),
@@ -224,7 +224,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "completeness",
-        "lib.completeness:write_completeness",
+        "lib.evaluate.completeness:write_completeness",
         "expected vs present rows per stage, and why",
         args=(
             arg("--root", default=".", help="folder holding results/ (default: .)"),
@@ -370,7 +370,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "data-quality",
-        "lib.report:data_quality",
+        "lib.evaluate.report:data_quality",
         "data-quality table and figure for the report",
         args=(
             arg("--manifest", dest="manifest_path", required=True, help="results/manifest.csv"),
@@ -460,7 +460,7 @@ def resolve_handler(command: Command) -> Callable:
 # keywords renamed to the library's (seed -> random_state).
 def run_manifest(*, out, report, format, path, label_map, allow_file_urls) -> None:
     from lib import schemas
-    from lib.ingest import build_manifest, check_trainable, write_ingest_report
+    from lib.corpus.ingest import build_manifest, check_trainable, write_ingest_report
 
     # false = the format's own choice: the demo opts in by itself, every other corpus refuses.
     manifest, ingest_report = build_manifest(
@@ -473,7 +473,7 @@ def run_manifest(*, out, report, format, path, label_map, allow_file_urls) -> No
 
 def run_near_duplicates(*, videos, signatures, out, report, match, k, group_by, seed) -> None:
     from lib import schemas
-    from lib.near_duplicates import audit
+    from lib.audit.near_duplicates import audit
     from lib.utils import atomic_write_text
 
     pairs, text = audit(
@@ -494,18 +494,18 @@ def run_gather(*, kind, stage, out, inputs) -> None:
 
     table = schemas.write_table(concat_tables(inputs, kind), out, kind)
     if stage:
-        from lib.completeness import log_stage_summary
+        from lib.evaluate.completeness import log_stage_summary
 
         log_stage_summary(stage, table)
 
 
 def run_folds(*, videos, out, near_duplicates, k, group_by, seed) -> None:
     from lib import schemas
-    from lib.folds import assign_folds, check_folds
+    from lib.evaluate.folds import assign_folds, check_folds
 
     table = schemas.read_table(videos, "videos")
     if group_by != "annotated":  # groups joined by the leak audit's matches
-        from lib.near_duplicates import regroup
+        from lib.audit.near_duplicates import regroup
 
         table = regroup(table, near_duplicates, group_by)
     folds = assign_folds(table, n_folds=k, random_state=seed)
@@ -643,8 +643,8 @@ def run_evaluate(
     from lib.utils import imports_without_gc
 
     with imports_without_gc():
-        from lib import report  # noqa: F401  (scikit-learn; evaluate imports it when plotting)
-        from lib.evaluate import evaluate
+        from lib.evaluate import report  # noqa: F401  (scikit-learn; evaluate imports it when plotting)
+        from lib.evaluate.metrics import evaluate
 
     evaluate(
         predictions,

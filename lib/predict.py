@@ -70,9 +70,9 @@ def list_inputs(source: str | Path) -> pl.DataFrame:
 
 def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of each window: full windows every ``stride_frames``
-    (:func:`lib.video.sliding_windows`), plus one ending at the last frame when the stride
+    (:func:`lib.io.video.sliding_windows`), plus one ending at the last frame when the stride
     leaves a tail uncovered; the whole video when it is shorter than a window."""
-    from lib.video import sliding_windows
+    from lib.io.video import sliding_windows
 
     if n_frames <= window_frames:
         return [(0, int(n_frames))] if n_frames > 0 else []
@@ -87,8 +87,8 @@ def write_scaled_window(
 ) -> Path:
     """Frames ``[start, stop)`` of an open FrameReader, letterboxed and re-encoded at ``path``
     as the scale stage writes a clip (the input every model was trained on)."""
-    from lib.scale import letterboxed_chunks, scale_frames
-    from lib.video import VideoWriter
+    from lib.media.scale import letterboxed_chunks, scale_frames
+    from lib.io.video import VideoWriter
 
     with VideoWriter(path, fps=reader.fps, crf=crf, preset=preset) as writer:
         chunks = letterboxed_chunks(
@@ -113,8 +113,8 @@ def window_features(
 ) -> dict[str, float]:
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
-    from lib.features import handcrafted_features, scaled_features
-    from lib.video import FrameReader, sample_fraction
+    from lib.media.features import handcrafted_features, scaled_features
+    from lib.io.video import FrameReader, sample_fraction
 
     picks = [start + i for i in sample_fraction(stop - start, **sampling)]
     hc = handcrafted_features(
@@ -248,7 +248,7 @@ def load_model(
     """The final model in ``model_dir`` as an object with ``classes``, ``info`` and
     ``window_probabilities(reader, start, stop, tmp_dir)``: feature or deep, as its
     ``train_info.json`` says."""
-    from lib.scale import LetterboxScaler
+    from lib.media.scale import LetterboxScaler
     from lib.train.registry import is_deep
 
     model_dir = Path(model_dir)
@@ -286,9 +286,9 @@ def predict_videos(
     its frame range and class probabilities). A video that fails the probe or whose windows
     all fail keeps its row with ``status=failed`` and the reason.
     """
-    from lib.probe import probe_video
-    from lib.scale import LetterboxScaler
-    from lib.video import FrameReader
+    from lib.io.probe import probe_video
+    from lib.media.scale import LetterboxScaler
+    from lib.io.video import FrameReader
 
     model = load_model(
         model_dir,

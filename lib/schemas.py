@@ -196,7 +196,7 @@ TABLES: dict[str, dict[str, str]] = {
         "status": "str",
         "reason": "str",
     },
-    # Leak audit (lib/signatures.py, lib/near_duplicates.py).
+    # Leak audit (lib/audit/signatures.py, lib/audit/near_duplicates.py).
     "signatures": {
         "video_id": "str",
         "status": "str",

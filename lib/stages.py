@@ -124,14 +124,14 @@ def download_shard(
 
     Web URLs go through yt-dlp. Local files the corpus names (``file://`` URLs in the
     manifest: a CSV's ``path`` column, class folders, and ``url`` cells of a corpus that
-    opted in) are linked or copied as they are (:func:`lib.download.fetch_local_file`),
+    opted in) are linked or copied as they are (:func:`lib.corpus.download.fetch_local_file`),
     with the same row, skip and failure reasons. Files already in ``videos_dir`` are not
     fetched again, except those that ``recheck`` (an earlier ``results/videos.csv``) found
     broken when ``retry_failed``: they are removed and fetched anew. With
     ``retry_failed=False`` and a ``previous`` download table, rows that failed before keep
     their failure row instead of being tried again.
     """
-    from lib.download import (
+    from lib.corpus.download import (
         build_ydl_options,
         download_video,
         fetch_local_file,
@@ -218,7 +218,7 @@ def validate_shard(
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
     """Probe every downloaded video with PyAV; failed downloads get ``valid=False``."""
-    from lib.probe import probe_video
+    from lib.io.probe import probe_video
 
     limits = dict(limits or {})
     table = schemas.read_table(downloads, "download")
@@ -279,11 +279,11 @@ def augment_shard(
 ) -> None:
     """Write ``n_augmentations`` augmented clips per valid video, plus the original.
 
-    Clips are encoded one after another (:func:`lib.augment.encode_clips`), so memory
+    Clips are encoded one after another (:func:`lib.media.augment.encode_clips`), so memory
     holds one encoder whatever ``n_augmentations``. Each clip's parameters come from
     (video id, augmentation index, seed) only.
     """
-    from lib.augment import encode_clips, make_augmentation
+    from lib.media.augment import encode_clips, make_augmentation
 
     table = schemas.read_table(videos, "videos")
 
@@ -389,7 +389,7 @@ def _feature_shard(
     params: dict,
 ) -> None:
     """Shared driver of both feature stages: sample frames, compute, one row per clip."""
-    from lib.video import FrameReader, sample_fraction
+    from lib.io.video import FrameReader, sample_fraction
 
     def skip(row):
         if row["status"] != "ok":
@@ -446,7 +446,7 @@ def features_shard(
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
     """Handcrafted features of every clip (noise residual, DCT, sharpness, blockiness, codec)."""
-    from lib.features import HANDCRAFTED_FEATURES, handcrafted_features
+    from lib.media.features import HANDCRAFTED_FEATURES, handcrafted_features
 
     def compute(row, reader, frames):
         return handcrafted_features(
@@ -479,7 +479,7 @@ def scaled_features_shard(
     progress_dir: str | Path = DEFAULT_PROGRESS_DIR,
 ) -> None:
     """Features of the scaled clips: edges, texture, colour, blockiness, up/down-scale flags."""
-    from lib.features import SCALED_FEATURES, scaled_features
+    from lib.media.features import SCALED_FEATURES, scaled_features
 
     def compute(row, reader, frames):
         return scaled_features(
@@ -540,8 +540,8 @@ def scale_shard(
     With the autoencoder, an out-of-memory chunk is halved; when even one frame does not
     fit, the clip is redone with letterbox and the reason recorded in ``scale_method``.
     """
-    from lib.scale import ScaleFallback, letterboxed_chunks, make_scaler, scale_frames
-    from lib.video import FrameReader, VideoWriter
+    from lib.media.scale import ScaleFallback, letterboxed_chunks, make_scaler, scale_frames
+    from lib.io.video import FrameReader, VideoWriter
 
     table = schemas.read_table(clips, "clips")
     scaler = make_scaler(method, size=size, model=model, device=device)
@@ -627,11 +627,11 @@ def signatures_shard(
     """Perceptual-hash signature of every valid video (frames sampled across it, streamed).
 
     ``sampling``: ``frames_per_second``, ``min_frames``, ``max_frames``, ``min_std`` of
-    :func:`lib.signatures.video_signature`. A video's corpus segment (WLASL) is what is
+    :func:`lib.audit.signatures.video_signature`. A video's corpus segment (WLASL) is what is
     signed. Invalid videos keep a row with ``status=failed`` and the reason.
     """
-    from lib.signatures import encode_hashes, video_signature
-    from lib.video import FrameReader
+    from lib.audit.signatures import encode_hashes, video_signature
+    from lib.io.video import FrameReader
 
     sampling = dict(sampling or {})
     table = schemas.read_table(videos, "videos")

@@ -73,7 +73,7 @@ def copy_workflow(dest: Path) -> Path:
     The feature kernel is compiled in the checkout first and its numba cache travels with
     the copy (valid there: same source, same mtime), so that no run compiles it again.
     """
-    subprocess.run([str(BIN / "python"), "-m", "lib.feature_kernels"], cwd=REPO, check=True)
+    subprocess.run([str(BIN / "python"), "-m", "lib.media.feature_kernels"], cwd=REPO, check=True)
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
@@ -109,7 +109,7 @@ def demo_corpus(tmp_path_factory):
     Returns ``(folder, index)``; ``index`` is the generator's table with its ground truth
     (``group``, ``is_original``, ``edits``). Tests must not modify the files.
     """
-    from lib.demo import generate_demo_corpus
+    from lib.corpus.demo import generate_demo_corpus
 
     out = tmp_path_factory.mktemp("demo_corpus")
     return out, generate_demo_corpus(out, n_groups=40, seed=0)

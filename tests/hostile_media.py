@@ -2,7 +2,7 @@
 
 Every ``make_*`` function writes one file into ``folder`` (with PyAV or by cutting and
 overwriting bytes) and returns ``(path, expected_valid, expected_reason)``: the verdict
-``lib.probe.probe_video`` must give with its default limits. ``hostile_set(folder)`` writes
+``lib.io.probe.probe_video`` must give with its default limits. ``hostile_set(folder)`` writes
 all of them. Media are tiny (64×48, a few frames) so the whole set is written in a few
 seconds; content is deterministic (seeded noise / ramps), never downloaded.
 

@@ -1,4 +1,4 @@
-"""Tests for lib.augment: determinism, temporal consistency, shapes and known values."""
+"""Tests for lib.media.augment: determinism, temporal consistency, shapes and known values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lib.augment import (
+from lib.media.augment import (
     AUGMENTATION_TYPES,
     Augmentation,
     bilinear_remap,
@@ -311,7 +311,7 @@ def _md5(path) -> str:
 
 
 def test_encode_clips_bytes_do_not_depend_on_the_other_clips(source_video, tmp_path):
-    from lib.augment import encode_clips
+    from lib.media.augment import encode_clips
 
     augs = [make_augmentation("v", k, SEED) for k in range(3)]
     together = [(a, tmp_path / f"all-{k}.mp4") for k, a in enumerate([None, *augs])]
@@ -322,7 +322,7 @@ def test_encode_clips_bytes_do_not_depend_on_the_other_clips(source_video, tmp_p
 
 
 def test_encode_clips_leaves_nothing_when_a_clip_fails(source_video, tmp_path):
-    from lib.augment import encode_clips
+    from lib.media.augment import encode_clips
 
     class Broken(Augmentation):
         def apply(self, frame, frame_index):

@@ -1,4 +1,4 @@
-"""Tests for the bundled demo corpus generator (lib/demo.py).
+"""Tests for the bundled demo corpus generator (lib/corpus/demo.py).
 
 Small corpora (3–6 groups) generated into tmp folders; every file is decoded with PyAV.
 """
@@ -16,8 +16,8 @@ from polars.testing import assert_frame_equal
 import pytest
 from PIL import Image
 
-import lib.demo as demo
-from lib.demo import generate_demo_corpus
+import lib.corpus.demo as demo
+from lib.corpus.demo import generate_demo_corpus
 
 N_GROUPS = 6
 CODEC_OF_EXTENSION = {".mp4": "h264", ".webm": "vp9", ".avi": "mpeg4"}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yt_dlp
 
-from lib.download import (
+from lib.corpus.download import (
     REASONS,
     RetrySleep,
     build_ydl_options,
@@ -621,7 +621,7 @@ def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch
     import builtins
     import errno
 
-    from lib.download import fetch_local_file
+    from lib.corpus.download import fetch_local_file
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "corpus"

@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 
 from lib import schemas
-from lib.evaluate import (brier_score, confusion, evaluate, group_bootstrap, headline_metrics,
+from lib.evaluate.metrics import (brier_score, confusion, evaluate, group_bootstrap, headline_metrics,
                           multiclass_metrics, originals, permutation_p_value, ranking_metrics,
                           threshold_metrics)  # fmt: skip
 from lib.train.feature_models import (CorrelationFilter, feature_fit_predict, load_training_table,
                                       permutation_test, permute_group_labels, run_permutation_test,
                                       train_fold)  # fmt: skip
-from lib.evaluate import headline_statistic
+from lib.evaluate.metrics import headline_statistic
 
 
 # ----------------------------------------------------------------------------- metric families

@@ -1,4 +1,4 @@
-"""Known-answer tests for lib.features (handcrafted hc_* and scaled sc_* features).
+"""Known-answer tests for lib.media.features (handcrafted hc_* and scaled sc_* features).
 
 All frames are synthesised here; nothing touches disk or network. The time per frame is a
 benchmark (benchmarks/bench_features.py), never a test.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from lib.features import (
+from lib.media.features import (
     FEATURE_DOCS,
     HANDCRAFTED_FEATURES,
     SCALED_FEATURES,

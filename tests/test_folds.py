@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lib.folds import assign_folds, check_folds
+from lib.evaluate.folds import assign_folds, check_folds
 from lib.train.feature_models import missing_feature_set, training_table
 
 
@@ -99,17 +99,17 @@ def test_a_class_in_one_group_cannot_be_trained_on_and_says_so():
 
 def test_a_dominant_group_is_warned_about(caplog):
     videos = _tiny([("big", "fake", 20), ("f2", "fake", 1), ("r1", "real", 2), ("r2", "real", 2)])
-    with caplog.at_level("WARNING", logger="lib.folds"):
+    with caplog.at_level("WARNING", logger="lib.evaluate.folds"):
         assign_folds(videos, n_folds=2)
     assert "duplicate group big holds 20 of 25 videos (more than 1/2)" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="lib.folds"):
+    with caplog.at_level("WARNING", logger="lib.evaluate.folds"):
         assign_folds(_videos(), n_folds=5)
     assert "holds" not in caplog.text
 
 
 def test_completeness_counts_clips_left_out_of_training():
-    from lib.completeness import _left_out_of_training, left_out_of_training
+    from lib.evaluate.completeness import _left_out_of_training, left_out_of_training
 
     clips = pl.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"]})
     features = pl.DataFrame({"clip_id": ["a", "b", "c", "d"],

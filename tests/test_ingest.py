@@ -1,4 +1,4 @@
-"""Tests for lib.ingest: the real Fake Video Corpus files plus small fixtures per format."""
+"""Tests for lib.corpus.ingest: the real Fake Video Corpus files plus small fixtures per format."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 import pytest
 
 from conftest import write_csv as _write_csv
-from lib.ingest import (
+from lib.corpus.ingest import (
     FVC_DEFAULT_LABEL_MAP,
     MANIFEST_COLUMNS,
     build_manifest,

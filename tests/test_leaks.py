@@ -12,8 +12,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from lib import schemas
-from lib.folds import assign_folds, check_folds
-from lib.near_duplicates import (
+from lib.evaluate.folds import assign_folds, check_folds
+from lib.audit.near_duplicates import (
     audit,
     candidate_pairs,
     find_near_duplicates,
@@ -23,7 +23,7 @@ from lib.near_duplicates import (
     verify_pairs,
 )
 from lib.shards import Shard
-from lib.signatures import VARIANTS, decode_hashes, encode_hashes, frame_hashes, strip_flat_borders
+from lib.audit.signatures import VARIANTS, decode_hashes, encode_hashes, frame_hashes, strip_flat_borders
 from lib.stages import signatures_shard
 
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import hostile_media as hm  # noqa: E402
 
 from lib import schemas  # noqa: E402
-from lib.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
+from lib.media.features import HANDCRAFTED_FEATURES, SCALED_FEATURES  # noqa: E402
 from lib.predict import list_inputs, predict_videos, window_bounds  # noqa: E402
 from lib.train.feature_models import make_model  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tests for lib.probe.probe_video on the good and hostile media of tests/hostile_media.py."""
+"""Tests for lib.io.probe.probe_video on the good and hostile media of tests/hostile_media.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile_media as hm  # noqa: E402
 
-from lib.probe import (  # noqa: E402
+from lib.io.probe import (  # noqa: E402
     PROBE_KEYS,
     choose_fps,
     is_variable_frame_rate,

@@ -1,4 +1,4 @@
-"""Tests for lib.scale: letterbox geometry/pixels, VAE layouts, the OOM halving driver."""
+"""Tests for lib.media.scale: letterbox geometry/pixels, VAE layouts, the OOM halving driver."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.scale import (
+from lib.media.scale import (
     AutoencoderScaler,
     LetterboxScaler,
     ScaleFallback,
@@ -131,7 +131,7 @@ def test_letterbox_scaler_and_make_scaler():
 
 
 def test_importing_scale_does_not_import_torch():
-    code = "import sys, lib.scale, lib.augment; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, lib.media.scale, lib.media.augment; assert 'torch' not in sys.modules, 'torch imported'"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
     )
@@ -431,7 +431,7 @@ def test_float16_overflow_is_redone_in_float32(tmp_path):
 
 def test_preletterboxed_frames_with_source_size_keep_black_bars(vae_dirs):
     """The stage letterboxes each frame as it is decoded; the VAE still restores the bars."""
-    from lib.scale import letterboxed_chunks
+    from lib.media.scale import letterboxed_chunks
 
     root, _, _ = vae_dirs
     scaler = AutoencoderScaler(str(root / "kl"), size=VAE_SIZE, device="cpu")

@@ -12,10 +12,10 @@ from polars.testing import assert_frame_equal
 
 from hostile_media import write_video
 from lib import schemas
-from lib.probe import probe_video
+from lib.io.probe import probe_video
 from lib.shards import Shard
 from lib.stages import augment_shard, download_shard, validate_shard
-from lib.video import FrameReader
+from lib.io.video import FrameReader
 
 
 def _videos_table(tmp_path: Path, source: Path | None = None, **extra) -> Path:
@@ -190,14 +190,14 @@ def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_pat
 
 def test_failed_segment_augmentation_fails_the_original_clip_too(tmp_path, monkeypatch):
     """A WLASL segment is cut by augment: if that fails there is no original clip either."""
-    import lib.augment
+    import lib.media.augment
 
     class Broken:
         def apply(self, frame, t):
             raise RuntimeError("augmentation exploded")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lib.augment, "make_augmentation", lambda *a: Broken())
+    monkeypatch.setattr(lib.media.augment, "make_augmentation", lambda *a: Broken())
     for name, extra in (("segment", {"frame_start": 5, "frame_end": 17}), ("whole", {})):
         root = tmp_path / name
         root.mkdir()

@@ -19,7 +19,7 @@ import yaml
 
 from conftest import REPO
 from lib import schemas
-from lib.video import VideoWriter
+from lib.io.video import VideoWriter
 
 torch = pytest.importorskip("torch")
 
@@ -195,7 +195,7 @@ def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
     preds = schemas.read_table(out / "predictions.csv", "predictions")
     assert set(preds["aug_idx"]) == {-1, 0}  # originals and augmentations of the fold
     # ... and the report shows it: a table in evaluation.md, red crosses on the curves
-    from lib import report
+    from lib.evaluate import report
 
     warned = report.training_warnings([out / "predictions.csv"])
     assert warned["epoch"].to_list() == [1, 2] and warned["fold"].unique().to_list() == ["out"]

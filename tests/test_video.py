@@ -1,4 +1,4 @@
-"""Tests of lib.video: frame accuracy against a full sequential decode, VFR, rotation,
+"""Tests of lib.io.video: frame accuracy against a full sequential decode, VFR, rotation,
 10-bit input, streaming memory bounds, atomic and deterministic writing, sampling helpers.
 
 All media are generated here with PyAV into pytest's tmp folders. Frames carry per-frame
@@ -19,7 +19,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from lib.video import (
+from lib.io.video import (
     FrameReader,
     VideoWriter,
     sample_fraction,

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BIN, REPO, copy_workflow, snakemake, workflow_env
 from lib import schemas
-from lib.folds import check_folds
+from lib.evaluate.folds import check_folds
 
 STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
           "signatures", "near_duplicates", "folds", "train", "train_deep", "permutation",
@@ -131,7 +131,7 @@ def test_demo_writes_every_contract_file(demo_run):
 @pytest.mark.slow
 def test_planted_broken_files_are_caught_with_a_reason(demo_run):
     """Each planted file gets its own reason; every other video is valid; nothing is `other`."""
-    from lib.ingest import file_video_id
+    from lib.corpus.ingest import file_video_id
 
     videos = schemas.read_table(demo_run / "results/videos.csv", "videos")
     manifest = schemas.read_table(demo_run / "results/manifest.csv", "manifest")

@@ -4,7 +4,7 @@ Every model is a Pipeline impute → decorrelate (drop one of each pair with |r|
 standardise → classifier, fitted on the training folds only, so no statistic of the held-out
 fold leaks into it. Training uses the training folds' originals and their augmentations;
 every held-out clip (original and augmented) is predicted, and evaluation scores the
-originals only (lib/evaluate.py).
+originals only (lib/evaluate/metrics.py).
 
 Models: ``logreg``; ``linear_svm`` (a LinearSVC whose margins are calibrated into
 probabilities by ``CalibratedClassifierCV`` on an inner split of the training folds, grouped
@@ -477,7 +477,7 @@ def run_permutation_test(
     are kept under ``checkpoint_dir`` (default ``results/.checkpoints/<model>/permutation``)
     until the table is written: a killed job resumes where it stopped.
     """
-    from lib.evaluate import HEADLINE_METRIC, headline_statistic
+    from lib.evaluate.metrics import HEADLINE_METRIC, headline_statistic
     from lib.train.registry import is_deep
 
     work_dir = None

@@ -1,6 +1,6 @@
 # Leak audit, part 2: every pair of near-duplicate videos by content (an LSH index over the
 # frame hashes, never all n^2 pairs), judged against the annotated groups and against folds
-# made from them alone (lib/near_duplicates.py). The folds stage joins its groups with these
+# made from them alone (lib/audit/near_duplicates.py). The folds stage joins its groups with these
 # pairs (folds.group_by).
 
 

@@ -1,5 +1,5 @@
 # Leak audit, part 1: a perceptual-hash signature of every valid video, from frames sampled
-# across it (lib/signatures.py); sharded like validate/features.
+# across it (lib/audit/signatures.py); sharded like validate/features.
 
 
 rule signatures:

@@ -438,14 +438,14 @@ def encode_clips(
     decoding again costs a few ms per frame against tens of ms to augment and encode it.
 
     Every clip gets the same frames in the same order as with one shared decode, and each
-    encoder is deterministic (:class:`lib.video.VideoWriter`), so the bytes do not depend
+    encoder is deterministic (:class:`lib.io.video.VideoWriter`), so the bytes do not depend
     on the order or the number of clips. All or nothing: each clip is written atomically,
     and when any clip fails the clips this call already published are deleted before the
     exception propagates, so a failed video leaves no clip behind. ``fps`` defaults to the
     source's. ``crf``, ``preset`` and ``encoder_threads`` are x264's (see
-    :class:`lib.video.VideoWriter`). Returns the frames written per clip.
+    :class:`lib.io.video.VideoWriter`). Returns the frames written per clip.
     """
-    from lib.video import FrameReader, VideoWriter
+    from lib.io.video import FrameReader, VideoWriter
 
     written: list[Path] = []
     counts: list[int] = []

@@ -1,6 +1,6 @@
 """The leak audit: find every pair of near-duplicate videos by content, and the groups they make.
 
-Matching works on the frame hashes of :mod:`lib.signatures`. Two videos match when at least
+Matching works on the frame hashes of :mod:`lib.audit.signatures`. Two videos match when at least
 ``min_matched_frames`` of one video's hashed frames (and at least ``min_matched_fraction`` of
 them) each have a frame of the other within ``threshold`` bits (of 64), comparing every crop
 variant with every other; a mirrored copy matches through the mirrored variants. Counting
@@ -31,9 +31,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import polars as pl
 
-from lib.ingest import UnionFind
+from lib.corpus.ingest import UnionFind
 from lib.utils import markdown_table
-from lib.signatures import HASH_BITS, N_UPRIGHT, VARIANTS, decode_hashes
+from lib.audit.signatures import HASH_BITS, N_UPRIGHT, VARIANTS, decode_hashes
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ def audit(
     markdown of ``results/reports/leaks.md``. ``group_by`` is only reported (the folds
     stage applies it).
     """
-    from lib.folds import assign_folds
+    from lib.evaluate.folds import assign_folds
 
     match = dict(match or {})
     valid = videos.filter(pl.col("valid"))
@@ -524,8 +524,8 @@ def leak_report(
     text = [
         "# Leak audit: near-duplicates found by content\n",
         f"Every valid video was signed with perceptual hashes of frames sampled across it "
-        f"(`lib/signatures.py`) and every pair matched through an LSH index "
-        f"(`lib/near_duplicates.py`): a pair matches when at least {match['min_matched_frames']} "
+        f"(`lib/audit/signatures.py`) and every pair matched through an LSH index "
+        f"(`lib/audit/near_duplicates.py`): a pair matches when at least {match['min_matched_frames']} "
         f"frames (and {match['min_matched_fraction']:.0%}) of one video each have a frame of the "
         f"other within {match['threshold']} bits of 64 (index: {match['n_bands']} tables of "
         f"{match['band_bits']} bits).\n",

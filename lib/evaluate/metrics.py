@@ -504,7 +504,7 @@ def evaluate(
         _write_csv(confusions, confusion_path)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    from lib import report
+    from lib.evaluate import report
 
     report.plot_curves(by_model, report_dir / "curves.png", positive_label=positive_label)
     report.plot_confusions(confusions, report_dir / "confusion.png")

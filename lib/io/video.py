@@ -20,7 +20,7 @@ other frame references (``skip_frame="NONREF"``), so sparse reads cost less than
 bound (see docs/BENCHMARKS.md, section ``reader``).
 
 Files that cannot be opened (missing, not a video, no video stream, index cut off) raise
-on ``FrameReader(...)``; callers that must not raise (``lib.probe``) catch it. Once open,
+on ``FrameReader(...)``; callers that must not raise (``lib.io.probe``) catch it. Once open,
 corrupt or truncated data never raises: undecodable frames are skipped and counted.
 """
 

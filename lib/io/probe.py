@@ -37,7 +37,7 @@ Reason codes, in the order they are checked (the first failure wins):
 
 ``rotation`` is the display rotation PyAV reports on a decoded frame (``frame.rotation``,
 counter-clockwise degrees) normalised to one of 0, 90, 180, 270, the convention of
-``lib.video.FrameReader.rotation``. ``width``/``height`` are the DISPLAY size: swapped for
+``lib.io.video.FrameReader.rotation``. ``width``/``height`` are the DISPLAY size: swapped for
 a 90/270° rotation. Sample aspect ratio is not applied.
 """
 

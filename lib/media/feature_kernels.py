@@ -6,7 +6,7 @@ block-boundary steps) and every 8×8 block DCT is reduced while the rows are in 
 caches. The numpy version this replaces made about 30 passes over each strip (43 ms per
 1080p frame against 19 ms here, docs/BENCHMARKS.md "features").
 
-The definitions are those of :mod:`lib.features` (scipy.ndimage's kernels with
+The definitions are those of :mod:`lib.media.features` (scipy.ndimage's kernels with
 ``mode="reflect"``, the orthonormal 8×8 DCT-II, the block grid at pixel (0, 0)); that
 module turns the sums into the statistics. Arithmetic per pixel is float32 as in the numpy
 version, sums are float64, and nothing depends on the machine's vector width: the kernel is
@@ -16,7 +16,7 @@ Compiled on first use and cached on disk next to this file (numba's ``cache=True
 read-only checkout falls back to ``NUMBA_CACHE_DIR`` or the user's cache): compiling both
 versions takes about 30 s once per checkout (:func:`compile_kernels`, run by ``make venv``);
 later processes load the machine code in under a second.
-Importing this module imports numba: :mod:`lib.features` does so only when a frame arrives.
+Importing this module imports numba: :mod:`lib.media.features` does so only when a frame arrives.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def frame_sums(src, weights, dct, sums, block_dc, block_ac):
 def compile_kernels() -> None:
     """Compile (or load from the disk cache) both versions of :func:`frame_sums`.
 
-    The two array types :func:`lib.features._kernel_input` passes: uint8 RGB frames and
+    The two array types :func:`lib.media.features._kernel_input` passes: uint8 RGB frames and
     float32 (H, W, C). ``make venv`` calls this once so that the first features jobs of a
     run load machine code instead of each compiling it (about 20 s of CPU, once).
     """

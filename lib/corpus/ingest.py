@@ -1016,9 +1016,9 @@ def _parse_label_map(items: Sequence[str] | None) -> dict[str, str | None] | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lib.ingest FMT PATH --out manifest.csv [--report report.md] [--map a=b]``."""
+    """``python -m lib.corpus.ingest FMT PATH --out manifest.csv [--report report.md] [--map a=b]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m lib.ingest", description=__doc__.split("\n")[0]
+        prog="python -m lib.corpus.ingest", description=__doc__.split("\n")[0]
     )
     parser.add_argument("fmt", choices=FORMATS)
     parser.add_argument("path")

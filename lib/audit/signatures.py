@@ -12,7 +12,7 @@ mirrored frame (so that a flipped repost matches too). Why these choices:
   video they come from and collide across unrelated videos: they are not hashed.
 * Frames are sampled across the whole video (``frames_per_second``, clipped to
   ``[min_frames, max_frames]``), so a trimmed copy's frames still find frames of the
-  original near them in time; matching works frame by frame (:mod:`lib.near_duplicates`).
+  original near them in time; matching works frame by frame (:mod:`lib.audit.near_duplicates`).
 
 A signature row stores ``hashes``: one token per hashed frame, separated by spaces, each six
 16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`.
@@ -132,9 +132,9 @@ def video_signature(
     max_frames: int = 64,
     min_std: float = 4.0,
 ) -> tuple[list[int], list[np.ndarray]]:
-    """Sample frames of an open :class:`lib.video.FrameReader` (within ``[start, stop)``)
+    """Sample frames of an open :class:`lib.io.video.FrameReader` (within ``[start, stop)``)
     and hash them; returns the indices and hashes of the informative frames."""
-    from lib.video import sample_uniform
+    from lib.io.video import sample_uniform
 
     stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
     span = max(stop - start, 0)

@@ -17,7 +17,7 @@ Design constraints (why the code looks the way it does):
   mean of the per-frame values. Nothing ever stacks the frames.
 * float32 arithmetic on luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (0–255), float64 sums.
   The handcrafted statistics take one fused pass over each frame in a numba kernel
-  (:mod:`lib.feature_kernels`; about 14× faster than full-frame scipy filters, 3× faster
+  (:mod:`lib.media.feature_kernels`; about 14× faster than full-frame scipy filters, 3× faster
   than the numpy strips it replaced). Same frames → bitwise identical values.
 * Bad clips never raise: no (valid) frames → every feature NaN; a frame with an unusable
   shape is skipped with a warning; a statistic a frame is too small for (e.g. 8×8 DCT
@@ -272,7 +272,7 @@ def _variance(total: float, total_sq: float, n: int) -> float:
 def handcrafted_frame_stats(frame: np.ndarray) -> dict[str, float]:
     """The 12 per-frame pixel statistics of :func:`handcrafted_features` for one frame.
 
-    One pass over the frame by :func:`lib.feature_kernels.frame_sums` (numba): each row's
+    One pass over the frame by :func:`lib.media.feature_kernels.frame_sums` (numba): each row's
     luma is computed once and every filter, step and 8×8 block DCT is reduced to float64
     sums while its rows are in the CPU caches. The definitions are those stated in the
     module docstring (scipy.ndimage's 3×3 box, Sobel and Laplacian with ``mode="reflect"``;
@@ -280,7 +280,7 @@ def handcrafted_frame_stats(frame: np.ndarray) -> dict[str, float]:
     full-frame scipy implementation to about 1e-5 relative (``tests/test_features.py`` keeps
     that implementation and compares).
     """
-    from lib import feature_kernels as kernels  # imports numba: only once a frame arrives
+    from lib.media import feature_kernels as kernels  # imports numba: only once a frame arrives
 
     src = _kernel_input(frame)
     height, width = src.shape[:2]

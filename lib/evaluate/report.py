@@ -1,6 +1,6 @@
 """Plots and tables of the HTML report (``snakemake --report``): evaluation and data quality.
 
-Every function takes tables and writes one file atomically; lib/evaluate.py and the
+Every function takes tables and writes one file atomically; lib/evaluate/metrics.py and the
 ``data-quality`` command call them. Curves are drawn on the headline rows (held-out
 originals) only.
 
@@ -40,7 +40,7 @@ def _save(fig, path: Path) -> None:
 
 
 def _binary_truth_score(preds: pl.DataFrame, positive_label: str):
-    from lib.evaluate import classes_of
+    from lib.evaluate.metrics import classes_of
 
     classes = classes_of(preds)
     pos = positive_label if positive_label in classes else classes[-1]
@@ -52,7 +52,7 @@ def plot_curves(
 ) -> None:
     """ROC and precision-recall curves per model on held-out originals: the mean curve over
     folds with a ±1 std band (binary; multi-class uses the positive-vs-rest score)."""
-    from lib.evaluate import originals
+    from lib.evaluate.metrics import originals
 
     plt = _plt()
     models = sorted(by_model)
@@ -131,7 +131,7 @@ def plot_confusions(confusions: pl.DataFrame, path: Path) -> None:
 
 def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) -> None:
     """Permutation null distribution of the headline metric per model, real score marked."""
-    from lib.evaluate import HEADLINE_METRIC
+    from lib.evaluate.metrics import HEADLINE_METRIC
 
     plt = _plt()
     models = sorted(nulls) or ["(no permutation test)"]
@@ -251,7 +251,7 @@ def evaluation_markdown(
 ) -> str:
     """The evaluation report: headline table with spread, interval and p-value; robustness;
     the deep models' training warnings (:func:`training_warnings`), if any."""
-    from lib.evaluate import HEADLINE_METRIC
+    from lib.evaluate.metrics import HEADLINE_METRIC
 
     n_folds = metrics["fold"].n_unique()
     lines = [
