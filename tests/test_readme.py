@@ -1,4 +1,5 @@
-"""Every README command that runs the workflow or ``python -m lib`` works as written.
+"""Every README command that runs the workflow or ``python -m lib`` works as written, and the
+README stays short and links only to files that exist.
 
 Each ``bash`` block of README.md is split into commands; every command is classified below
 (a README command that is not is a failure: the README drifted). Commands run from a fresh
@@ -6,6 +7,10 @@ copy of the workflow, in a shell whose ``python`` cannot import the project's de
 and that has not activated the venv (``.venv`` in the copy is a link to this venv, as after
 ``make``). Runs of the whole DAG become dry runs (``-n``): the demo itself is run by
 tests/test_workflow.py, the cluster by tests/test_slurm.py (with the same PATH).
+
+The README is the front page (at most ``README_MAX_LINES`` lines); methods live in docs/.
+Every relative link of README.md, and of each docs/*.md page it links, must name a file
+that exists (and, with ``#anchor``, a heading of that file).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import pytest
 from conftest import REPO, copy_workflow, workflow_env
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+#: The README is the front page: what it does, set-up, your corpus, configuration, what to do
+#: when something goes wrong, where to read more. Methods belong in docs/.
+README_MAX_LINES = 150
 
 #: Commands not run here, and why.
 NOT_RUN = {
@@ -32,19 +40,17 @@ DRY_RUN = {
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml my.yaml",
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml configs/fvc.yaml",
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml my.yaml --forcerun download",
-    ".venv/bin/snakemake --profile profiles/local --rerun-incomplete",
-    ".venv/bin/snakemake --profile profiles/slurm",
-    ".venv/bin/snakemake results/predictions/demo.csv --profile profiles/local",
-    ".venv/bin/snakemake results/predictions/new.csv --profile profiles/local"
-    " --config predict='{input: my-videos, model: hist_gbm}'",
+    ".venv/bin/snakemake --profile profiles/slurm --configfile config.yaml my.yaml",
+    ".venv/bin/snakemake results/predictions/new.csv --profile profiles/local --configfile config.yaml"
+    " my.yaml --config predict='{input: new-videos, model: logreg}'",
 }
 #: Commands run exactly as written, with what their output must show.
 RUN = {
     ".venv/bin/python -m lib --help": "demo-corpus",
     ".venv/bin/python -m lib validate --help": "--downloads",
     ".venv/bin/snakemake results/manifest.csv --cores 1 --configfile config.yaml my.yaml": "",
-    ".venv/bin/snakemake --unlock": "Unlocked working directory",
-    ".venv/bin/snakemake -n --profile profiles/slurm": "This was a dry-run",
+    ".venv/bin/snakemake --unlock --configfile config.yaml my.yaml": "Unlocked working directory",
+    ".venv/bin/snakemake -n --profile profiles/slurm --configfile config.yaml my.yaml": "This was a dry-run",
 }  # fmt: skip
 
 
@@ -87,11 +93,16 @@ def fresh_copy(tmp_path_factory) -> Path:
         (corpus / name).write_bytes(b"\x00" * 64)
     with open(corpus / "index.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([["path", "label", "group"], *rows])
+    new_videos = wf / "new-videos"  # what the README's predict command classifies
+    new_videos.mkdir()
+    (new_videos / "e.mp4").write_bytes(b"\x00" * 64)
     # configs/fvc.yaml reads ../shared/data/fvc: a two-row stand-in beside the copy.
     fvc = root / "shared/data/fvc"
     fvc.mkdir(parents=True)
     for name in ("FVC.csv", "FVC_dup.csv"):
-        (fvc / name).write_text("cascade_id,video_url,label\nf1,https://youtu.be/Y7MJlmbnLQA,fake\n")
+        (fvc / name).write_text(
+            "cascade_id,video_url,label\nf1,https://youtu.be/Y7MJlmbnLQA,fake\n"
+        )
     return wf
 
 
@@ -121,3 +132,78 @@ def test_readme_workflow_run_plans(fresh_copy, command):
     proc = _shell(fresh_copy, f"{command} -n")
     assert proc.returncode == 0, f"{command} -n\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "This was a dry-run" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- size and links
+def test_readme_is_at_most_150_lines():
+    lines = len(README.splitlines())
+    message = f"README.md has {lines} lines (at most {README_MAX_LINES}): move methods to docs/"
+    assert lines <= README_MAX_LINES, message
+
+
+#: A Markdown link or image: ``[text](target)`` / ``![alt](target)``; the target up to a blank.
+MARKDOWN_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def without_code(text: str) -> str:
+    """Markdown text without fenced code blocks and inline code (links there are not links)."""
+    text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def relative_links(page: Path) -> list[str]:
+    """Targets of the page's links that point into the repository (no URL scheme, no mailto)."""
+    targets = MARKDOWN_LINK.findall(without_code(page.read_text(encoding="utf-8")))
+    return [t for t in targets if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", t)]
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """GitHub's anchors of the page's headings: lower case, punctuation dropped, blanks -> '-'."""
+    text = without_code(page.read_text(encoding="utf-8"))
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def link_pages() -> list[Path]:
+    """README.md and every docs/*.md page it links to (those that exist; a missing one fails
+    its own link check)."""
+    pages = [REPO / "README.md"]
+    for target in relative_links(REPO / "README.md"):
+        path = (REPO / target.split("#")[0]).resolve()
+        in_docs = path.suffix == ".md" and path.parent == REPO / "docs"
+        if in_docs and path.is_file() and path not in pages:
+            pages.append(path)
+    return pages
+
+
+#: (page, target) of every relative link, each once.
+LINKS = list(dict.fromkeys((p, t) for p in link_pages() for t in relative_links(p)))
+
+
+@pytest.mark.parametrize(
+    "page, target", LINKS, ids=[f"{p.relative_to(REPO)}->{t}" for p, t in LINKS]
+)
+def test_relative_link_points_to_a_file_that_exists(page, target):
+    where = f"{page.relative_to(REPO)} links to {target}"
+    file_part, _, anchor = target.partition("#")
+    path = (page.parent / file_part).resolve() if file_part else page
+    assert path.exists(), f"{where}, which does not exist"
+    assert path.is_relative_to(REPO), f"{where}, outside the repository"
+    if anchor and path.suffix == ".md":
+        assert anchor in heading_anchors(path), f"{where}: {path.name} has no such heading"
+
+
+def test_readme_links_the_method_pages():
+    """The methods moved out of the README stay reachable from it."""
+    linked = {t.split("#")[0] for t in relative_links(REPO / "README.md")}
+    for page in (
+        "docs/EVALUATION.md",
+        "docs/LEAKS.md",
+        "docs/MODELS.md",
+        "docs/FEATURES.md",
+        "docs/CONFIGURATION.md",
+        "docs/CLUSTER.md",
+        "docs/BENCHMARKS.md",
+        "docs/DEVELOPING.md",
+    ):
+        assert page in linked, f"README.md does not link {page}"
