@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from lib import schemas
-from lib.evaluate.metrics import (brier_score, confusion, evaluate, group_bootstrap, headline_metrics,
-                          multiclass_metrics, originals, permutation_p_value, ranking_metrics,
-                          threshold_metrics)  # fmt: skip
+from lib.evaluate.evaluation import evaluate
+from lib.evaluate.metrics import (brier_score, confusion, group_bootstrap, headline_metrics,
+                                  multiclass_metrics, originals, permutation_p_value, ranking_metrics,
+                                  threshold_metrics)  # fmt: skip
 from lib.train.feature_models import (CorrelationFilter, feature_fit_predict, load_training_table,
                                       permutation_test, permute_group_labels, run_permutation_test,
                                       train_fold)  # fmt: skip
@@ -185,7 +186,8 @@ def test_augmented_clips_never_enter_the_headline(tmp_path):
                   "val_auc": [0.6, 0.7]}).write_csv(paths[0].parent / "history.csv")  # fmt: skip
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
-                       robustness_path=tmp_path / "robustness.csv", n_bootstrap=50)  # fmt: skip
+                       robustness_path=tmp_path / "robustness.csv", positive_label="fake",
+                       n_bootstrap=50, random_state=0)  # fmt: skip
     for figure in ("curves", "confusion", "permutation_null", "training_curves"):
         assert (tmp_path / f"reports/{figure}.png").stat().st_size > 5000, figure
     s = {r["metric"]: r for r in summary.iter_rows(named=True)}
@@ -242,7 +244,8 @@ def test_permutation_null_centres_on_chance_and_real_model_beats_it(tmp_path):
     np.testing.assert_allclose(schemas.read_table(perm, "permutation")["value"], null)
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
-                       permutation_paths=[perm], n_bootstrap=100)  # fmt: skip
+                       permutation_paths=[perm], positive_label="fake", n_bootstrap=100,
+                       random_state=0)  # fmt: skip
     auc = summary.filter(pl.col("metric") == "roc_auc").row(0, named=True)
     assert auc["mean"] > 0.8 and auc["p_value"] < 0.05 and auc["n_permutations"] == 20
     assert auc["ci_low"] < auc["pooled"] < auc["ci_high"] or auc["pooled"] == 1.0
@@ -266,7 +269,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         paths = _predictions(tmp_path / run, "linear_svm", tables)
         evaluate(paths, tmp_path / run / "metrics.csv", tmp_path / run / "summary.csv",
                  tmp_path / run / "reports", clips_path=tables[1], folds_path=tables[2],
-                 n_bootstrap=50, random_state=7)  # fmt: skip
+                 positive_label="fake", n_bootstrap=50, random_state=7)  # fmt: skip
         outputs.append([(tmp_path / run / n).read_bytes() for n in ("metrics.csv", "summary.csv")])
     assert outputs[0] == outputs[1]
 

@@ -53,7 +53,7 @@ def test_too_few_groups_names_the_numbers_and_the_fix():
     with pytest.raises(ValueError, match=r"3 duplicate groups among \d+ valid videos cannot fill 5 "
                        r"folds \(3 groups, \d+ videos; fake: \d+ videos in 1 groups, real: .*\): "
                        r"lower folds.k in the config to at most 3"):  # fmt: skip
-        assign_folds(_videos(n_groups=3), n_folds=5)
+        assign_folds(_videos(n_groups=3), n_folds=5, random_state=0)
 
 
 def test_augmented_clips_follow_their_original():
@@ -90,7 +90,7 @@ def test_a_class_in_one_group_cannot_be_trained_on_and_says_so():
     # The case: the only real group's fold trains on fake alone.
     videos = _tiny([("r1", "real", 4), ("f1", "fake", 3), ("f2", "fake", 5)])
     with pytest.raises(ValueError) as info:
-        assign_folds(videos, n_folds=2)
+        assign_folds(videos, n_folds=2, random_state=0)
     message = str(info.value)
     assert "training set holds one class only" in message
     assert "3 groups, 12 videos; fake: 8 videos in 2 groups, real: 4 videos in 1 groups" in message
@@ -100,11 +100,11 @@ def test_a_class_in_one_group_cannot_be_trained_on_and_says_so():
 def test_a_dominant_group_is_warned_about(caplog):
     videos = _tiny([("big", "fake", 20), ("f2", "fake", 1), ("r1", "real", 2), ("r2", "real", 2)])
     with caplog.at_level("WARNING", logger="lib.evaluate.folds"):
-        assign_folds(videos, n_folds=2)
+        assign_folds(videos, n_folds=2, random_state=0)
     assert "duplicate group big holds 20 of 25 videos (more than 1/2)" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="lib.evaluate.folds"):
-        assign_folds(_videos(), n_folds=5)
+        assign_folds(_videos(), n_folds=5, random_state=0)
     assert "holds" not in caplog.text
 
 

@@ -29,6 +29,13 @@ STAGES = (
     ("scaled_features", "results/features_scaled.csv", "features_stage", "clip_id"),
 )
 
+#: Columns of the per-stage counts: row counts between the stage's name and its table's path.
+_SUMMARY_SCHEMA = {
+    "stage": pl.String,
+    **dict.fromkeys(("expected", "present", "ok", "failed"), pl.Int64),
+    "table": pl.String,
+}
+
 
 def ok_mask(stage: str, table: pl.DataFrame) -> pl.Series:
     """Rows that succeeded in ``stage``."""
@@ -97,17 +104,7 @@ def completeness(root: str | Path = ".", *, n_augmentations: int) -> tuple[pl.Da
         )
         for reason, n in failure_reasons(stage, table).items():
             reasons.append({"stage": stage, "reason": reason, "count": int(n)})
-    summary = pl.DataFrame(
-        rows,
-        schema={
-            "stage": pl.String,
-            "expected": pl.Int64,
-            "present": pl.Int64,
-            "ok": pl.Int64,
-            "failed": pl.Int64,
-            "table": pl.String,
-        },
-    )
+    summary = pl.DataFrame(rows, schema=_SUMMARY_SCHEMA)
     reasons = pl.DataFrame(
         reasons, schema={"stage": pl.String, "reason": pl.String, "count": pl.Int64}
     )

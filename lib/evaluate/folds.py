@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 log = logging.getLogger(__name__)
 
 
-def assign_folds(videos: pl.DataFrame, *, n_folds: int = 5, random_state: int = 0) -> pl.DataFrame:
+def assign_folds(videos: pl.DataFrame, *, n_folds: int, random_state: int) -> pl.DataFrame:
     """Assign each valid video to a fold; returns ``video_id, dup_group, label, fold``.
 
     Uses scikit-learn's ``StratifiedGroupKFold`` on videos sorted by id, so the result

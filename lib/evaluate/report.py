@@ -1,7 +1,7 @@
 """Plots and tables of the HTML report (``snakemake --report``): evaluation and data quality.
 
-Every function takes tables and writes one file atomically; lib/evaluate/metrics.py and the
-``data-quality`` command call them. Curves are drawn on the headline rows (held-out
+Every function takes tables and writes one file atomically; lib/evaluate/evaluation.py and
+the ``data-quality`` command call them. Curves are drawn on the headline rows (held-out
 originals) only.
 
 Tables are polars; matplotlib and scikit-learn get numpy arrays.
@@ -14,34 +14,30 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from lib import schemas
+from lib.evaluate.metrics import HEADLINE_METRIC, classes_of, originals
 from lib.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
+    """A figure and its axes, without pyplot: figures here are only written to files, so no
+    backend or global figure list is involved."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def _save(fig, path: Path) -> None:
-    plt = _plt()
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
 
 
 def _binary_truth_score(preds: pl.DataFrame, positive_label: str):
-    from lib.evaluate.metrics import classes_of
-
     classes = classes_of(preds)
     pos = positive_label if positive_label in classes else classes[-1]
     return preds["label"].cast(pl.String).to_numpy() == pos, preds[f"score_{pos}"].to_numpy(), pos
@@ -52,11 +48,8 @@ def plot_curves(
 ) -> None:
     """ROC and precision-recall curves per model on held-out originals: the mean curve over
     folds with a ±1 std band (binary; multi-class uses the positive-vs-rest score)."""
-    from lib.evaluate.metrics import originals
-
-    plt = _plt()
     models = sorted(by_model)
-    fig, axes = plt.subplots(len(models), 2, figsize=(9, 3.3 * len(models)), squeeze=False)
+    fig, axes = _subplots(len(models), 2, figsize=(9, 3.3 * len(models)), squeeze=False)
     grid = np.linspace(0, 1, 101)
     for row, model in zip(axes, models):
         tprs, precs, aucs, aps = [], [], [], []
@@ -109,9 +102,8 @@ def plot_curves(
 
 def plot_confusions(confusions: pl.DataFrame, path: Path) -> None:
     """One confusion matrix per model (pooled out-of-fold originals), counts annotated."""
-    plt = _plt()
     models = sorted(confusions["model"].unique().to_list())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
+    fig, axes = _subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         m = (
             confusions.filter(pl.col("model") == model)
@@ -131,11 +123,8 @@ def plot_confusions(confusions: pl.DataFrame, path: Path) -> None:
 
 def plot_nulls(nulls: dict[str, np.ndarray], summary: pl.DataFrame, path: Path) -> None:
     """Permutation null distribution of the headline metric per model, real score marked."""
-    from lib.evaluate.metrics import HEADLINE_METRIC
-
-    plt = _plt()
     models = sorted(nulls) or ["(no permutation test)"]
-    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3), squeeze=False)
+    fig, axes = _subplots(1, len(models), figsize=(3.4 * len(models), 3), squeeze=False)
     head = {
         r["model"]: r
         for r in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True)
@@ -187,10 +176,9 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
     """Training curves of deep models (``history.csv`` beside a fold's predictions: epoch,
     train_loss, val_loss, val_auc, ...), epochs with a warning marked by a red cross; a
     placeholder figure when no model wrote one."""
-    plt = _plt()
     histories = _histories(prediction_paths)
     if not histories:
-        fig, ax = plt.subplots(figsize=(6, 1.5))
+        fig, ax = _subplots(figsize=(6, 1.5))
         ax.text(
             0.5,
             0.5,
@@ -201,7 +189,7 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
         ax.axis("off")
         _save(fig, path)
         return
-    fig, axes = plt.subplots(len(histories), 2, figsize=(9, 3 * len(histories)), squeeze=False)
+    fig, axes = _subplots(len(histories), 2, figsize=(9, 3 * len(histories)), squeeze=False)
     for row, (model, hs) in zip(axes, sorted(histories.items())):
         n_warned = 0
         for k, (_, h) in enumerate(hs):
@@ -251,8 +239,6 @@ def evaluation_markdown(
 ) -> str:
     """The evaluation report: headline table with spread, interval and p-value; robustness;
     the deep models' training warnings (:func:`training_warnings`), if any."""
-    from lib.evaluate.metrics import HEADLINE_METRIC
-
     n_folds = metrics["fold"].n_unique()
     lines = [
         "# Evaluation",
@@ -322,6 +308,16 @@ def evaluation_markdown(
 
 
 # ------------------------------------------------------------------------- data quality
+#: Columns of videos.csv whose median the data-quality table gives per label and platform.
+_MEDIAN_OF = ("width", "height", "fps", "duration_s")
+_DATA_QUALITY_SCHEMA = {
+    "label": pl.String,
+    "platform": pl.String,
+    **dict.fromkeys(("listed", "downloaded", "valid"), pl.Int64),
+    **{f"median_{c}": pl.Float64 for c in _MEDIAN_OF},
+}
+
+
 def data_quality(
     manifest_path, download_path, videos_path, out_table, out_failures, out_plot
 ) -> pl.DataFrame:
@@ -345,23 +341,10 @@ def data_quality(
                 "listed": len(m),
                 "downloaded": int((d["status"] == "ok").sum()),
                 "valid": len(ok),
-                **{f"median_{c}": _median(ok[c]) for c in ("width", "height", "fps", "duration_s")},
+                **{f"median_{c}": _median(ok[c]) for c in _MEDIAN_OF},
             }
         )
-    table = pl.DataFrame(
-        rows,
-        schema={
-            "label": pl.String,
-            "platform": pl.String,
-            "listed": pl.Int64,
-            "downloaded": pl.Int64,
-            "valid": pl.Int64,
-            "median_width": pl.Float64,
-            "median_height": pl.Float64,
-            "median_fps": pl.Float64,
-            "median_duration_s": pl.Float64,
-        },
-    )
+    table = pl.DataFrame(rows, schema=_DATA_QUALITY_SCHEMA)
     failures = pl.concat(
         [
             download.filter(pl.col("status") == "failed").select(
@@ -374,8 +357,7 @@ def data_quality(
     for frame, out in ((table, out_table), (by_reason, out_failures)):
         with atomic_path(out) as tmp:
             frame.write_csv(tmp)
-    plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    fig, axes = _subplots(1, 4, figsize=(15, 3.4))
     ok = videos.filter(pl.col("valid")).with_columns(
         group=pl.col("label") + "/" + pl.col("platform")
     )

@@ -1,0 +1,244 @@
+"""The evaluate stage: every table and figure of the evaluation, from the folds' predictions.
+
+Scores come from :mod:`lib.evaluate.metrics` (held-out originals only in the headline,
+augmented clips in the robustness table), figures and the markdown report from
+:mod:`lib.evaluate.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lib import schemas
+from lib.evaluate import report
+from lib.evaluate.metrics import (
+    HEADLINE_METRIC,
+    ROBUSTNESS_SCHEMA,
+    classes_of,
+    confusion,
+    group_bootstrap,
+    headline_metrics,
+    headline_statistic,
+    originals,
+    permutation_p_value,
+    robustness,
+    score_columns,
+    table_metrics,
+)
+from lib.utils import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def _model_fold(path: Path) -> tuple[str, int]:
+    return path.parent.parent.name, int(path.parent.name.removeprefix("fold-"))
+
+
+def evaluate(
+    prediction_paths: list[str | Path],
+    metrics_path: str | Path,
+    summary_path: str | Path,
+    report_dir: str | Path,
+    *,
+    clips_path: str | Path,
+    folds_path: str | Path,
+    videos_path: str | Path | None = None,
+    permutation_paths: list[str | Path] = (),
+    robustness_path: str | Path | None = None,
+    platform_path: str | Path | None = None,
+    confusion_path: str | Path | None = None,
+    positive_label: str,
+    n_bootstrap: int,
+    random_state: int,
+    config: dict | None = None,
+) -> pl.DataFrame:
+    """Headline metrics of every (model, fold) on originals, summary with intervals and
+    p-values, robustness per augmentation type, per-platform metrics and the report plots.
+
+    Prediction paths look like ``.../models/<model>/fold-<k>/predictions.csv``; permutation
+    paths like ``.../models/<model>/permutation.csv``. The report (``report_dir``) records
+    the configuration and seed the results came from.
+    """
+    clips = schemas.read_table(clips_path, "clips", columns=[])
+    folds_table = schemas.read_table(folds_path, "folds", columns=[])
+    groups = dict(zip(folds_table["video_id"].to_list(), folds_table["dup_group"].to_list()))
+    platforms = None
+    if videos_path:
+        videos = schemas.read_table(videos_path, "videos", columns=[])
+        platforms = dict(zip(videos["video_id"].to_list(), videos["platform"].to_list()))
+    nulls = {
+        Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
+        for p in permutation_paths
+    }
+    by_model: dict[str, dict[int, pl.DataFrame]] = {}
+    for path in map(Path, prediction_paths):
+        model, fold = _model_fold(path)
+        by_model.setdefault(model, {})[fold] = schemas.read_table(path, "predictions")
+    rows, summaries, robust, per_platform, confusions = [], [], [], [], []
+    for model, by_fold in sorted(by_model.items()):
+        for fold, preds in sorted(by_fold.items()):
+            for metric, value in table_metrics(originals(preds), positive_label).items():
+                rows.append({"model": model, "fold": fold, "metric": metric, "value": value})
+        pooled = pl.concat(
+            [by_fold[k].with_columns(fold=pl.lit(k, dtype=pl.Int64)) for k in sorted(by_fold)],
+            how="vertical_relaxed",
+        )
+        heads = originals(pooled)
+        heads_groups = np.asarray([groups.get(v, v) for v in heads["video_id"].to_list()])
+        labels, scores, classes = (
+            heads["label"].to_numpy(),
+            heads.select(score_columns(heads)).to_numpy(),
+            classes_of(heads),
+        )
+        ci = group_bootstrap(
+            heads_groups,
+            lambda r: headline_metrics(labels[r], scores[r], classes, positive_label),
+            n_boot=n_bootstrap,
+            random_state=random_state,
+        )
+        per_metric: dict[str, list[float]] = {}
+        for r in rows:
+            if r["model"] == model:
+                per_metric.setdefault(r["metric"], []).append(r["value"])
+        spread = {m: _mean_std(v) for m, v in per_metric.items()}
+        ci = {m: (lo, hi) for m, lo, hi in ci.iter_rows()}
+        null = nulls.get(model)
+        real = headline_statistic(by_fold, positive_label=positive_label)
+        for metric, value in table_metrics(heads, positive_label).items():
+            is_head = metric == HEADLINE_METRIC and null is not None
+            summaries.append(
+                {
+                    "model": model,
+                    "metric": metric,
+                    "mean": spread[metric]["mean"],
+                    "std": spread[metric]["std"],
+                    "pooled": value,
+                    "ci_low": ci[metric][0],
+                    "ci_high": ci[metric][1],
+                    "n_folds": len(by_fold),
+                    "n_videos": len(heads),
+                    "p_value": permutation_p_value(real, null) if is_head else np.nan,
+                    "null_mean": float(np.nanmean(null)) if is_head else np.nan,
+                    "null_std": (
+                        float(np.nanstd(null, ddof=1)) if is_head and len(null) > 1 else np.nan
+                    ),
+                    "n_permutations": len(null) if is_head else 0,
+                }
+            )
+        robust.append(robustness(pooled, clips, model=model, positive_label=positive_label))
+        if platforms is not None:
+            plat = heads.with_columns(
+                platform=pl.Series(
+                    [platforms.get(v, "") for v in heads["video_id"].to_list()], dtype=pl.String
+                )
+            )
+            for (name,), part in plat.sort("platform", maintain_order=True).group_by(
+                "platform", maintain_order=True
+            ):
+                for metric, value in table_metrics(part, positive_label).items():
+                    per_platform.append(
+                        {
+                            "model": model,
+                            "platform": name or "unknown",
+                            "metric": metric,
+                            "value": value,
+                            "n_videos": len(part),
+                        }
+                    )
+        cm = confusion(heads["label"].to_numpy(), heads["pred"].to_numpy(), classes_of(heads))
+        confusions.append(
+            cm.unpivot(index="true", variable_name="pred", value_name="count").with_columns(
+                model=pl.lit(model)
+            )
+        )
+    metrics = schemas.write_table(
+        pl.DataFrame(rows, schema=_METRICS_SCHEMA), metrics_path, "metrics"
+    )
+    summary = schemas.write_table(
+        pl.DataFrame(summaries, infer_schema_length=None), summary_path, "summary"
+    )
+    robust = pl.concat(robust) if robust else pl.DataFrame(schema=ROBUSTNESS_SCHEMA)
+    if robustness_path:
+        schemas.write_table(robust, robustness_path, "robustness")
+    if platform_path:
+        _write_csv(
+            pl.DataFrame(
+                per_platform,
+                schema={
+                    "model": pl.String,
+                    "platform": pl.String,
+                    "metric": pl.String,
+                    "value": pl.Float64,
+                    "n_videos": pl.Int64,
+                },
+            ),
+            platform_path,
+        )
+    confusions = (
+        pl.concat(confusions).select("model", "true", "pred", "count")
+        if confusions
+        else pl.DataFrame(
+            schema={"model": pl.String, "true": pl.String, "pred": pl.String, "count": pl.Int64}
+        )
+    )
+    if confusion_path:
+        _write_csv(confusions, confusion_path)
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report.plot_curves(by_model, report_dir / "curves.png", positive_label=positive_label)
+    report.plot_confusions(confusions, report_dir / "confusion.png")
+    report.plot_nulls(nulls, summary, report_dir / "permutation_null.png")
+    report.plot_training_curves(prediction_paths, report_dir / "training_curves.png")
+    training_warnings = report.training_warnings(prediction_paths)
+    for r in training_warnings.iter_rows(named=True):
+        log.warning("%s %s epoch %d: %s", r["model"], r["fold"], r["epoch"], r["warnings"])
+    atomic_write_text(
+        report_dir / "resolved_config.json",
+        json.dumps(config or {}, indent=2, sort_keys=True, default=str),
+    )
+    atomic_write_text(
+        report_dir / "evaluation.md",
+        report.evaluation_markdown(
+            summary, metrics, robust, n_bootstrap, warnings=training_warnings
+        ),
+    )
+    for m in summary.filter(pl.col("metric") == HEADLINE_METRIC).iter_rows(named=True):
+        model = m["model"]
+        log.info(
+            "%s: ROC-AUC %.3f ± %.3f over %d folds, 95%% CI [%.3f, %.3f], p = %s",
+            model,
+            m["mean"],
+            m["std"],
+            m["n_folds"],
+            m["ci_low"],
+            m["ci_high"],
+            f"{m['p_value']:.4f}" if np.isfinite(m["p_value"]) else "n/a",
+        )
+    return summary
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample std over folds, skipping folds where the metric is undefined (NaN);
+    the std of a single fold is 0, of a single defined value among several NaN."""
+    v = np.asarray(values, dtype=float)
+    defined = v[~np.isnan(v)]
+    mean = float(defined.mean()) if len(defined) else float("nan")
+    if len(v) <= 1:
+        return {"mean": mean, "std": 0.0}
+    return {
+        "mean": mean,
+        "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else float("nan"),
+    }
+
+
+def _write_csv(df: pl.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        df.write_csv(tmp)
+
+
+_METRICS_SCHEMA = {"model": pl.String, "fold": pl.Int64, "metric": pl.String, "value": pl.Float64}
