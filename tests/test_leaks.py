@@ -12,19 +12,26 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from lib import schemas
-from lib.evaluate.folds import assign_folds, check_folds
+from lib.audit.groups import fold_groups, regroup
+from lib.audit.leaks import audit
 from lib.audit.near_duplicates import (
-    audit,
     candidate_pairs,
     find_near_duplicates,
-    fold_groups,
-    regroup,
     signature_arrays,
     verify_pairs,
 )
+from lib.config import load_schema, with_defaults
+from lib.evaluate.folds import assign_folds, check_folds
 from lib.shards import Shard
 from lib.audit.signatures import VARIANTS, decode_hashes, encode_hashes, frame_hashes, strip_flat_borders
-from lib.stages import signatures_shard
+from lib.stages.signatures import signatures_shard
+
+#: The signature and matching parameters of a config that sets none (the schema's defaults).
+DEFAULTS = with_defaults({}, load_schema())
+HASHING = {"min_std": DEFAULTS["signatures"]["min_std"]}
+MATCH = DEFAULTS["near_duplicates"]
+INDEX = {k: MATCH[k] for k in ("threshold", "band_bits", "n_bands", "max_neighbours")}
+BOUNDS = {k: MATCH[k] for k in ("threshold", "min_matched_frames", "min_matched_fraction")}
 
 
 # ----------------------------------------------------------------------------- frames
@@ -38,24 +45,24 @@ def textured_frame(seed: int, height: int = 120, width: int = 160) -> np.ndarray
 
 def test_mirrored_variants_are_the_hashes_of_the_mirrored_frame():
     frame = textured_frame(1)
-    upright, mirrored = frame_hashes(frame), frame_hashes(frame[:, ::-1].copy())
+    upright, mirrored = frame_hashes(frame, **HASHING), frame_hashes(frame[:, ::-1].copy(), **HASHING)
     assert len(upright) == len(VARIANTS) == 6
     swapped = np.concatenate([mirrored[3:], mirrored[:3]])
     assert np.bitwise_count(upright ^ swapped).max() <= 4  # resampling is not mirror-exact
 
 
 def test_flat_frames_are_not_hashed_and_bars_are_cut():
-    assert frame_hashes(np.zeros((90, 120, 3), np.uint8)) is None
+    assert frame_hashes(np.zeros((90, 120, 3), np.uint8), **HASHING) is None
     frame = textured_frame(2)
     boxed = np.zeros((160, 160, 3), np.uint8)
     boxed[20:140] = frame[:, :160]
     assert strip_flat_borders(boxed[..., 0]).shape == (120, 160)
-    distance = np.bitwise_count(frame_hashes(boxed) ^ frame_hashes(frame))
+    distance = np.bitwise_count(frame_hashes(boxed, **HASHING) ^ frame_hashes(frame, **HASHING))
     assert distance.max() <= 4, distance
 
 
 def test_hashes_round_trip_through_text():
-    rows = [frame_hashes(textured_frame(s)) for s in range(3)]
+    rows = [frame_hashes(textured_frame(s), **HASHING) for s in range(3)]
     assert (decode_hashes(encode_hashes(rows)) == np.array(rows)).all()
 
 
@@ -81,7 +88,7 @@ def synthetic_signatures(n_videos: int, n_frames: int, seed: int):
 def brute_force(hashes, counts, **params):
     n = len(hashes)
     every = np.array([(a, b) for a in range(n) for b in range(a + 1, n)])
-    found = verify_pairs(hashes, counts, every, **params)
+    found = verify_pairs(hashes, counts, every, **(BOUNDS | params))
     return set(zip(found["a"], found["b"]))
 
 
@@ -89,20 +96,20 @@ def test_index_finds_what_comparing_all_pairs_finds():
     hashes, counts, planted = synthetic_signatures(300, 12, seed=3)
     truth = brute_force(hashes, counts)
     assert truth == set(planted)  # trimmed, noisy copies match; random videos never do
-    candidates = candidate_pairs(hashes, counts)
+    candidates = candidate_pairs(hashes, counts, **INDEX, random_state=0)
     assert set(map(tuple, candidates)) >= truth
     assert len(candidates) < 300 * 299 / 2 / 100  # the index did not propose everything
 
 
 def test_a_mirrored_copy_matches_through_the_mirrored_hashes():
     frames = [textured_frame(s) for s in range(8)]
-    original = np.array([frame_hashes(f) for f in frames])
-    mirrored = np.array([frame_hashes(f[:, ::-1].copy()) for f in frames])
-    other = np.array([frame_hashes(textured_frame(100 + s)) for s in range(8)])
+    original = np.array([frame_hashes(f, **HASHING) for f in frames])
+    mirrored = np.array([frame_hashes(f[:, ::-1].copy(), **HASHING) for f in frames])
+    other = np.array([frame_hashes(textured_frame(100 + s), **HASHING) for s in range(8)])
     sig = pl.DataFrame({"video_id": ["a", "b", "c"], "status": "ok", "reason": "",
                         "frames": 8, "frame_index": "",
                         "hashes": [encode_hashes(list(h)) for h in (original, mirrored, other)]})  # fmt: skip
-    pairs = find_near_duplicates(sig)
+    pairs = find_near_duplicates(sig, **MATCH, random_state=0)
     assert list(zip(pairs["video_a"], pairs["video_b"], pairs["flipped"])) == [("a", "b", True)]
 
 
@@ -143,7 +150,7 @@ def demo_signed(demo_corpus, tmp_path_factory):
     videos = demo_videos(folder, index)
     schemas.write_table(videos, work / "videos.csv", "videos")
     signatures_shard(work / "videos.csv", work / "signatures.csv", Shard(0, 1),
-                     progress_dir=work / "progress")  # fmt: skip
+                     progress_dir=work / "progress", sampling=DEFAULTS["signatures"])  # fmt: skip
     return index, videos, schemas.read_table(work / "signatures.csv", "signatures")
 
 
@@ -163,7 +170,7 @@ def test_signatures_do_not_depend_on_shards(demo_signed, tmp_path):
     parts = []
     for i in range(2):
         signatures_shard(tmp_path / "videos.csv", tmp_path / f"s{i}.csv", Shard(i, 2),
-                         progress_dir=tmp_path / "progress")  # fmt: skip
+                         progress_dir=tmp_path / "progress", sampling=DEFAULTS["signatures"])  # fmt: skip
         parts.append(schemas.read_table(tmp_path / f"s{i}.csv", "signatures"))
     assert_frame_equal(pl.concat(parts), signatures.head(8),
                                   check_exact=True)  # fmt: skip
@@ -171,7 +178,7 @@ def test_signatures_do_not_depend_on_shards(demo_signed, tmp_path):
 
 def test_demo_reposts_match_their_originals(demo_signed):
     index, videos, signatures = demo_signed
-    pairs, _ = audit(videos, signatures, n_folds=5, random_state=0)
+    pairs, _ = audit(videos, signatures, n_folds=5, random_state=0, group_by="both", match=MATCH)
     group = dict(zip(index["path"], index["group"]))
     good = index.filter(~pl.col("edits").str.starts_with("broken"))
     originals_only = good.filter(pl.col("is_original"))
@@ -192,7 +199,9 @@ def test_demo_reposts_match_their_originals(demo_signed):
 def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, tmp_path):
     index, videos, signatures = demo_signed
     hidden = videos.with_columns(dup_group=pl.col("video_id"))  # a corpus without a group column
-    pairs, report = audit(hidden, signatures, n_folds=5, random_state=0, group_by="content", top=10_000)
+    pairs, report = audit(
+        hidden, signatures, n_folds=5, random_state=0, group_by="content", match=MATCH, top=10_000
+    )
     assert len(pairs) and not pairs["same_annotated_group"].any()
     assert f"| pairs the annotations missed (different annotated groups) | {len(pairs)} |" in report
     for a, b in zip(pairs["video_a"], pairs["video_b"]):  # every pair listed

@@ -1,2 +1,3 @@
-"""The content leak audit: ``signatures`` (perceptual hashes of sampled frames) and
-``near_duplicates`` (matching them, and the groups the folds keep together)."""
+"""The content leak audit: ``signatures`` (perceptual hashes of sampled frames),
+``near_duplicates`` (matching them), ``groups`` (the groups the folds keep together) and
+``leaks`` (the pairs judged against annotations and folds, and the report)."""

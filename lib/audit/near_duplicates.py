@@ -1,4 +1,4 @@
-"""The leak audit: find every pair of near-duplicate videos by content, and the groups they make.
+"""Near-duplicate videos by content: every pair of videos whose frame hashes match.
 
 Matching works on the frame hashes of :mod:`lib.audit.signatures`. Two videos match when at least
 ``min_matched_frames`` of one video's hashed frames (and at least ``min_matched_fraction`` of
@@ -26,27 +26,14 @@ though not every pair of such a group is listed.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
 
 import numpy as np
 import polars as pl
 
-from lib.corpus.ingest import UnionFind
-from lib.utils import markdown_table
 from lib.audit.signatures import HASH_BITS, N_UPRIGHT, VARIANTS, decode_hashes
 
 log = logging.getLogger(__name__)
 
-GROUP_BY = ("annotated", "content", "both")
-# Defaults of the matching parameters (the config schema repeats them for users).
-MATCH_DEFAULTS = {
-    "threshold": 10,
-    "min_matched_frames": 3,
-    "min_matched_fraction": 0.3,
-    "band_bits": 24,
-    "n_bands": 24,
-    "max_neighbours": 32,
-}
 _FAR = np.uint8(HASH_BITS + 1)  # distance given to padding (never a match)
 _VIDEO_BITS, _LOCAL_BITS = 27, 12  # index packing: 2^27 videos, 2^12 hashes per video and role
 
@@ -87,11 +74,11 @@ def candidate_pairs(
     hashes: np.ndarray,
     counts: np.ndarray,
     *,
-    threshold: int = 10,
-    band_bits: int = 24,
-    n_bands: int = 24,
-    max_neighbours: int = 32,
-    random_state: int = 0,
+    threshold: int,
+    band_bits: int,
+    n_bands: int,
+    max_neighbours: int,
+    random_state: int,
 ) -> np.ndarray:
     """Pairs ``(a, b)``, a < b, of video rows with at least one pair of frame hashes within
     ``threshold`` bits found through the LSH tables; ``int64[m, 2]``, sorted."""
@@ -165,9 +152,9 @@ def verify_pairs(
     counts: np.ndarray,
     pairs: np.ndarray,
     *,
-    threshold: int = 10,
-    min_matched_frames: int = 3,
-    min_matched_fraction: float = 0.3,
+    threshold: int,
+    min_matched_frames: int,
+    min_matched_fraction: float,
     chunk: int = 512,
 ) -> pl.DataFrame:
     """Compare candidate pairs frame by frame; the rows of the pairs that match.
@@ -178,6 +165,7 @@ def verify_pairs(
     """
     out = []
     width = hashes.shape[1]
+    bounds = (threshold, min_matched_frames, min_matched_fraction)
     for start in range(0, len(pairs), chunk):
         a, b = pairs[start : start + chunk, 0], pairs[start : start + chunk, 1]
         valid_a = np.arange(width)[None, :] < counts[a][:, None]
@@ -194,22 +182,8 @@ def verify_pairs(
                     )
                     np.minimum(dist, d, out=dist)
             dist[~both] = _FAR
-            result = _direction(
-                dist.min(axis=2),
-                valid_a,
-                counts[a],
-                threshold,
-                min_matched_frames,
-                min_matched_fraction,
-            )
-            other = _direction(
-                dist.min(axis=1),
-                valid_b,
-                counts[b],
-                threshold,
-                min_matched_frames,
-                min_matched_fraction,
-            )
+            result = _direction(dist.min(axis=2), valid_a, counts[a], *bounds)  # a's frames
+            other = _direction(dist.min(axis=1), valid_b, counts[b], *bounds)  # b's frames
             matched = np.maximum(result[0], other[0])
             distance = np.where(result[0] >= other[0], result[1], other[1])
             if best is None:
@@ -261,38 +235,33 @@ def _direction(nearest, valid, count, threshold, min_frames, min_fraction):
 
 
 def find_near_duplicates(
-    signatures: pl.DataFrame, *, random_state: int = 0, **params
+    signatures: pl.DataFrame,
+    *,
+    threshold: int,
+    min_matched_frames: int,
+    min_matched_fraction: float,
+    band_bits: int,
+    n_bands: int,
+    max_neighbours: int,
+    random_state: int,
 ) -> pl.DataFrame:
     """Every matching pair of videos in a signatures table.
 
     Returns ``video_a, video_b`` (``video_a < video_b``), ``distance``, ``matched_frames``,
-    ``flipped``, sorted by the two ids. ``params``: keys of :data:`MATCH_DEFAULTS`.
+    ``flipped``, sorted by the two ids. The keywords are the ``near_duplicates`` section's
+    keys (see the module docstring) and the seed of the index's bit sampling.
     """
-    unknown = set(params) - set(MATCH_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"unknown near_duplicates parameters {sorted(unknown)}; known: {sorted(MATCH_DEFAULTS)}"
-        )
-    p = {**MATCH_DEFAULTS, **params}
     ids, hashes, counts = signature_arrays(signatures)
+    index = {"band_bits": band_bits, "n_bands": n_bands, "max_neighbours": max_neighbours}
     candidates = candidate_pairs(
-        hashes,
-        counts,
-        threshold=p["threshold"],
-        band_bits=p["band_bits"],
-        n_bands=p["n_bands"],
-        max_neighbours=p["max_neighbours"],
-        random_state=random_state,
+        hashes, counts, threshold=threshold, random_state=random_state, **index
     )
     log.info("%d signatures, %d candidate pairs from the index", len(ids), len(candidates))
-    rows = verify_pairs(
-        hashes,
-        counts,
-        candidates,
-        threshold=p["threshold"],
-        min_matched_frames=p["min_matched_frames"],
-        min_matched_fraction=p["min_matched_fraction"],
-    )
+    bounds = {
+        "min_matched_frames": min_matched_frames,
+        "min_matched_fraction": min_matched_fraction,
+    }
+    rows = verify_pairs(hashes, counts, candidates, threshold=threshold, **bounds)
     names = np.array(ids, dtype=object)
     first, second = names[rows["a"].to_numpy()], names[rows["b"].to_numpy()]
     swap = first > second
@@ -307,286 +276,3 @@ def find_near_duplicates(
     )
     log.info("%d near-duplicate pairs", len(out))
     return out.sort(["video_a", "video_b"], maintain_order=True)
-
-
-# ----------------------------------------------------------------------------- groups
-def fold_groups(
-    videos: pl.DataFrame, pairs: pl.DataFrame | None, group_by: str = "both"
-) -> pl.Series:
-    """The group each video's folds must keep together, one per row of ``videos`` in order.
-
-    ``annotated``: the corpus's ``dup_group``. ``content``: connected components of the
-    near-duplicate pairs (a video matching nothing is its own group). ``both``: annotated
-    groups joined through content matches (union-find, as ingest joins cascades that share
-    a video); a corpus without a group column has one group per video, so ``both`` gives
-    its content groups. A group made of several annotated groups is named after them.
-    """
-    if group_by not in GROUP_BY:
-        raise ValueError(f"folds.group_by must be one of {GROUP_BY}, got {group_by!r}")
-    ids = videos["video_id"].cast(pl.String).to_list()
-    annotated = dict(zip(ids, videos["dup_group"].cast(pl.String).to_list()))
-    if group_by == "annotated":
-        return pl.Series("dup_group", [annotated[v] for v in ids], dtype=pl.String)
-    if pairs is None:
-        raise ValueError(f"folds.group_by={group_by!r} needs the near-duplicate pairs")
-    union = UnionFind()
-    for vid in ids:
-        union.find(vid)
-    if group_by == "both":
-        first_of = {}
-        for vid, group in annotated.items():
-            union.union(first_of.setdefault(group, vid), vid)
-    known = set(ids)
-    for a, b in zip(pairs["video_a"].to_list(), pairs["video_b"].to_list()):
-        if a in known and b in known:
-            union.union(a, b)
-    members = defaultdict(list)
-    for vid in ids:
-        members[union.find(vid)].append(vid)
-    name_of_root = {}
-    for root, vids in members.items():
-        if group_by == "content":
-            name_of_root[root] = f"content:{root}"  # named by its smallest video id
-            continue
-        groups = sorted({annotated[v] for v in vids})
-        name_of_root[root] = groups[0] if len(groups) == 1 else _joined_name(groups)
-    return pl.Series("dup_group", [name_of_root[union.find(vid)] for vid in ids], dtype=pl.String)
-
-
-def _joined_name(groups: list[str], shown: int = 3) -> str:
-    """``a+b+c`` for a merge of annotated groups; long merges abbreviated (still unique:
-    the smallest member belongs to one merged group only)."""
-    if len(groups) <= shown:
-        return "+".join(groups)
-    return "+".join(groups[:shown]) + f"+{len(groups) - shown}_more"
-
-
-# ----------------------------------------------------------------------------- the audit
-def audit(
-    videos: pl.DataFrame,
-    signatures: pl.DataFrame,
-    *,
-    n_folds: int = 5,
-    random_state: int = 0,
-    group_by: str = "both",
-    match: dict | None = None,
-    top: int = 30,
-) -> tuple[pl.DataFrame, str]:
-    """Match every pair of valid videos and judge the annotations and folds against it.
-
-    Returns the ``near_duplicates`` table (pairs, with ``same_annotated_group`` and
-    ``same_fold`` against folds made from the annotated groups alone, as they would be
-    without this audit; extras ``flipped``, labels and groups of both videos) and the
-    markdown of ``results/reports/leaks.md``. ``group_by`` is only reported (the folds
-    stage applies it).
-    """
-    from lib.evaluate.folds import assign_folds
-
-    match = dict(match or {})
-    valid = videos.filter(pl.col("valid"))
-    signed = signatures.filter(pl.col("video_id").is_in(valid["video_id"].implode()))
-    pairs = find_near_duplicates(signed, random_state=random_state, **match)
-    annotated_folds = assign_folds(valid, n_folds=n_folds, random_state=random_state)
-    fold = dict(zip(annotated_folds["video_id"].to_list(), annotated_folds["fold"].to_list()))
-    group = dict(zip(valid["video_id"].to_list(), valid["dup_group"].cast(pl.String).to_list()))
-    label = dict(zip(valid["video_id"].to_list(), valid["label"].cast(pl.String).to_list()))
-    a, b = pairs["video_a"].to_list(), pairs["video_b"].to_list()
-    table = pairs.with_columns(
-        same_annotated_group=pl.Series(
-            [group[x] == group[y] for x, y in zip(a, b)], dtype=pl.Boolean
-        ),
-        same_fold=pl.Series([fold[x] == fold[y] for x, y in zip(a, b)], dtype=pl.Boolean),
-        group_a=pl.Series([group[x] for x in a], dtype=pl.String),
-        group_b=pl.Series([group[x] for x in b], dtype=pl.String),
-        label_a=pl.Series([label[x] for x in a], dtype=pl.String),
-        label_b=pl.Series([label[x] for x in b], dtype=pl.String),
-        fold_a=pl.Series([fold[x] for x in a], dtype=pl.Int64),
-        fold_b=pl.Series([fold[x] for x in b], dtype=pl.Int64),
-    )
-    order = [
-        "video_a",
-        "video_b",
-        "distance",
-        "matched_frames",
-        "same_annotated_group",
-        "same_fold",
-        "flipped",
-        "group_a",
-        "group_b",
-        "label_a",
-        "label_b",
-        "fold_a",
-        "fold_b",
-    ]
-    table = table.select(order)
-    merged = fold_groups(valid, table, "both")
-    report = leak_report(
-        valid,
-        signatures,
-        table,
-        merged,
-        n_folds=n_folds,
-        random_state=random_state,
-        group_by=group_by,
-        match={**MATCH_DEFAULTS, **match},
-        top=top,
-    )
-    return table, report
-
-
-def _md_table(df: pl.DataFrame, columns: list[str], top: int) -> str:
-    if df.is_empty():
-        return "_none_\n"
-    more = (
-        f"\n…and {len(df) - top} more (all in `results/near_duplicates.csv`).\n"
-        if len(df) > top
-        else "\n"
-    )
-    return markdown_table(df.select(columns).head(top)) + "\n" + more
-
-
-def leak_report(
-    valid: pl.DataFrame,
-    signatures: pl.DataFrame,
-    pairs: pl.DataFrame,
-    merged: pl.Series,
-    *,
-    n_folds: int,
-    random_state: int,
-    group_by: str,
-    match: dict,
-    top: int = 30,
-) -> str:
-    """The markdown leak report (see :func:`audit`)."""
-    ok = signatures["status"] == "ok"
-    in_valid = signatures["video_id"].is_in(valid["video_id"].implode())
-    failed = signatures.filter(~ok & in_valid)["reason"]
-    missed = pairs.filter(~pl.col("same_annotated_group"))
-    straddling = pairs.filter(~pl.col("same_fold"))
-    conflicts = pairs.filter(pl.col("label_a") != pl.col("label_b"))
-    n_annotated = valid["dup_group"].n_unique()
-    n_merged_groups = merged.n_unique()
-    labels = dict(zip(valid["video_id"].to_list(), valid["label"].cast(pl.String).to_list()))
-    annotated = dict(zip(valid["video_id"].to_list(), valid["dup_group"].cast(pl.String).to_list()))
-    members_of: dict[str, list[str]] = defaultdict(list)  # merged group -> its videos
-    for vid, name in zip(valid["video_id"].to_list(), merged.to_list()):
-        members_of[name].append(vid)
-    sizes = []
-    for name, members in sorted(members_of.items()):
-        groups = sorted({annotated[v] for v in members})
-        if len(groups) > 1:
-            counts = Counter(labels[v] for v in members)
-            sizes.append(
-                {
-                    "group": name,
-                    "videos": len(members),
-                    "annotated_groups": len(groups),
-                    "labels": ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
-                    "members": " ".join(sorted(members)[:8]) + (" …" if len(members) > 8 else ""),
-                }
-            )
-    largest = pl.DataFrame(
-        sizes,
-        schema={
-            "group": pl.String,
-            "videos": pl.Int64,
-            "annotated_groups": pl.Int64,
-            "labels": pl.String,
-            "members": pl.String,
-        },
-    )
-    largest = largest.sort(["videos", "group"], descending=[True, False], maintain_order=True)
-    cols = [
-        "video_a",
-        "video_b",
-        "distance",
-        "matched_frames",
-        "flipped",
-        "group_a",
-        "group_b",
-        "label_a",
-        "label_b",
-        "fold_a",
-        "fold_b",
-    ]
-
-    def by_strength(df):
-        return df.sort(
-            ["matched_frames", "distance", "video_a", "video_b"],
-            descending=[True, False, False, False],
-            maintain_order=True,
-        )
-
-    codes = Counter(r.split(":")[0] for r in failed.to_list())
-    failures = ", ".join(
-        f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
-    text = [
-        "# Leak audit: near-duplicates found by content\n",
-        f"Every valid video was signed with perceptual hashes of frames sampled across it "
-        f"(`lib/audit/signatures.py`) and every pair matched through an LSH index "
-        f"(`lib/audit/near_duplicates.py`): a pair matches when at least {match['min_matched_frames']} "
-        f"frames (and {match['min_matched_fraction']:.0%}) of one video each have a frame of the "
-        f"other within {match['threshold']} bits of 64 (index: {match['n_bands']} tables of "
-        f"{match['band_bits']} bits).\n",
-        "| | count |",
-        "|---|---|",
-        f"| valid videos | {len(valid)} |",
-        f"| videos with a signature | {int((ok & in_valid).sum())} |",
-        f"| videos without one | {len(failed)}{f' ({failures})' if failures else ''} |",
-        f"| near-duplicate pairs | {len(pairs)} |",
-        f"| pairs the annotations missed (different annotated groups) | {len(missed)} |",
-        f"| pairs straddling folds made from annotated groups alone (k={n_folds}, seed {random_state}) | {len(straddling)} |",
-        f"| pairs with different labels (annotation conflicts) | {len(conflicts)} |",
-        f"| annotated groups | {n_annotated} |",
-        f"| groups after joining content matches | {n_merged_groups} |",
-        f"| annotated groups merged by the audit | {n_annotated - n_merged_groups} (into {len(largest)} groups) |",
-        "",
-        f"Folds use `folds.group_by: {group_by}`"
-        + {
-            "annotated": " — the annotated groups only: the leaks below remain.",
-            "content": " — content groups only (annotations ignored).",
-            "both": " — annotated groups joined through these matches: no pair below straddles the folds actually used.",
-        }[group_by]
-        + "\n",
-        "## Pairs the annotations missed\n",
-        _md_table(by_strength(missed), cols, top),
-        "## Pairs straddling folds (annotated groups alone)\n",
-        _md_table(by_strength(straddling), cols, top),
-        "## Pairs with different labels\n",
-        _md_table(by_strength(conflicts), cols, top),
-        "## Largest merged groups\n",
-        _md_table(largest, list(largest.columns), top),
-    ]
-    return "\n".join(text)
-
-
-def regroup(videos: pl.DataFrame, near_duplicates, group_by: str) -> pl.DataFrame:
-    """``videos`` with ``dup_group`` replaced by the fold groups of ``group_by`` (from the
-    pairs table at path ``near_duplicates``); the corpus's own group moves to
-    ``annotated_group``."""
-    from lib import schemas
-
-    if near_duplicates is None:
-        raise ValueError(f"folds.group_by={group_by!r} needs results/near_duplicates.csv")
-    pairs = schemas.read_table(near_duplicates, "near_duplicates")
-    valid = videos.filter(pl.col("valid"))
-    groups = fold_groups(valid, pairs, group_by)
-    new_group = dict(zip(valid["video_id"].to_list(), groups.to_list()))
-    out = videos.with_columns(
-        dup_group=pl.Series(
-            [
-                new_group.get(v, g)
-                for v, g in zip(videos["video_id"].to_list(), videos["dup_group"].to_list())
-            ],
-            dtype=pl.String,
-        ),
-        annotated_group=videos["dup_group"],
-    )
-    log.info(
-        "folds group by %s: %d annotated groups -> %d groups",
-        group_by,
-        valid["dup_group"].n_unique(),
-        groups.n_unique(),
-    )
-    return out
