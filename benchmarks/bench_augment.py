@@ -90,7 +90,8 @@ def augment_cmd(videos: Path, work: Path, n: int, max_frames: int) -> list[str]:
 ENCODE_SCRIPT = """
 import sys, time, json, resource
 sys.path.insert(0, {repo!r})
-from lib.io.video import FrameReader, VideoWriter
+from lib.io.reader import FrameReader
+from lib.io.writer import VideoWriter
 frames = []
 with FrameReader({src!r}) as r:
     for i, f in enumerate(r.iter_frames(0, {n})):

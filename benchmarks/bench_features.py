@@ -46,7 +46,8 @@ def load_features_module(path: Path, name: str):
 
 def frames_file(n_frames: int = 5) -> Path:
     """``n_frames`` decoded frames of the 1080p input, spread over it, as one .npy file."""
-    from lib.io.video import FrameReader, sample_uniform
+    from lib.io.reader import FrameReader
+    from lib.io.sampling import sample_uniform
 
     path = CACHE / f"frames_1080p_{n_frames}.npy"
     if not path.exists():

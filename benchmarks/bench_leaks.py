@@ -86,7 +86,7 @@ def transform(name: str, frames: np.ndarray, k: int) -> tuple[np.ndarray, int]:
 
 
 def encode(path: Path, frames: np.ndarray, crf: int) -> None:
-    from lib.io.video import VideoWriter
+    from lib.io.writer import VideoWriter
 
     with VideoWriter(path, fps=FPS, crf=crf, threads=1) as writer:
         for frame in frames:
@@ -96,7 +96,7 @@ def encode(path: Path, frames: np.ndarray, crf: int) -> None:
 def robustness(work: Path) -> tuple[pd.DataFrame, dict]:
     from lib.audit.near_duplicates import find_near_duplicates
     from lib.audit.signatures import encode_hashes, video_signature
-    from lib.io.video import FrameReader
+    from lib.io.reader import FrameReader
 
     clips = []  # (video_id, source, transform, path)
     for k in range(N_SOURCES):

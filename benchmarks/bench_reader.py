@@ -1,4 +1,4 @@
-"""Benchmark of lib.io.video.FrameReader against the seed's reader and other decoders.
+"""Benchmark of lib.io.reader.FrameReader against the seed's reader and other decoders.
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_reader.py [--quick]
 
@@ -48,7 +48,8 @@ import imageio_ffmpeg  # noqa: E402
 
 from benchmarks.report import machine_line, write_section  # noqa: E402
 from lib.utils import atomic_path  # noqa: E402
-from lib.io.video import FrameReader, sample_uniform  # noqa: E402
+from lib.io.reader import FrameReader  # noqa: E402
+from lib.io.sampling import sample_uniform  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -395,7 +396,7 @@ def bench_file(name: str, spec: dict, path: Path, runs: int) -> dict:
 _RSS_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[2])
-from lib.io.video import FrameReader
+from lib.io.reader import FrameReader
 start = time.perf_counter()
 frames = 0
 with FrameReader(sys.argv[1]) as reader:

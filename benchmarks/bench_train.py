@@ -49,7 +49,7 @@ from lib import schemas  # noqa: E402
 from lib.train.data import FrameClipDataset  # noqa: E402
 from lib.train.loop import _loader, resolve_runtime  # noqa: E402
 from lib.train.registry import DEEP_MODELS, create_model, settings_for  # noqa: E402
-from lib.io.video import VideoWriter  # noqa: E402
+from lib.io.writer import VideoWriter  # noqa: E402
 
 N_CLIPS, N_FRAMES, SIZE = 16, 90, 256
 

@@ -70,9 +70,9 @@ def list_inputs(source: str | Path) -> pl.DataFrame:
 
 def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of each window: full windows every ``stride_frames``
-    (:func:`lib.io.video.sliding_windows`), plus one ending at the last frame when the stride
+    (:func:`lib.io.sampling.sliding_windows`), plus one ending at the last frame when the stride
     leaves a tail uncovered; the whole video when it is shorter than a window."""
-    from lib.io.video import sliding_windows
+    from lib.io.sampling import sliding_windows
 
     if n_frames <= window_frames:
         return [(0, int(n_frames))] if n_frames > 0 else []
@@ -88,7 +88,7 @@ def write_scaled_window(
     """Frames ``[start, stop)`` of an open FrameReader, letterboxed and re-encoded at ``path``
     as the scale stage writes a clip (the input every model was trained on)."""
     from lib.media.scale import letterboxed_chunks, scale_frames
-    from lib.io.video import VideoWriter
+    from lib.io.writer import VideoWriter
 
     with VideoWriter(path, fps=reader.fps, crf=crf, preset=preset) as writer:
         chunks = letterboxed_chunks(
@@ -114,7 +114,8 @@ def window_features(
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
     from lib.media.features import handcrafted_features, scaled_features
-    from lib.io.video import FrameReader, sample_fraction
+    from lib.io.reader import FrameReader
+    from lib.io.sampling import sample_fraction
 
     picks = [start + i for i in sample_fraction(stop - start, **sampling)]
     hc = handcrafted_features(
@@ -288,7 +289,7 @@ def predict_videos(
     """
     from lib.io.probe import probe_video
     from lib.media.scale import LetterboxScaler
-    from lib.io.video import FrameReader
+    from lib.io.reader import FrameReader
 
     model = load_model(
         model_dir,

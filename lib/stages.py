@@ -389,7 +389,8 @@ def _feature_shard(
     params: dict,
 ) -> None:
     """Shared driver of both feature stages: sample frames, compute, one row per clip."""
-    from lib.io.video import FrameReader, sample_fraction
+    from lib.io.reader import FrameReader
+    from lib.io.sampling import sample_fraction
 
     def skip(row):
         if row["status"] != "ok":
@@ -541,7 +542,8 @@ def scale_shard(
     fit, the clip is redone with letterbox and the reason recorded in ``scale_method``.
     """
     from lib.media.scale import ScaleFallback, letterboxed_chunks, make_scaler, scale_frames
-    from lib.io.video import FrameReader, VideoWriter
+    from lib.io.reader import FrameReader
+    from lib.io.writer import VideoWriter
 
     table = schemas.read_table(clips, "clips")
     scaler = make_scaler(method, size=size, model=model, device=device)
@@ -631,7 +633,7 @@ def signatures_shard(
     signed. Invalid videos keep a row with ``status=failed`` and the reason.
     """
     from lib.audit.signatures import encode_hashes, video_signature
-    from lib.io.video import FrameReader
+    from lib.io.reader import FrameReader
 
     sampling = dict(sampling or {})
     table = schemas.read_table(videos, "videos")

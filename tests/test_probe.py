@@ -15,14 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile_media as hm  # noqa: E402
 
-from lib.io.probe import (  # noqa: E402
-    PROBE_KEYS,
-    choose_fps,
-    is_variable_frame_rate,
-    mp4_index_missing,
-    normalise_rotation,
-    probe_video,
-)
+from lib.io.demux import choose_fps, is_variable_frame_rate, normalise_rotation  # noqa: E402
+from lib.io.probe import PROBE_KEYS, mp4_index_missing, probe_video  # noqa: E402
 
 ALL_MAKERS = hm.GOOD_MAKERS + hm.HOSTILE_MAKERS
 VALID_REASONS = {

@@ -15,7 +15,7 @@ from lib import schemas
 from lib.io.probe import probe_video
 from lib.shards import Shard
 from lib.stages import augment_shard, download_shard, validate_shard
-from lib.io.video import FrameReader
+from lib.io.reader import FrameReader
 
 
 def _videos_table(tmp_path: Path, source: Path | None = None, **extra) -> Path:

@@ -19,7 +19,7 @@ import yaml
 
 from conftest import REPO
 from lib import schemas
-from lib.io.video import VideoWriter
+from lib.io.writer import VideoWriter
 
 torch = pytest.importorskip("torch")
 

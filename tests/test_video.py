@@ -1,4 +1,4 @@
-"""Tests of lib.io.video: frame accuracy against a full sequential decode, VFR, rotation,
+"""Tests of lib.io.reader, lib.io.writer and lib.io.sampling: frame accuracy against a full sequential decode, VFR, rotation,
 10-bit input, streaming memory bounds, atomic and deterministic writing, sampling helpers.
 
 All media are generated here with PyAV into pytest's tmp folders. Frames carry per-frame
@@ -19,13 +19,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from lib.io.video import (
-    FrameReader,
-    VideoWriter,
-    sample_fraction,
-    sample_uniform,
-    sliding_windows,
-)
+from lib.io.reader import FrameReader
+from lib.io.sampling import sample_fraction, sample_uniform, sliding_windows
+from lib.io.writer import VideoWriter
 
 HEIGHT, WIDTH = 96, 160
 

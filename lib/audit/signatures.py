@@ -132,9 +132,9 @@ def video_signature(
     max_frames: int = 64,
     min_std: float = 4.0,
 ) -> tuple[list[int], list[np.ndarray]]:
-    """Sample frames of an open :class:`lib.io.video.FrameReader` (within ``[start, stop)``)
+    """Sample frames of an open :class:`lib.io.reader.FrameReader` (within ``[start, stop)``)
     and hash them; returns the indices and hashes of the informative frames."""
-    from lib.io.video import sample_uniform
+    from lib.io.sampling import sample_uniform
 
     stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
     span = max(stop - start, 0)

@@ -36,9 +36,11 @@ Reason codes, in the order they are checked (the first failure wins):
     which is what the FVC seed system did with missing/absurd rates.
 
 ``rotation`` is the display rotation PyAV reports on a decoded frame (``frame.rotation``,
-counter-clockwise degrees) normalised to one of 0, 90, 180, 270, the convention of
-``lib.io.video.FrameReader.rotation``. ``width``/``height`` are the DISPLAY size: swapped for
-a 90/270° rotation. Sample aspect ratio is not applied.
+counter-clockwise degrees) normalised to one of 0, 90, 180, 270 by the rule the reader uses
+too (:func:`lib.io.demux.normalise_rotation`). ``width``/``height`` are the DISPLAY size:
+swapped for a 90/270° rotation. Sample aspect ratio is not applied. The packets are counted
+and the frame rate and duration chosen by the probe's rules of :mod:`lib.io.demux` (its
+docstring says how they differ from the reader's).
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ from typing import Any
 
 import av
 import numpy as np
+
+from lib.io.demux import (
+    PacketTable,
+    demux_packets,
+    display_size,
+    ffmpeg_url,
+    main_video_stream,
+    normalise_rotation,
+    probe_timing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +195,7 @@ def _probe(
     if n_bytes > max_bytes:
         return fail("too_large")
 
-    # "file:" + absolute path: FFmpeg must not read a name like "concat:a|b" or
-    # "http:x.mp4" as a protocol. The extension stays visible as a format hint.
-    url = "file:" + os.path.abspath(path)
+    url = ffmpeg_url(path)
 
     # --- header ----------------------------------------------------------------------------
     try:
@@ -197,7 +207,7 @@ def _probe(
     try:
         out["container"] = container.format.name or ""
         out["has_audio"] = len(container.streams.audio) > 0
-        stream = _main_video_stream(container)
+        stream = main_video_stream(container)
         if stream is None:
             container.close()
             return fail("no_video_stream")
@@ -230,19 +240,28 @@ def _probe(
 
     # --- demux every packet of the video stream (no decode) -------------------------------
     try:
-        packets = _demux_video(container, stream)
+        packets = demux_packets(container, stream)
+        time_base = float(stream.time_base) if stream.time_base is not None else math.nan
     finally:
         container.close()
+    timing = probe_timing(
+        stream_duration_s=header["stream_duration_s"],
+        avg_fps=header["avg_fps"],
+        real_fps=header["real_fps"],
+        packets=packets,
+        time_base=time_base,
+        min_fps=min_fps,
+        max_fps=max_fps,
+    )
 
-    n_demuxed = packets["count"]
-    out["frames"] = header["frames"] if header["frames"] > 0 else n_demuxed
-    out["duration_s"] = _finite_or(header["stream_duration_s"], packets["span_s"])
-    out["vfr"] = packets["vfr"]
-    if _finite_or(packets["span_s"], 0.0) > max_duration_s:
+    out["frames"] = header["frames"] if header["frames"] > 0 else packets.count
+    out["duration_s"] = timing.duration_s
+    out["vfr"] = timing.vfr
+    if _finite_or(timing.span_s, 0.0) > max_duration_s:
         return fail("too_large")
-    if header["frames"] == 0 and n_demuxed == 0:
+    if header["frames"] == 0 and packets.count == 0:
         return fail("zero_frames")
-    if _is_truncated(header, packets):
+    if _is_truncated(header, packets, span_s=timing.span_s, time_base=time_base):
         return fail("truncated")
 
     # --- decode the first, middle and last frame ------------------------------------------
@@ -260,48 +279,24 @@ def _probe(
     out["rotation"] = rotation
     width = header["width"] or first_frame_info["width"]
     height = header["height"] or first_frame_info["height"]
-    if rotation in (90, 270):
-        width, height = height, width
-    out["width"], out["height"] = int(width), int(height)
+    out["width"], out["height"] = display_size(int(width), int(height), rotation)
     if _over_size_limits(out["width"], out["height"], max_width, max_height):
         return fail("too_large")
 
-    # --- frame rate ---------------------------------------------------------------------
-    measured_fps = (
-        n_demuxed / packets["span_s"]
-        if n_demuxed > 1 and _finite_or(packets["span_s"], 0.0) > 0
-        else math.nan
-    )
-    fps = choose_fps(
-        avg_fps=header["avg_fps"],
-        real_fps=header["real_fps"],
-        measured_fps=measured_fps,
-        vfr=packets["vfr"],
-        min_fps=min_fps,
-        max_fps=max_fps,
-    )
+    # --- frame rate (the probe's rule, lib.io.demux.probe_timing) ------------------------
     out["valid"] = True
-    if math.isnan(fps):
+    if math.isnan(timing.fps):
         out["fps"] = float(default_fps)
         out["fps_fixed"] = True
         out["reason"] = "bad_fps"
     else:
-        out["fps"] = fps
+        out["fps"] = timing.fps
     return out
 
 
 # ----------------------------------------------------------------------------------------
 # header
 # ----------------------------------------------------------------------------------------
-
-
-def _main_video_stream(container: Any) -> Any:
-    """The first video stream that is real video, not an attached cover picture."""
-    attached_pic = av.stream.Disposition.attached_pic
-    for stream in container.streams.video:
-        if not (stream.disposition & attached_pic):
-            return stream
-    return None
 
 
 def _rate(value: Fraction | None) -> float:
@@ -411,90 +406,23 @@ def mp4_index_missing(path: str | os.PathLike, *, max_boxes: int = 100_000) -> b
 
 
 # ----------------------------------------------------------------------------------------
-# demux
+# truncation
 # ----------------------------------------------------------------------------------------
 
 
-def _demux_video(container: Any, stream: Any) -> dict[str, Any]:
-    """Read every packet of the video stream without decoding.
-
-    Returns the packet count, the sorted presentation timestamps, the keyframe timestamps,
-    the span of the timestamps in seconds and whether the frame rate is variable. A demux
-    error part-way is treated as the end of the readable data (the counts then expose the
-    truncation).
-    """
-    timestamps: list[int] = []
-    key_timestamps: list[int] = []
-    durations: dict[int, int] = {}
-    count = 0
-    error = ""
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0 and packet.pts is None and packet.dts is None:
-                continue  # the flush packet PyAV yields at the end of the stream
-            count += 1
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            if stamp is None:
-                continue
-            timestamps.append(int(stamp))
-            durations[int(stamp)] = int(packet.duration or 0)
-            if packet.is_keyframe:
-                key_timestamps.append(int(stamp))
-    except Exception as exc:  # corrupt or cut data: stop here
-        error = f"{type(exc).__name__}: {exc}"
-
-    pts = np.unique(np.asarray(timestamps, dtype=np.int64))
-    time_base = float(stream.time_base) if stream.time_base is not None else math.nan
-    span_s = math.nan
-    vfr = False
-    if pts.size > 0 and math.isfinite(time_base):
-        deltas = np.diff(pts)
-        typical = float(np.median(deltas)) if deltas.size else 0.0
-        last_duration = durations.get(int(pts[-1]), 0) or typical
-        span_s = float((pts[-1] - pts[0] + last_duration) * time_base)
-        vfr = is_variable_frame_rate(deltas)
-    return {
-        "count": count,
-        "pts": pts,
-        "key_pts": np.unique(np.asarray(key_timestamps, dtype=np.int64)),
-        "span_s": span_s,
-        "vfr": vfr,
-        "error": error,
-        "time_base": time_base,
-    }
-
-
-def is_variable_frame_rate(
-    deltas: np.ndarray, *, rel_tolerance: float = 0.1, max_irregular_share: float = 0.01
+def _is_truncated(
+    header: dict[str, Any], packets: PacketTable, *, span_s: float, time_base: float
 ) -> bool:
-    """Whether consecutive presentation-timestamp deltas (in stream ticks) vary.
-
-    An interval is irregular when it differs from the median by more than
-    ``rel_tolerance`` of the median and by more than one tick (a 1 ms time base gives
-    33/34 ms steps at 29.97 fps: rounding, not VFR). The stream is VFR when more than
-    ``max_irregular_share`` of the intervals are irregular, so one dropped frame in a long
-    constant-rate recording does not flag it.
-    """
-    deltas = np.asarray(deltas, dtype=np.float64)
-    if deltas.size < 2:
-        return False
-    typical = float(np.median(deltas))
-    tolerance = max(1.0, rel_tolerance * typical)
-    irregular = np.abs(deltas - typical) > tolerance
-    return bool(irregular.sum() > max_irregular_share * deltas.size)
-
-
-def _is_truncated(header: dict[str, Any], packets: dict[str, Any]) -> bool:
     """The header promises more than the demuxer could read."""
     if header["frames"] > 0:
-        return packets["count"] < header["frames"]
+        return packets.count < header["frames"]
     promised_s = _finite_or(header["stream_duration_s"], header["container_duration_s"])
-    if not math.isfinite(promised_s) or not math.isfinite(packets["span_s"]):
+    if not math.isfinite(promised_s) or not math.isfinite(span_s):
         return False
-    deltas = np.diff(packets["pts"])
-    frame_s = float(np.median(deltas)) * packets["time_base"] if deltas.size else 0.0
+    deltas = np.diff(packets.distinct_timestamps())
+    frame_s = float(np.median(deltas)) * time_base if deltas.size else 0.0
     tolerance_s = max(2.0 * frame_s, 0.02 * promised_s)
-    return packets["span_s"] < promised_s - tolerance_s
+    return span_s < promised_s - tolerance_s
 
 
 # ----------------------------------------------------------------------------------------
@@ -503,7 +431,7 @@ def _is_truncated(header: dict[str, Any], packets: dict[str, Any]) -> bool:
 
 
 def _decode_checks(
-    url: str, stream_index: int, packets: dict[str, Any], *, max_decode_frames: int
+    url: str, stream_index: int, packets: PacketTable, *, max_decode_frames: int
 ) -> dict[str, Any] | None:
     """Decode the first, middle and last frame; None when any of them fails.
 
@@ -517,8 +445,8 @@ def _decode_checks(
       is where a cut or damaged download breaks (at most ``max_decode_frames`` frames).
     Returns the first frame's rotation and size when all three decode.
     """
-    pts = packets["pts"]
-    key_pts = packets["key_pts"]
+    pts = packets.distinct_timestamps()
+    key_pts = packets.keyframe_timestamps()
     with av.open(url, mode="r") as container:
         stream = container.streams[stream_index]
         stream.thread_type = "AUTO"  # before the first decode, or PyAV raises
@@ -562,34 +490,3 @@ def _decode_forward(container: Any, stream: Any, *, target: int | None, max_fram
             if decoded >= max_frames:
                 return frame
     return None
-
-
-def normalise_rotation(degrees: float | int | None) -> int:
-    """A rotation in degrees as one of 0, 90, 180, 270 (nearest quarter turn)."""
-    if degrees is None or not math.isfinite(float(degrees)):
-        return 0
-    quarter_turns = int(round(float(degrees) / 90.0)) % 4
-    return (0, 90, 180, 270)[quarter_turns]
-
-
-def choose_fps(
-    *,
-    avg_fps: float,
-    real_fps: float,
-    measured_fps: float,
-    vfr: bool,
-    min_fps: float,
-    max_fps: float,
-) -> float:
-    """The frame rate to use downstream; NaN when none of the candidates is plausible.
-
-    For constant-rate video FFmpeg's real base rate (``r_frame_rate``) is exact (e.g.
-    30000/1001); for VFR video it is the finest time step, often absurd (e.g. 90000), so
-    the average rate comes first. The rate measured from the demuxed timestamps is the
-    last resort.
-    """
-    order = (avg_fps, real_fps, measured_fps) if vfr else (real_fps, avg_fps, measured_fps)
-    for candidate in order:
-        if candidate is not None and math.isfinite(candidate) and min_fps <= candidate <= max_fps:
-            return float(candidate)
-    return math.nan

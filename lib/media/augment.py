@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 from scipy import ndimage
 
+from lib.io.reader import FrameReader
+from lib.io.writer import VideoWriter
 from lib.utils import stable_seed
 
 log = logging.getLogger(__name__)
@@ -263,7 +265,7 @@ def bilinear_remap_plan(rows: np.ndarray, cols: np.ndarray) -> RemapPlan:
 
 
 #: Rows warped per block in :func:`bilinear_remap`: small blocks keep the float32
-#: temporaries in cache (32 rows of 1080p: about 90 ms per frame; whole frame: 230 ms).
+#: temporaries in cache (faster than warping the whole frame at once).
 _REMAP_BLOCK_ROWS = 32
 
 
@@ -271,7 +273,7 @@ def bilinear_remap(frame: np.ndarray, plan: RemapPlan) -> np.ndarray:
     """Warp an RGB uint8 frame with a plan from :func:`bilinear_remap_plan`.
 
     Equal to ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` per channel within
-    one grey level (rounding at exact halves), three to five times faster at 1080p: the
+    one grey level (rounding at exact halves), and several times faster at 1080p: the
     pixels are gathered as packed 32-bit RGBA words (one gather per neighbour for all three
     channels) and interpolated in float32, a block of rows at a time.
     """
@@ -434,19 +436,17 @@ def encode_clips(
     (one reader, rewound per clip), so only one x264 encoder is open at a time: peak memory
     is one decoder + one encoder + a few frames, whatever the number of clips and however
     large the frames. Feeding every clip's encoder from one decode held ``len(clips)``
-    encoders open (2.1 GB at 1080p with 11 clips; docs/BENCHMARKS.md, section ``augment``);
-    decoding again costs a few ms per frame against tens of ms to augment and encode it.
+    encoders open (docs/BENCHMARKS.md, section "Augment at 1080p: memory and time per written
+    frame"); decoding again costs little next to augmenting and encoding a frame.
 
     Every clip gets the same frames in the same order as with one shared decode, and each
-    encoder is deterministic (:class:`lib.io.video.VideoWriter`), so the bytes do not depend
+    encoder is deterministic (:class:`lib.io.writer.VideoWriter`), so the bytes do not depend
     on the order or the number of clips. All or nothing: each clip is written atomically,
     and when any clip fails the clips this call already published are deleted before the
     exception propagates, so a failed video leaves no clip behind. ``fps`` defaults to the
     source's. ``crf``, ``preset`` and ``encoder_threads`` are x264's (see
-    :class:`lib.io.video.VideoWriter`). Returns the frames written per clip.
+    :class:`lib.io.writer.VideoWriter`). Returns the frames written per clip.
     """
-    from lib.io.video import FrameReader, VideoWriter
-
     written: list[Path] = []
     counts: list[int] = []
     try:
@@ -461,7 +461,7 @@ def encode_clips(
                             frame = augmentation.apply(frame, t)
                         writer.write(frame)
                 if augmentation is not None:
-                    augmentation._cache.clear()  # per-clip scratch (elastic plan: 50 MB at 1080p)
+                    augmentation._cache.clear()  # per-clip scratch (the elastic warp's plan)
                 written.append(Path(path))
                 counts.append(writer.frames_written)
                 log.debug("%s: %d frames", path, writer.frames_written)

@@ -1,6 +1,6 @@
 """Frames for the deep models: the clip table, the inner validation split, a streaming dataset.
 
-Frames come from the scaled clips through the one decode path (:class:`lib.io.video.FrameReader`):
+Frames come from the scaled clips through the one decode path (:class:`lib.io.reader.FrameReader`):
 ``num_frames`` uniformly spaced per clip, resized to the model's input size, normalised
 with the checkpoint's mean/std. A dataset item is one clip, decoded when it is asked for;
 the loader holds at most a batch, unless a :class:`ClipCache` with a memory budget keeps
@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from lib import schemas
 from lib.utils import stable_seed
-from lib.io.video import FrameReader
+from lib.io.reader import FrameReader
 
 log = logging.getLogger(__name__)
 
