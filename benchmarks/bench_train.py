@@ -48,7 +48,8 @@ import torch.nn.functional as F  # noqa: E402
 from lib import schemas  # noqa: E402
 from lib.train.data import FrameClipDataset  # noqa: E402
 from lib.train.loop import _loader, resolve_runtime  # noqa: E402
-from lib.train.registry import DEEP_MODELS, create_model, settings_for  # noqa: E402
+from lib.train.models import create_model  # noqa: E402
+from lib.train.settings import DEEP_MODELS, settings_for  # noqa: E402
 from lib.io.writer import VideoWriter  # noqa: E402
 
 N_CLIPS, N_FRAMES, SIZE = 16, 90, 256

@@ -253,33 +253,11 @@ def _semantic_problems(config: dict, *, root: Path) -> list[str]:
             "train.positive_label: must not be empty; name the positive class (e.g. fake)"
         )
     for model, params in _section(config, "train", "params").items():
-        if isinstance(params, dict) and params:
-            problems += _model_param_problems(model, params)
         if isinstance(models, list) and model not in models and isinstance(params, dict) and params:
             problems.append(
                 f"train.params.{model} is set but {model} is not in train.models; "
                 f"add it to train.models or remove train.params.{model}"
             )
-    return problems
-
-
-def _model_param_problems(model: str, params: dict) -> list[str]:
-    """Keyword arguments the model's estimator does not take (checked before any job)."""
-    try:
-        from lib.train.feature_models import make_model
-    except ImportError:  # pragma: no cover - the training stack is missing; train says so
-        return []
-    try:
-        estimator = make_model(model).named_steps["clf"]
-    except ValueError:
-        return []
-    valid = sorted(estimator.get_params(deep=False))
-    problems = []
-    for name in params:
-        if name not in valid:
-            near = _nearest(str(name), valid)
-            hint = f"did you mean {near}?" if near else f"valid: {', '.join(valid)}"
-            problems.append(f"unknown key train.params.{model}.{name}; {hint}")
     return problems
 
 

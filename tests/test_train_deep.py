@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 from polars.testing import assert_frame_equal
 import pytest
-import yaml
 
 from conftest import REPO
 from lib import schemas
@@ -25,13 +24,10 @@ torch = pytest.importorskip("torch")
 
 from lib.train import checkpoint as ckpt  # noqa: E402
 from lib.train.data import inner_split, load_clip_table  # noqa: E402
-from lib.train.registry import (  # noqa: E402
-    DEEP_MODELS,
-    ConfigError,
-    DeepSettings,
-    check_train_config,
-    create_model,
-)
+from lib.config import ConfigError, load_schema, with_defaults  # noqa: E402
+from lib.train.check import check_train_config  # noqa: E402
+from lib.train.models import create_model, register_model  # noqa: E402
+from lib.train.settings import DEEP_MODELS, DeepSettings  # noqa: E402
 
 TINY = {"num_frames": 4, "image_size": 32, "epochs": 2, "batch_size": 4, "micro_batch": 2,
         "val_fraction": 0.34, "warmup_fraction": 0.0, "lr": 3e-3}  # fmt: skip
@@ -141,13 +137,28 @@ def test_clip_length_mismatch_is_a_config_error_at_start_up(tmp_path):
         check_train_config({"models": ["naive_cnn"], "deep": {"naive_cnn": {"frames": 4}}})
 
 
-def test_schema_defaults_equal_the_settings_defaults():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    props = schema["$defs"]["deep_model"]["properties"]
-    defaults = DeepSettings().as_dict()
-    assert set(props) == set(defaults)
-    assert {k: p["default"] for k, p in props.items()} == defaults
-    assert schema["$defs"]["deep_model"]["additionalProperties"] is False
+def test_unknown_feature_model_argument_is_a_config_error_at_start_up():
+    with pytest.raises(ConfigError, match=r"unknown key train.params.logreg.c; did you mean C\?"):
+        check_train_config({"models": ["logreg"], "params": {"logreg": {"c": 0.5}}})
+    # linear_svm takes its LinearSVC's arguments and the calibration method
+    check_train_config({"params": {"linear_svm": {"C": 0.5, "calibration": "isotonic"}}})
+
+
+def test_a_family_needs_its_settings_entry_in_the_schema():
+    with pytest.raises(ValueError, match="add train.deep.tiny_rnn"):
+        register_model("tiny_rnn")
+
+
+def test_the_snakefile_learns_the_deep_model_names_without_torch():
+    code = (
+        "import sys; from lib.train.check import check_train_config; "
+        "from lib.train.settings import DEEP_MODELS; "
+        "check_train_config({'models': ['naive_cnn', 'videomae'], 'params': {}}); "
+        "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules; print(*DEEP_MODELS)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    assert run.stdout.decode().split() == list(DEEP_MODELS) and "naive_cnn" in DEEP_MODELS
 
 
 # -- honest selection ---------------------------------------------------------------------------
@@ -345,7 +356,7 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
 def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus, tmp_path,
                                                                          monkeypatch):  # fmt: skip
     import lib.train.loop as loop
-    from lib.commands import run_permutation
+    from lib.stages.train import run_permutation
     from lib.train.feature_models import permutation_test, training_table
 
     real, seen, fail_at = loop.train_deep_table, [], [4]
@@ -393,7 +404,7 @@ def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus
 
 
 def test_deep_train_final_then_predict_windows(corpus, tmp_path):
-    from lib.commands import run_train_final
+    from lib.stages.train import run_train_final
     from lib.predict import predict_videos
 
     final = tmp_path / "models/naive_cnn/final"
@@ -414,8 +425,10 @@ def test_deep_train_final_then_predict_windows(corpus, tmp_path):
             for f in _frames(label, 3, n=n):
                 w.write(f)
     (videos / "broken.mp4").write_bytes(b"not a video")
+    defaults = with_defaults({}, load_schema())  # the scale stage's clips, on a 32-px canvas
     predict_videos(videos, final, tmp_path / "pred.csv", windows_out=tmp_path / "win.csv",
-                   window_frames=10, stride_frames=10, scale_size=32)  # fmt: skip
+                   window_frames=10, stride_frames=10, sampling=defaults["features"],
+                   scale={**defaults["scale"], "size": 32}, limits=defaults["validate"])  # fmt: skip
     table = schemas.read_table(tmp_path / "pred.csv", "predict")
     by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
     assert sorted(by_id) == ["broken", "long", "short"]

@@ -195,6 +195,14 @@ def make_model(
     )
 
 
+def valid_params(name: str) -> list[str]:
+    """The keys ``train.params.<name>`` takes: the arguments of the model's estimator (of the
+    estimator it calibrates, for ``linear_svm``) and the registry's own (``calibration``)."""
+    clf = make_model(name).named_steps["clf"]
+    estimator = clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf
+    return sorted({*estimator.get_params(deep=False), *MODELS[name][1]})
+
+
 def fit_model(
     name: str,
     X,
@@ -478,7 +486,7 @@ def run_permutation_test(
     until the table is written: a killed job resumes where it stopped.
     """
     from lib.evaluate.metrics import HEADLINE_METRIC, headline_statistic
-    from lib.train.registry import is_deep
+    from lib.train.settings import is_deep
 
     work_dir = None
     if is_deep(model_name):
@@ -510,7 +518,7 @@ def run_permutation_test(
     else:
         raise ValueError(
             f"permutation test of {model_name!r}: not a known model; feature "
-            f"models are {sorted(MODELS)}, deep models lib.train.registry.DEEP_MODELS"
+            f"models are {sorted(MODELS)}, deep models lib.train.settings.DEEP_MODELS"
         )
     null = permutation_test(
         table,

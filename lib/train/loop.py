@@ -43,11 +43,13 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from lib import schemas
+from lib.config import ConfigError
 from lib.memory import is_out_of_memory, rss_mb
 from lib.train import checkpoint as ckpt
+from lib.train.check import check_settings
 from lib.train.data import ClipCache, FrameClipDataset, inner_split, load_clip_table
-from lib.train.models import apply_freeze
-from lib.train.registry import ConfigError, DeepSettings, check_settings, create_model
+from lib.train.models import apply_freeze, create_model
+from lib.train.settings import DeepSettings
 from lib.utils import atomic_path, atomic_write_text, stable_seed
 
 log = logging.getLogger(__name__)

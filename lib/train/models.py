@@ -1,4 +1,10 @@
-"""The deep model families behind :func:`lib.train.registry.create_model`.
+"""Every deep model family, and one entry point: ``create_model(name, settings, num_classes)``.
+
+Shaped like timm's ``create_model`` over a registry filled by ``@register_model``: a family
+is one builder function here plus its settings entry ``train.deep.<name>`` in the schema
+(where the Snakefile learns the name, :mod:`lib.train.settings`); the rules, the training
+loop and the evaluation never change when a family is added. The feature (scikit-learn)
+models keep their own registry in :mod:`lib.train.feature_models`.
 
 Every family is a transformers ``Config`` + ``Model`` loaded with ``from_pretrained(hub id or
 folder)`` or built from a config, wrapped in :class:`VideoClassifier`, whose one interface
@@ -13,6 +19,7 @@ so every family saves and loads through the same ``save_pretrained``/``from_pret
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,7 +35,9 @@ from transformers import (
     ViTModel,
 )
 
-from lib.train.registry import DeepSettings, register_model
+from lib.config import ConfigError
+from lib.train.check import check_settings
+from lib.train.settings import DEEP_MODELS, DeepSettings, as_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,40 @@ TINY_TRANSFORMER = {
     "num_attention_heads": 2,
     "intermediate_size": 64,
 }
+
+
+_BUILDERS: dict[str, Callable[[DeepSettings, int], "VideoClassifier"]] = {}
+
+
+def register_model(name: str):
+    """Decorator: register ``build(settings, num_classes) -> VideoClassifier`` as ``name``.
+
+    ``name`` must have its settings entry ``train.deep.<name>`` in the schema.
+    """
+    if name not in DEEP_MODELS:
+        raise ValueError(
+            f"deep model {name!r} has no settings entry: add train.deep.{name} "
+            "(a $ref to $defs/deep_model) to workflow/schemas/config.schema.yaml"
+        )
+
+    def wrap(build):
+        _BUILDERS[name] = build
+        return build
+
+    return wrap
+
+
+def create_model(name: str, settings: DeepSettings | dict | None = None, *, num_classes: int):
+    """Build deep model ``name`` (a :class:`VideoClassifier`).
+
+    From ``settings.pretrained`` (hub id or local folder) through ``from_pretrained`` when
+    given, else from a small config (``settings.model_config`` overrides its fields).
+    """
+    settings = as_settings(settings, name)
+    if name not in _BUILDERS:
+        raise ConfigError(f"unknown deep model {name!r}; choose from {sorted(_BUILDERS)}")
+    check_settings(name, settings)
+    return _BUILDERS[name](settings, num_classes)
 
 
 class VideoClassifier(nn.Module):
@@ -284,7 +327,7 @@ def _hf_video(s: DeepSettings, num_classes: int, config_cls, model_cls, extra: d
     return net
 
 
-@register_model("videomae", fixed_clip_length=True)
+@register_model("videomae")
 def videomae(s: DeepSettings, num_classes: int) -> VideoClassifier:
     """VideoMAEForVideoClassification (tubelet tokens over the whole clip)."""
     net = _hf_video(
@@ -306,7 +349,7 @@ def videomae(s: DeepSettings, num_classes: int) -> VideoClassifier:
     )
 
 
-@register_model("timesformer", fixed_clip_length=True)
+@register_model("timesformer")
 def timesformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
     """TimesformerForVideoClassification (divided space-time attention)."""
     net = _hf_video(s, num_classes, TimesformerConfig, TimesformerForVideoClassification, {})

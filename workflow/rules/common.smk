@@ -10,15 +10,19 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 from lib.commands import config_fragment
 from lib.config import ConfigError, load_schema, validate_config
-from lib.train.registry import check_train_config, is_deep
+from lib.train.check import check_train_config
+from lib.train.settings import is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
-# fix (lib/config.py). Once, in the process the user started: a cluster job reads this
-# file again on its node, and the check of train.params imports scikit-learn (4 s a job).
+# fix (lib/config.py; the train section's models and their settings: lib/train/check.py,
+# e.g. a clip length the checkpoint does not take, a misspelt freeze, an argument a feature
+# model does not take). Once, in the process the user started: a cluster job reads this
+# file again on its node, and the train check may import scikit-learn or torch.
 # Snakemake's own validate then fills in the schema's defaults, everywhere.
 if workflow.is_main_process:
     try:
         validate_config(config)
+        check_train_config(config.get("train", {}))
     except ConfigError as error:
         raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
@@ -44,12 +48,6 @@ os.environ.update(
 )
 
 MODELS = list(config["train"]["models"])
-# Deep models: a configuration that would fail mid-run (a clip length the checkpoint does not
-# take, a misspelt freeze) stops the run here, before any job starts.
-try:
-    check_train_config(config["train"])
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None
 DEEP_MODELS = [m for m in MODELS if is_deep(m)]
 FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
