@@ -13,22 +13,27 @@ from polars.testing import assert_frame_equal
 import pytest
 
 from conftest import write_csv as _write_csv
-from lib.corpus.ingest import (
-    FVC_DEFAULT_LABEL_MAP,
-    MANIFEST_COLUMNS,
-    build_manifest,
-    file_video_id,
-    platform_from_url,
-    resolve_label,
-    safe_id,
-    video_id_from_url,
-    wlasl_segment,
-    write_ingest_report,
-)
+from lib.config import load_schema, with_defaults
+from lib.corpus.formats import FVC_DEFAULT_LABEL_MAP, wlasl_segment
+from lib.corpus.ids import file_video_id, platform_from_url, safe_id, video_id_from_url
+from lib.corpus.ingest import MANIFEST_COLUMNS, build_manifest, resolve_label, write_ingest_report
 
 FVC_DIR = Path("/work/shared/data/fvc")
 SAFE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 KEEP_ALL = {label: label for label in FVC_DEFAULT_LABEL_MAP}
+#: The options the manifest stage passes for a config that sets none: the schema's defaults of
+#: the dataset section (allow_file_urls false reaches ingest as None, the format's own choice).
+DEFAULT_OPTIONS = {
+    key: value
+    for key, value in with_defaults({"dataset": {}}, load_schema())["dataset"].items()
+    if key not in ("format", "path")
+} | {"allow_file_urls": None}
+LABEL_PRECEDENCE = DEFAULT_OPTIONS["label_precedence"]
+
+
+def ingest(fmt, path, **options):
+    """:func:`build_manifest` with the default options for those not given."""
+    return build_manifest(fmt, path, **(DEFAULT_OPTIONS | options))
 
 needs_fvc = pytest.mark.skipif(
     not ((FVC_DIR / "FVC.csv").is_file() and (FVC_DIR / "FVC_dup.csv").is_file()),
@@ -47,12 +52,12 @@ def _accounting_holds(report) -> bool:
 
 @pytest.fixture(scope="module")
 def fvc_default():
-    return build_manifest("fvc", FVC_DIR)
+    return ingest("fvc", FVC_DIR)
 
 
 @pytest.fixture(scope="module")
 def fvc_all():
-    return build_manifest("fvc", FVC_DIR, label_map=KEEP_ALL)
+    return ingest("fvc", FVC_DIR, label_map=KEEP_ALL)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +135,7 @@ def test_fvc_label_map_debunked_to_fake():
         "uncertain": None,
         "parody": None,
     }
-    manifest, report = build_manifest("fvc", FVC_DIR, label_map=label_map)
+    manifest, report = ingest("fvc", FVC_DIR, label_map=label_map)
     assert report.label_mapping["debunked"] == {"fake": 89}
     assert report.dropped == {"label_dropped_by_map": 406}
     # yt_u8RuDS18R_E was listed as fake and as debunked: now one fake row, merged.
@@ -139,7 +144,7 @@ def test_fvc_label_map_debunked_to_fake():
     assert report.labels == {"fake": 3004, "real": 2163}
     assert _accounting_holds(report)
     # keep_labels drops after mapping, with its own reason.
-    manifest2, report2 = build_manifest(
+    manifest2, report2 = ingest(
         "fvc",
         FVC_DIR,
         label_map={**KEEP_ALL, "debunked": "fake", "parody": "real"},
@@ -202,7 +207,7 @@ def test_fvc_originals(fvc_default, fvc_raw):
 
 @needs_fvc
 def test_fvc_deterministic(fvc_default, tmp_path):
-    manifest_again, report_again = build_manifest("fvc", FVC_DIR)
+    manifest_again, report_again = ingest("fvc", FVC_DIR)
     assert_frame_equal(fvc_default[0], manifest_again)
     assert fvc_default[1].to_dict() == report_again.to_dict()
     # Sorted by (dup_group, video_id).
@@ -213,7 +218,7 @@ def test_fvc_deterministic(fvc_default, tmp_path):
     copy.mkdir()
     for name in ("FVC.csv", "FVC_dup.csv"):
         shutil.copy(FVC_DIR / name, copy / name)
-    assert_frame_equal(build_manifest("fvc", copy)[0], manifest_again)
+    assert_frame_equal(ingest("fvc", copy)[0], manifest_again)
 
 
 # --------------------------------------------------------------------------- ids and URLs
@@ -307,12 +312,14 @@ def test_file_video_id_is_relative(tmp_path):
 
 
 def test_resolve_label_rules():
-    assert resolve_label(["real", "fake", "real"]) == "real"  # majority
-    assert resolve_label(["real", "fake"]) == "fake"  # tie -> precedence
+    precedence = {"label_precedence": LABEL_PRECEDENCE}  # the schema's: fake before real
+    assert resolve_label(["real", "fake", "real"], **precedence) == "real"  # majority
+    assert resolve_label(["real", "fake"], **precedence) == "fake"  # tie -> precedence
     assert resolve_label(["real", "fake"], label_precedence=("real", "fake")) == "real"
-    assert resolve_label(["zebra", "apple"]) == "apple"  # tie, no precedence -> alphabetical
+    assert resolve_label(["zebra", "apple"], **precedence) == "apple"  # tie, no precedence -> alphabetical
     assert (
-        resolve_label(["fake", "fake", "real"], is_original=[False, False, True]) == "real"
+        resolve_label(["fake", "fake", "real"], is_original=[False, False, True], **precedence)
+        == "real"
     )  # original wins
 
 
@@ -347,7 +354,7 @@ def _csv_corpus(folder: Path) -> Path:
 
 
 def test_csv_format(tmp_path):
-    manifest, report = build_manifest("csv", _csv_corpus(tmp_path / "a"))
+    manifest, report = ingest("csv", _csv_corpus(tmp_path / "a"))
     assert list(manifest.columns) == list(MANIFEST_COLUMNS)
     assert report.rows_read == {"corpus.csv": 10}
     assert report.dropped == {
@@ -385,19 +392,19 @@ def test_csv_file_urls_need_the_corpus_to_opt_in(tmp_path):
     target = tmp_path / "elsewhere" / "clip.mp4"
     rows = [["", target.as_uri(), "fake"], ["media/a.mp4", "", "real"]]
     corpus = _write_csv(tmp_path / "c" / "corpus.csv", ["path", "url", "label"], rows)
-    refused, report = build_manifest("csv", corpus)
+    refused, report = ingest("csv", corpus)
     assert report.dropped == {"file_url_refused": 1} and len(refused) == 1
-    allowed, report = build_manifest("csv", corpus, allow_file_urls=True)
+    allowed, report = ingest("csv", corpus, allow_file_urls=True)
     assert report.dropped == {} and target.as_uri() in set(allowed["url"])
     # The demo format opts in by itself; an explicit False still refuses.
     (tmp_path / "c" / "index.csv").write_text((tmp_path / "c" / "corpus.csv").read_text())
-    assert len(build_manifest("demo", tmp_path / "c")[0]) == 2
-    assert len(build_manifest("demo", tmp_path / "c", allow_file_urls=False)[0]) == 1
+    assert len(ingest("demo", tmp_path / "c")[0]) == 2
+    assert len(ingest("demo", tmp_path / "c", allow_file_urls=False)[0]) == 1
 
 
 def test_csv_ids_independent_of_location(tmp_path):
-    first, _ = build_manifest("csv", _csv_corpus(tmp_path / "checkout_one"))
-    second, _ = build_manifest("csv", _csv_corpus(tmp_path / "deeper" / "checkout_two"))
+    first, _ = ingest("csv", _csv_corpus(tmp_path / "checkout_one"))
+    second, _ = ingest("csv", _csv_corpus(tmp_path / "deeper" / "checkout_two"))
     assert first["video_id"].to_list() == second["video_id"].to_list()
     assert_frame_equal(first.drop("url"), second.drop("url"))
     assert first["url"].to_list() != second["url"].to_list()  # file URLs are absolute by nature
@@ -405,10 +412,10 @@ def test_csv_ids_independent_of_location(tmp_path):
 
 def test_csv_row_order_does_not_change_table(tmp_path):
     rows = [[f"v{i}.mp4", "fake" if i % 2 else "real", f"g{i % 3}"] for i in range(12)]
-    forward = build_manifest(
+    forward = ingest(
         "csv", _write_csv(tmp_path / "f" / "index.csv", ["path", "label", "group"], rows)
     )[0]
-    backward = build_manifest(
+    backward = ingest(
         "csv", _write_csv(tmp_path / "b" / "index.csv", ["path", "label", "group"], rows[::-1])
     )[0]
     assert_frame_equal(forward.drop("url"), backward.drop("url"))
@@ -418,7 +425,7 @@ def test_csv_row_order_does_not_change_table(tmp_path):
 def test_csv_label_map_and_unknown_labels(tmp_path):
     rows = [["a.mp4", "Fake"], ["b.mp4", "Real"], ["c.mp4", "satire"], ["d.mp4", "Fake"]]
     path = _write_csv(tmp_path / "labels.csv", ["path", "label"], rows)
-    manifest, report = build_manifest("csv", path, label_map={"Fake": "fake", "Real": "real"})
+    manifest, report = ingest("csv", path, label_map={"Fake": "fake", "Real": "real"})
     assert sorted(manifest["label"]) == ["fake", "fake", "real"]
     assert report.dropped == {"unknown_label": 1}
     assert report.label_mapping == {
@@ -431,9 +438,9 @@ def test_csv_label_map_and_unknown_labels(tmp_path):
 def test_csv_missing_columns_is_an_error(tmp_path):
     path = _write_csv(tmp_path / "wrong.csv", ["file", "label"], [["a.mp4", "x"]])
     with pytest.raises(ValueError, match="url"):
-        build_manifest("csv", path)
+        ingest("csv", path)
     with pytest.raises(ValueError, match="unknown ingest format"):
-        build_manifest("nope", path)
+        ingest("nope", path)
 
 
 def test_demo_format(tmp_path):
@@ -443,7 +450,7 @@ def test_demo_format(tmp_path):
         ["videos/real_001.mp4", "real", "src1", "true"],
     ]
     _write_csv(tmp_path / "demo" / "index.csv", ["path", "label", "group", "is_original"], rows)
-    manifest, report = build_manifest("demo", tmp_path / "demo")
+    manifest, report = ingest("demo", tmp_path / "demo")
     assert len(manifest) == 3 and report.rows_read == {"index.csv": 3}
     assert manifest["dup_group"].to_list() == ["src0", "src0", "src1"]
     assert manifest["is_original"].to_list() == [False, True, True]  # fake_000 sorts first
@@ -473,7 +480,7 @@ def _folder_corpus(root: Path) -> Path:
 
 def test_folder_format(tmp_path):
     root = _folder_corpus(tmp_path / "corpus")
-    manifest, report = build_manifest("folder", root)
+    manifest, report = ingest("folder", root)
     assert report.rows_read == {"corpus": 6} and report.ignored_files == 1
     assert report.dropped == {"no_class_folder": 1}
     assert len(manifest) == 5 and _accounting_holds(report)
@@ -481,11 +488,11 @@ def test_folder_format(tmp_path):
     assert (manifest["dup_group"] == manifest["video_id"]).all()
     assert (manifest["platform"] == "local").all()
     assert all(SAFE.match(v) for v in manifest["video_id"])
-    grouped, _ = build_manifest("folder", root, folder_group="parent")
+    grouped, _ = ingest("folder", root, folder_group="parent")
     assert sorted(grouped["dup_group"].unique()) == ["cats", "cats/seq1", "dogs"]
     assert (grouped["dup_group"] == "cats/seq1").sum() == 2
     # Same tree elsewhere -> same ids.
-    moved = build_manifest("folder", _folder_corpus(tmp_path / "x" / "corpus"))[0]
+    moved = ingest("folder", _folder_corpus(tmp_path / "x" / "corpus"))[0]
     assert moved["video_id"].to_list() == manifest["video_id"].to_list()
 
 
@@ -550,7 +557,7 @@ def test_wlasl_format(tmp_path):
     ]
     json_path = tmp_path / "WLASL_v0.3.json"
     json_path.write_text(json.dumps(content))
-    manifest, report = build_manifest("wlasl", json_path)
+    manifest, report = ingest("wlasl", json_path)
     assert list(manifest.columns) == list(MANIFEST_COLUMNS) + ["segment_fps"]
     assert report.rows_read == {"WLASL_v0.3.json": 7}
     assert report.dropped == {"bad_segment": 1, "empty_url": 1, "unparsable": 1}
@@ -577,7 +584,7 @@ def test_wlasl_format(tmp_path):
 
 def test_write_ingest_report(tmp_path):
     rows = [["a.mp4", "fake", "g"], ["b.mp4", "real", "g"], ["", "fake", ""]]
-    _, report = build_manifest(
+    _, report = ingest(
         "csv", _write_csv(tmp_path / "c.csv", ["path", "label", "group"], rows)
     )
     md_path = tmp_path / "reports" / "ingest.md"
