@@ -20,8 +20,11 @@ A signature row stores ``hashes``: one token per hashed frame, separated by spac
 
 from __future__ import annotations
 
+import imagehash
 import numpy as np
 from PIL import Image
+
+from lib.io.sampling import sample_uniform
 
 # Hash variants of one frame, in storage order: (name, fraction of width/height kept, mirrored).
 VARIANTS: tuple[tuple[str, float, bool], ...] = (
@@ -41,9 +44,9 @@ def n_sampled_frames(
     n_frames: int,
     fps: float,
     *,
-    frames_per_second: float = 1.0,
-    min_frames: int = 16,
-    max_frames: int = 64,
+    frames_per_second: float,
+    min_frames: int,
+    max_frames: int,
 ) -> int:
     """How many frames to hash: ``frames_per_second`` of the duration, within bounds."""
     if n_frames <= 0:
@@ -76,13 +79,11 @@ def strip_flat_borders(
     return grey[top:bottom, left:right]
 
 
-def frame_hashes(frame: np.ndarray, *, min_std: float = 4.0) -> np.ndarray | None:
+def frame_hashes(frame: np.ndarray, *, min_std: float) -> np.ndarray | None:
     """The :data:`VARIANTS` pHashes of one RGB (or grey) uint8 frame as ``uint64[6]``.
 
     Returns None for a nearly flat frame (grey standard deviation below ``min_std``).
     """
-    import imagehash
-
     grey = frame if frame.ndim == 2 else np.asarray(Image.fromarray(frame).convert("L"))
     grey = strip_flat_borders(grey)
     if grey.size == 0 or float(grey.std()) < min_std:
@@ -127,15 +128,14 @@ def video_signature(
     *,
     start: int = 0,
     stop: int | None = None,
-    frames_per_second: float = 1.0,
-    min_frames: int = 16,
-    max_frames: int = 64,
-    min_std: float = 4.0,
+    frames_per_second: float,
+    min_frames: int,
+    max_frames: int,
+    min_std: float,
 ) -> tuple[list[int], list[np.ndarray]]:
     """Sample frames of an open :class:`lib.io.reader.FrameReader` (within ``[start, stop)``)
-    and hash them; returns the indices and hashes of the informative frames."""
-    from lib.io.sampling import sample_uniform
-
+    and hash them; returns the indices and hashes of the informative frames. The keywords
+    after ``stop`` are the ``signatures`` section's keys."""
     stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
     span = max(stop - start, 0)
     k = n_sampled_frames(
