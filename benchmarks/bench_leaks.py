@@ -47,7 +47,8 @@ SCALE_SIZES = (1_000, 10_000, 100_000)
 # ----------------------------------------------------------------------------- robustness
 def source_frames(k: int) -> np.ndarray:
     """Three scenes cut together (camera-like captures; every fourth source is rendered)."""
-    from lib.corpus.demo import _camera_capture, _rendered_animation
+    from lib.corpus.demo_media import camera_capture as _camera_capture
+    from lib.corpus.demo_media import rendered_animation as _rendered_animation
     from lib.utils import stable_seed
 
     rng = np.random.default_rng(stable_seed("bench_leaks", k))
@@ -61,7 +62,7 @@ def transform(name: str, frames: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     """Frames of one repost and the CRF to encode it with."""
     from PIL import Image
 
-    from lib.corpus.demo import _watermark
+    from lib.corpus.demo_media import watermark as _watermark
     from lib.utils import stable_seed
 
     rng = np.random.default_rng(stable_seed("bench_leaks", k, name))
