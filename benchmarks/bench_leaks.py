@@ -96,6 +96,7 @@ def encode(path: Path, frames: np.ndarray, crf: int) -> None:
 
 def robustness(work: Path) -> tuple[pd.DataFrame, dict]:
     from lib.audit.near_duplicates import find_near_duplicates
+    from lib.config import load_schema, with_defaults
     from lib.audit.signatures import encode_hashes, video_signature
     from lib.io.reader import FrameReader
 
@@ -115,14 +116,14 @@ def robustness(work: Path) -> tuple[pd.DataFrame, dict]:
     for video_id, _, kind, path in clips:
         c0, w0 = time.process_time(), time.perf_counter()
         with FrameReader(path, threads="NONE") as reader:  # one core: per-core figure
-            indices, hashes = video_signature(reader)
+            indices, hashes = video_signature(reader, **with_defaults({}, load_schema())["signatures"])
         if kind == "source":
             cpu += time.process_time() - c0
             wall += time.perf_counter() - w0
         rows.append({"video_id": video_id, "status": "ok", "reason": "", "frames": len(hashes),
                      "frame_index": " ".join(map(str, indices)), "hashes": encode_hashes(hashes)})  # fmt: skip
     signatures = pl.DataFrame(rows)  # lib tables are polars
-    pairs = find_near_duplicates(signatures)
+    pairs = find_near_duplicates(signatures, **with_defaults({}, load_schema())["near_duplicates"], random_state=0)
     source_of = {c[0]: c[1] for c in clips}
     found = {(a, b): (d, m, f) for a, b, d, m, f in pairs.select(["video_a", "video_b", "distance",
                                                                 "matched_frames", "flipped"]).iter_rows()}  # fmt: skip
@@ -163,15 +164,16 @@ def scale_one(n_videos: int) -> dict:
     """Run in a fresh process: matching time, peak traced memory, recall of planted copies."""
     import tracemalloc
 
-    from lib.audit.near_duplicates import MATCH_DEFAULTS, candidate_pairs, verify_pairs
+    from lib.audit.near_duplicates import candidate_pairs, verify_pairs
+    from lib.config import load_schema, with_defaults
 
     hashes, counts, planted = synthetic(n_videos)
-    p = MATCH_DEFAULTS
+    p = with_defaults({}, load_schema())["near_duplicates"]  # the schema's matching defaults
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     t0 = time.perf_counter()
     candidates = candidate_pairs(hashes, counts, threshold=p["threshold"], band_bits=p["band_bits"],
-                                 n_bands=p["n_bands"], max_neighbours=p["max_neighbours"])  # fmt: skip
+                                 n_bands=p["n_bands"], max_neighbours=p["max_neighbours"], random_state=0)  # fmt: skip
     t1 = time.perf_counter()
     found = verify_pairs(hashes, counts, candidates, threshold=p["threshold"],
                          min_matched_frames=p["min_matched_frames"],
@@ -186,7 +188,7 @@ def scale_one(n_videos: int) -> dict:
     if n_videos <= 1_000:  # all n^2/2 pairs, for the quadratic baseline
         every = np.array([(a, b) for a in range(n_videos) for b in range(a + 1, n_videos)])
         t3 = time.perf_counter()
-        verify_pairs(hashes, counts, every, threshold=p["threshold"])
+        verify_pairs(hashes, counts, every, **{k: p[k] for k in ("threshold", "min_matched_frames", "min_matched_fraction")})
         out["all_pairs_s"] = time.perf_counter() - t3
     return out
 

@@ -60,9 +60,11 @@ def pandas_schemas() -> types.ModuleType:
 def fvc_manifest() -> tuple[pl.DataFrame, str]:
     """The FVC manifest via the fvc ingest; a synthetic one of the same shape without it."""
     if (FVC_DIR / "FVC.csv").exists():
+        from lib.config import load_schema, with_defaults
         from lib.corpus.ingest import build_manifest
 
-        manifest, _ = build_manifest("fvc", FVC_DIR)
+        options = with_defaults({"dataset": {}}, load_schema())["dataset"]  # the schema's defaults
+        manifest, _ = build_manifest("fvc", FVC_DIR, **(options | {"allow_file_urls": None}))
         return manifest, "FVC annotations, `fvc` ingest"
     rng = np.random.default_rng(0)
     ids = [f"yt_{i:011d}" for i in range(N_MANIFEST)]
