@@ -1,17 +1,20 @@
 """Start-up check of the configuration: every mistake named by its key, with the fix.
 
 Bad *configuration* stops the run before any job starts (bad *input* never does). The
-schema (``workflow/schemas/config.schema.yaml``) says what is allowed; this module turns
-each violation into one line a user can act on, e.g.::
+schema (``workflow/schemas/config.schema.yaml``) says what is allowed and holds every
+default; this module turns each violation into one line a user can act on, e.g.::
 
     unknown key augment.n_augmentation; did you mean n_augmentations?
-    shards: -1 is below the minimum 1; set shards to an integer >= 1
-    dataset.path: no such file 'my.csv' (format csv reads a CSV file) ...
+    shards: -1 is below the minimum 1; set shards to a whole number >= 1
+    dataset.path: 'my.csv' (under /work) does not exist; format csv reads one file; ...
 
-:func:`check_config` returns every problem at once (a user fixes them in one go);
-:func:`validate_config` raises :class:`ConfigError` holding them. Both are plain functions
-of a dict, testable without Snakemake; ``workflow/rules/common.smk`` calls
-:func:`validate_config` before Snakemake's own ``validate`` fills in the defaults.
+:func:`typed_config` reads text as the schema types it: Snakemake reads nested ``--config``
+values with YAML's base loader, so ``--config augment='{n_augmentations: 3}'`` arrives as
+the text ``'3'``. :func:`check_config` returns every problem at once (a user fixes them in
+one go); :func:`validate_config` raises :class:`ConfigError` holding them. All are plain
+functions of a dict, testable without Snakemake; ``workflow/rules/common.smk`` applies
+:func:`typed_config` and :func:`validate_config` before Snakemake's own ``validate`` fills
+in the defaults.
 """
 
 from __future__ import annotations
@@ -19,16 +22,14 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+import jsonschema
+import yaml
 
-#: Keys that moved: old dotted path -> what to write instead.
-MOVED_KEYS = {
-    "download.options.allow_file_urls": "dataset.allow_file_urls (a corpus opts in to file:// "
-    "URLs in its own config; a CSV's path column and class folders never need it)",
-}
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 #: What each dataset.format reads at dataset.path: (kind, files inside a folder).
 DATASET_PATHS = {
@@ -50,6 +51,13 @@ _TYPE_WORDS = {
 }
 
 
+# Text that spells a value of another type, as a YAML config file would read it unquoted.
+_WHOLE = re.compile(r"[-+]?[0-9]+")
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_BOOLEANS = {"true": True, "false": False}
+_NULLS = ("null", "Null", "NULL", "~")
+
+
 class ConfigError(ValueError):
     """The configuration cannot run; ``problems`` holds one message per mistake."""
 
@@ -63,8 +71,6 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
-    import yaml
-
     # libyaml's loader where PyYAML has it: 10x faster on the schema, read at every start
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as handle:
@@ -90,6 +96,9 @@ def _type_name(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
+    """A value as a config file spells it: true/false and null, not Python's words."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -114,21 +123,19 @@ def _describe_error(error) -> list[str]:
         messages = []
         for extra in sorted(set(value) - set(allowed), key=str):
             full = _dotted([*path, extra])
-            if full in MOVED_KEYS:
-                messages.append(f"unknown key {full}; it moved: use {MOVED_KEYS[full]}")
-                continue
             near = _nearest(str(extra), allowed)
             hint = f"did you mean {near}?" if near else f"valid keys here: {', '.join(allowed)}"
+            if ":" in str(extra):  # YAML reads `{k:3}` as the key 'k:3'
+                hint += " (YAML needs a space after the colon: key: value)"
             messages.append(f"unknown key {full}; {hint}")
         return messages
     if kind == "type":
         wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
-        default = schema.get("default")
-        example = f" (default {_shown(default)})" if "default" in schema else ""
+        example = f" (default {_shown(schema['default'])})" if "default" in schema else ""
         return [
-            f"{key}: expected {words}, got {_type_name(value)} {_shown(value)}; "
-            f"set {key} to {words}{example}"
+            f"{key}: expected {words}, got {_type_name(value)} {_shown(value)}"
+            f"{_why_text_is_refused(value, wanted, path)}; set {key} to {words}{example}"
         ]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         bound = schema[kind]
@@ -164,26 +171,109 @@ def _describe_error(error) -> list[str]:
     return [f"{key}: {error.message}"]
 
 
+def _why_text_is_refused(value: Any, wanted: list[str], path: list) -> str:
+    """Why text that :func:`typed_config` left as it was is not what ``wanted`` says."""
+    if not isinstance(value, str):
+        return ""
+    if "integer" in wanted and _NUMBER.fullmatch(value.strip()):
+        return " (a number, but not a whole one)"
+    if "object" in wanted and path:
+        return f" (on the command line: --config {path[0]}='{{key: value, ...}}')"
+    return ""
+
+
+def _resolved(schema: dict, root: dict) -> dict:
+    """``schema`` with a local ``$ref`` (``#/$defs/name``) replaced by what it names."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
 def with_defaults(config: dict, schema: dict) -> dict:
-    """A copy of ``config`` with the schema's defaults filled in where keys are left out."""
+    """A copy of ``config`` with the schema's defaults filled in where keys are left out.
+
+    Shared blocks (``$ref``) are filled too, as Snakemake's ``validate`` fills them: the
+    result is the configuration the stages receive.
+    """
     filled = copy.deepcopy(config)
-    _fill(filled, schema)
+    _fill(filled, schema, schema)
     return filled
 
 
-def _fill(node: Any, schema: dict) -> None:
+def _fill(node: Any, schema: dict, root: dict) -> None:
     if not isinstance(node, dict):
         return
     for key, sub in schema.get("properties", {}).items():
+        sub = _resolved(sub, root)
         if key not in node and "default" in sub:
             node[key] = copy.deepcopy(sub["default"])
         if key in node:
-            _fill(node[key], sub)
+            _fill(node[key], sub, root)
+
+
+def typed_config(config: dict, *, schema: dict | None = None) -> dict:
+    """A copy of ``config`` whose text values are read as the schema types them.
+
+    Snakemake reads nested ``--config`` values with YAML's base loader, which keeps every
+    scalar as text: ``--config augment='{n_augmentations: 3}'`` gives ``'3'``. Where the
+    schema wants a whole number, a number, true/false or null and the value is text that
+    spells one (``3``, ``0.5``, ``1e-3``, ``true``, ``null``), it becomes that value, and
+    the schema's range checks then apply as to any other. Text where the schema allows
+    text stays text (``null`` becomes null where the schema allows it). Free-form mappings
+    (a feature model's arguments, a deep model's ``model_config``) have no types in the
+    schema: their text is read as a config file reads an unquoted value. Text that spells
+    nothing the schema allows stays as it is, for :func:`check_config` to name.
+    """
+    schema = load_schema() if schema is None else schema
+    return _typed(copy.deepcopy(config), schema, schema)
+
+
+def _typed(value: Any, schema: dict | None, root: dict) -> Any:
+    if schema is None:  # a key the schema does not know: check_config names it
+        return value
+    schema = _resolved(schema, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        free_form = not properties and extra is True  # e.g. a feature model's arguments
+        for key, item in value.items():
+            sub = (
+                {} if free_form else properties.get(key, extra if isinstance(extra, dict) else None)
+            )
+            value[key] = _typed(item, sub, root)
+        return value
+    if isinstance(value, list):
+        return [_typed(item, schema.get("items", {}), root) for item in value]
+    if isinstance(value, str):
+        return _text_as(value, schema.get("type", ["integer", "number", "boolean", "null"]))
+    return value
+
+
+def _text_as(text: str, types: str | list[str]) -> Any:
+    """``text`` as the first of ``types`` it spells; ``text`` itself when none or text fits."""
+    types = [types] if isinstance(types, str) else types
+    if "null" in types and text.strip() in _NULLS:
+        return None
+    if "string" in types:
+        return text
+    word = text.strip()
+    for kind in types:
+        if kind in ("integer", "number") and _WHOLE.fullmatch(word):
+            return int(word)
+        if kind == "integer" and _NUMBER.fullmatch(word) and float(word).is_integer():
+            return int(float(word))  # 3.0, 1e3
+        if kind == "number" and _NUMBER.fullmatch(word):
+            return float(word)
+        if kind == "boolean" and word.lower() in _BOOLEANS:
+            return _BOOLEANS[word.lower()]
+    return text
 
 
 def _schema_problems(config: dict, schema: dict) -> list[str]:
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     problems: list[str] = []
@@ -271,6 +361,7 @@ def check_config(
     schema = load_schema() if schema is None else schema
     if not isinstance(config, dict):
         return [f"the configuration must be a mapping of keys, got {_type_name(config)}"]
+    config = typed_config(config, schema=schema)
     problems = _schema_problems(config, schema)
     if not problems:  # cross-key checks assume the types are right
         problems = _semantic_problems(with_defaults(config, schema), root=Path(root).resolve())
@@ -280,8 +371,10 @@ def check_config(
 def validate_config(
     config: dict, *, schema: dict | None = None, root: str | os.PathLike = "."
 ) -> dict:
-    """Return ``config`` unchanged when it can run; raise :class:`ConfigError` otherwise."""
+    """``config`` with its text read as the schema types it (:func:`typed_config`) when it
+    can run; raise :class:`ConfigError` otherwise."""
+    schema = load_schema() if schema is None else schema
     problems = check_config(config, schema=schema, root=root)
     if problems:
         raise ConfigError(problems)
-    return config
+    return typed_config(config, schema=schema)
