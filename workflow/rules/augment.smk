@@ -11,14 +11,15 @@ rule augment:
         "logs/augment/{scatteritem}.log",
     benchmark:
         "results/benchmarks/augment/{scatteritem}.tsv"
-    # the longest chain (augment -> scale -> scaled_features -> train) goes first; the
-    # leak audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, demo)
+    # the longest chain (augment -> scale -> scaled_features -> train) goes first; the leak
+    # audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, "Demo run")
     priority: 10
     conda:
         ENV
     resources:
-        # From docs/BENCHMARKS.md, section cost (FVC at 64 shards): peak 440 MB at 1080p
-        # (one encoder open at a time), 5.0 h of work per shard; see docs/CLUSTER.md.
+        # Sized from the measured peak memory at 1080p (one encoder open at a time) and work
+        # per shard for the FVC at 64 shards: docs/BENCHMARKS.md, section "Cost per stage";
+        # docs/CLUSTER.md.
         mem_mb=mem_mb(1000),
         runtime=runtime(480),
     params:

@@ -87,6 +87,63 @@ def stage_config(command):
     return as_json(config_fragment(command, config, CONFIG_SCHEMA))
 
 
+# The model stages (train, permutation, train_final) each make one rule per kind of model
+# from one definition: `<stage>` for the feature models, `<stage>_deep` for the deep ones.
+# Their jobs differ only through the functions below; the names differ so that
+# profiles/slurm-gpu can give GPUs, memory and threads to the deep jobs only (its
+# set-resources and set-threads go by rule name).
+MODELS_BY_KIND = {"feature": FEATURE_MODELS, "deep": DEEP_MODELS}
+
+
+def kind_rule_name(stage, kind):
+    """The stage's rule name for this kind of model, e.g. `train` and `train_deep`."""
+    return stage if kind == "feature" else f"{stage}_deep"
+
+
+def model_files(kind, folder):
+    """What a fit writes into `folder` besides its predictions and train_info.json."""
+    if kind == "deep":
+        return {"history": f"{folder}/history.csv", "weights": f"{folder}/model.pt"}
+    return {"model": f"{folder}/model.joblib"}
+
+
+def model_data(wildcards):
+    """What a model learns from: the feature table, or a deep model's scaled clips."""
+    return "results/scaled.csv" if is_deep(wildcards.model) else "results/features.parquet"
+
+
+def model_data_option(wildcards):
+    """The `python -m lib` option that passes model_data's file."""
+    return "--scaled" if is_deep(wildcards.model) else "--features"
+
+
+def model_settings(wildcards):
+    """The model's --params: train.deep.<model> for a deep model, else train.params.<model>."""
+    section = "deep" if is_deep(wildcards.model) else "params"
+    return as_json(config["train"][section].get(wildcards.model, {}))
+
+
+def checkpoint_option(run):
+    """A deep model's --checkpoint-dir, results/.checkpoints/{model}/<run> (none for others).
+
+    Snakemake does not know about that folder, so it survives a failed or killed job, whose
+    rerun resumes from the last finished epoch (lib/train/checkpoint.py).
+    """
+
+    def option(wildcards):
+        if not is_deep(wildcards.model):
+            return ""
+        run_dir = run.format(**dict(wildcards.items()))
+        return f"--checkpoint-dir results/.checkpoints/{wildcards.model}/{run_dir}"
+
+    return option
+
+
+def by_kind(feature, deep):
+    """A resource request (mem_mb, runtime) by the model's kind, growing with each retry."""
+    return lambda wildcards, attempt: (deep if is_deep(wildcards.model) else feature) * attempt
+
+
 def dataset_inputs(wildcards):
     """Files the manifest is built from, so that editing them reruns ingest."""
     fmt, path = config["dataset"]["format"], config["dataset"]["path"]

@@ -3,67 +3,46 @@
 # augmented held-out clips in a separate robustness table; the report's figures.
 
 
-rule permutation:
-    input:
-        features="results/features.parquet",
-        clips="results/clips.csv",
-        folds="results/folds.csv",
-    output:
-        "results/models/{model}/permutation.csv",
-    log:
-        "logs/permutation/{model}.log",
-    benchmark:
-        "results/benchmarks/permutation/{model}.tsv"
-    wildcard_constraints:
-        model=model_pattern(FEATURE_MODELS),
-    # started as soon as the features exist, beside the deep models' training
-    priority: 10
-    conda:
-        ENV
-    resources:
-        mem_mb=mem_mb(2000),
-        runtime=runtime(120),
-    params:
-        model_params=lambda wc: as_json(config["train"]["params"].get(wc.model, {})),
-        config_json=stage_config("permutation"),
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib permutation --features {input.features} --clips {input.clips}'
-        " --folds {input.folds} --out {output} --model {wildcards.model}"
-        " --params {params.model_params:q} --config-json {params.config_json:q} > {log} 2>&1"
+# One job per model in evaluate.permutation.models, every permutation inside it. Feature
+# models (rule `permutation`) start as soon as the features exist, beside the deep models'
+# training. A deep model (rule `permutation_deep`, on request) retrains every fold per
+# permutation from the scaled clips with its train.deep settings, as train_deep does;
+# finished (permutation, fold) fits and the running one's checkpoints survive a killed job
+# (common.smk, checkpoint_option).
+for kind, models in MODELS_BY_KIND.items():
 
-
-# A deep model on request (evaluate.permutation.models): every permutation retrains every
-# fold from the scaled clips with the model's train.deep settings, as rule train_deep does.
-# Finished (permutation, fold) fits and the running one's checkpoints live in
-# results/.checkpoints/, which Snakemake does not delete: a killed job resumes.
-rule permutation_deep:
-    input:
-        scaled="results/scaled.csv",
-        clips="results/clips.csv",
-        folds="results/folds.csv",
-    output:
-        "results/models/{model}/permutation.csv",
-    log:
-        "logs/permutation/{model}.log",
-    benchmark:
-        "results/benchmarks/permutation/{model}.tsv"
-    wildcard_constraints:
-        model=model_pattern(DEEP_MODELS),
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=mem_mb(4000),
-        runtime=runtime(720),
-    params:
-        settings=lambda wc: as_json(config["train"]["deep"].get(wc.model, {})),
-        checkpoint_dir=lambda wc: f"results/.checkpoints/{wc.model}/permutation",
-        config_json=stage_config("permutation"),
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib permutation --scaled {input.scaled} --clips {input.clips}'
-        " --folds {input.folds} --out {output} --model {wildcards.model}"
-        " --params {params.settings:q} --checkpoint-dir {params.checkpoint_dir}"
-        " --config-json {params.config_json:q} > {log} 2>&1"
+    rule:
+        name:
+            kind_rule_name("permutation", kind)
+        input:
+            data=model_data,
+            clips="results/clips.csv",
+            folds="results/folds.csv",
+        output:
+            "results/models/{model}/permutation.csv",
+        log:
+            "logs/permutation/{model}.log",
+        benchmark:
+            "results/benchmarks/permutation/{model}.tsv"
+        wildcard_constraints:
+            model=model_pattern(models),
+        priority: 10 if kind == "feature" else 0
+        conda:
+            ENV
+        threads: 1
+        resources:
+            mem_mb=by_kind(feature=2000, deep=4000),
+            runtime=by_kind(feature=120, deep=720),
+        params:
+            data_option=model_data_option,
+            settings=model_settings,
+            checkpoint=checkpoint_option("permutation"),
+            config_json=stage_config("permutation"),
+        shell:
+            '"$VIDSTAGE_PYTHON" -m lib permutation {params.data_option} {input.data}'
+            " --clips {input.clips} --folds {input.folds} --out {output}"
+            " --model {wildcards.model} --params {params.settings:q} {params.checkpoint}"
+            " --config-json {params.config_json:q} > {log} 2>&1"
 
 
 rule evaluate:

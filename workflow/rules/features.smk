@@ -14,7 +14,8 @@ rule features:
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: peak 306 MB at 1080p; 0.4 h per shard (FVC, 64).
+        # Sized from the measured peak memory at 1080p and work per shard (FVC at 64 shards):
+        # docs/BENCHMARKS.md, section "Cost per stage".
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:

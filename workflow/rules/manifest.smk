@@ -9,7 +9,7 @@ rule demo_corpus:
         "logs/demo_corpus/demo_corpus.log",
     conda:
         ENV
-    # the groups are independent: 2 processes halve the 25 s the demo waits for its corpus
+    # the groups are independent: a second process shortens the wait for the demo's corpus
     threads: 2
     params:
         out_dir=subpath(output[0], parent=True),

@@ -11,14 +11,15 @@ rule scale:
         "logs/scale/{scatteritem}.log",
     benchmark:
         "results/benchmarks/scale/{scatteritem}.tsv"
-    # the longest chain (augment -> scale -> scaled_features -> train) goes first; the
-    # leak audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, demo)
+    # the longest chain (augment -> scale -> scaled_features -> train) goes first; the leak
+    # audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, "Demo run")
     priority: 10
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: letterbox peaks at 234 MB at 1080p, 1.6 h per shard
-        # (FVC, 64 shards); 2000 MB leaves room for the autoencoder on the CPU (not measured).
+        # Sized from the letterbox's measured peak memory at 1080p and work per shard (FVC at
+        # 64 shards): docs/BENCHMARKS.md, section "Cost per stage". The memory request leaves
+        # room for the autoencoder on the CPU, which is not measured there.
         mem_mb=mem_mb(2000),
         runtime=runtime(180),
     params:

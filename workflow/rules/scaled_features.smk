@@ -11,12 +11,14 @@ rule scaled_features:
         "logs/scaled_features/{scatteritem}.log",
     benchmark:
         "results/benchmarks/scaled_features/{scatteritem}.tsv"
-    # ahead of the deep models' training: the permutation tests, the longest jobs, wait for these features
+    # ahead of the deep models' training: the permutation tests, the longest jobs, wait for
+    # these features
     priority: 10
     conda:
         ENV
     resources:
-        # docs/BENCHMARKS.md, section cost: peak 233 MB; 0.2 h per shard (FVC, 64 shards).
+        # Sized from the measured peak memory and work per shard (FVC at 64 shards):
+        # docs/BENCHMARKS.md, section "Cost per stage".
         mem_mb=mem_mb(1000),
         runtime=runtime(60),
     params:
