@@ -20,15 +20,18 @@ import numpy as np
 import pytest
 import yt_dlp
 
+from lib.config import load_schema, with_defaults
 from lib.corpus.download import (
-    REASONS,
     RetrySleep,
     build_ydl_options,
-    classify_error,
     download_video,
+    fetch_local_file,
     find_complete_download,
-    one_line,
 )
+from lib.corpus.download_errors import REASONS, classify_error, one_line
+
+#: The config's download.options section as the schema fills it in.
+SCHEMA_OPTIONS = with_defaults({}, load_schema())["download"]["options"]
 
 N_FRAMES = 24
 WIDTH, HEIGHT = 96, 64
@@ -87,7 +90,8 @@ class _Server:
                     self.close_connection = True
                 elif self.path == "/page.html":
                     self._send(
-                        b"<html><head><title>t</title></head><body>no video</body></html>", "text/html"
+                        b"<html><head><title>t</title></head><body>no video</body></html>",
+                        "text/html",
                     )
                 else:
                     self.send_error(404)
@@ -172,6 +176,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
 def fast_options(out_dir, **overrides) -> dict:
     """Options for tests: no retries, short timeouts, tiny backoff."""
     settings = dict(
+        SCHEMA_OPTIONS,
         out_dir=out_dir,
         retries=0,
         fragment_retries=0,
@@ -181,6 +186,11 @@ def fast_options(out_dir, **overrides) -> dict:
     )
     settings.update(overrides)
     return build_ydl_options(**settings)
+
+
+def schema_options(**overrides) -> dict:
+    """build_ydl_options with the schema's defaults where ``overrides`` says nothing."""
+    return build_ydl_options(**{**SCHEMA_OPTIONS, **overrides})
 
 
 def decoded_frames(path: Path) -> list[np.ndarray]:
@@ -195,7 +205,9 @@ def files_in(folder: Path) -> list[str]:
 # --- downloads against the local server ------------------------------------------------------
 
 
-def test_good_url_downloads_decodable_file_then_skips_without_a_request(workdir, server, video_bytes):
+def test_good_url_downloads_decodable_file_then_skips_without_a_request(
+    workdir, server, video_bytes
+):
     out_dir = workdir / "videos"
     options = fast_options(out_dir)  # the default format string, as the pipeline uses it
     url = server.url("/good.mp4")
@@ -209,7 +221,9 @@ def test_good_url_downloads_decodable_file_then_skips_without_a_request(workdir,
     assert len(frames) == N_FRAMES
     assert frames[0].shape == (HEIGHT, WIDTH, 3)
     assert files_in(out_dir) == ["vid_good.mp4"]
-    assert "logger" not in options and "outtmpl" not in options, "the shared options must not be mutated"
+    assert (
+        "logger" not in options and "outtmpl" not in options
+    ), "the shared options must not be mutated"
 
     requests_before = server.count("/good.mp4")
     assert requests_before >= 1
@@ -220,7 +234,9 @@ def test_good_url_downloads_decodable_file_then_skips_without_a_request(workdir,
 
 def test_404_fails_with_http_404_and_leaves_nothing(workdir, server):
     out_dir = workdir / "videos"
-    row = download_video(server.url("/missing.mp4"), "vid_404", out_dir, ydl_options=fast_options(out_dir))
+    row = download_video(
+        server.url("/missing.mp4"), "vid_404", out_dir, ydl_options=fast_options(out_dir)
+    )
     assert row["status"] == "failed"
     assert row["reason"] == "http_404"
     assert row["path"] == ""
@@ -242,7 +258,9 @@ def test_server_that_never_answers_times_out_as_network(workdir, silent_port):
     out_dir = workdir / "videos"
     url = f"http://127.0.0.1:{silent_port}/video.mp4"
     started = time.monotonic()
-    row = download_video(url, "vid_silent", out_dir, ydl_options=fast_options(out_dir, socket_timeout=1.0))
+    row = download_video(
+        url, "vid_silent", out_dir, ydl_options=fast_options(out_dir, socket_timeout=1.0)
+    )
     elapsed = time.monotonic() - started
     assert (row["status"], row["reason"]) == ("failed", "network")
     assert "timed out" in row["error"].lower()
@@ -271,7 +289,9 @@ def test_cut_short_body_fails_retries_with_range_and_leaves_no_complete_file(wor
 
 def test_html_page_without_video_is_unsupported(workdir, server):
     out_dir = workdir / "videos"
-    row = download_video(server.url("/page.html"), "vid_page", out_dir, ydl_options=fast_options(out_dir))
+    row = download_video(
+        server.url("/page.html"), "vid_page", out_dir, ydl_options=fast_options(out_dir)
+    )
     assert (row["status"], row["reason"]) == ("failed", "unsupported")
     assert row["error"].startswith("Unsupported URL")
 
@@ -285,13 +305,22 @@ def test_file_url_refused_unless_allowed(workdir, video_bytes):
     source.write_bytes(video_bytes)
     out_dir = workdir / "videos"
 
-    refused = download_video(source.as_uri(), "vid_file", out_dir, ydl_options=fast_options(out_dir))
-    assert (refused["status"], refused["reason"], refused["path"]) == ("failed", "file_urls_disabled", "")
+    refused = download_video(
+        source.as_uri(), "vid_file", out_dir, ydl_options=fast_options(out_dir)
+    )
+    assert (refused["status"], refused["reason"], refused["path"]) == (
+        "failed",
+        "file_urls_disabled",
+        "",
+    )
     assert "file://" in refused["error"]
     assert find_complete_download(out_dir, "vid_file") is None
 
     allowed = download_video(
-        source.as_uri(), "vid_file", out_dir, ydl_options=fast_options(out_dir, allow_file_urls=True)
+        source.as_uri(),
+        "vid_file",
+        out_dir,
+        ydl_options=fast_options(out_dir, allow_file_urls=True),
     )
     assert allowed == {"status": "ok", "path": "videos/vid_file.mp4", "reason": "", "error": ""}
     assert (workdir / allowed["path"]).read_bytes() == video_bytes
@@ -306,7 +335,9 @@ def test_file_url_zero_byte_fails_as_empty_and_text_file_is_downloaded_for_valid
     out_dir = workdir / "videos"
     options = fast_options(out_dir, allow_file_urls=True)
 
-    empty = download_video((source / "empty.mp4").as_uri(), "vid_empty", out_dir, ydl_options=options)
+    empty = download_video(
+        (source / "empty.mp4").as_uri(), "vid_empty", out_dir, ydl_options=options
+    )
     assert (empty["status"], empty["reason"], empty["path"]) == ("failed", "empty", "")
     assert "did not get any data blocks" in empty["error"].lower()
     assert find_complete_download(out_dir, "vid_empty") is None
@@ -337,7 +368,9 @@ def test_download_archive_entry_without_file_fails_with_a_clear_error(workdir, v
     source.write_bytes(video_bytes)
     out_dir = workdir / "videos"
     options = fast_options(out_dir, allow_file_urls=True, download_archive=workdir / "archive.txt")
-    assert download_video(source.as_uri(), "vid_arch", out_dir, ydl_options=options)["status"] == "ok"
+    assert (
+        download_video(source.as_uri(), "vid_arch", out_dir, ydl_options=options)["status"] == "ok"
+    )
     assert (workdir / "archive.txt").read_text().strip() != ""
     (out_dir / "vid_arch.mp4").unlink()  # the file is lost, the archive still lists the video
     row = download_video(source.as_uri(), "vid_arch", out_dir, ydl_options=options)
@@ -347,7 +380,9 @@ def test_download_archive_entry_without_file_fails_with_a_clear_error(workdir, v
 
 def test_video_id_with_path_separator_is_rejected(workdir):
     with pytest.raises(ValueError):
-        download_video("http://127.0.0.1:9/x.mp4", "../escape", workdir, ydl_options=fast_options(workdir))
+        download_video(
+            "http://127.0.0.1:9/x.mp4", "../escape", workdir, ydl_options=fast_options(workdir)
+        )
 
 
 # --- skip detection ---------------------------------------------------------------------------
@@ -410,6 +445,7 @@ def test_options_use_yt_dlp_names_and_values_from_its_own_cli_parser(tmp_path):
         download_archive=tmp_path / "archive.txt",
         allow_file_urls=True,
         rate_limit="2M",
+        retry_sleep=SCHEMA_OPTIONS["retry_sleep"],
         ffmpeg_location="/opt/ffmpeg",
     )
     cli = yt_dlp.parse_options(
@@ -460,19 +496,21 @@ def test_options_use_yt_dlp_names_and_values_from_its_own_cli_parser(tmp_path):
 
 def test_retry_sleep_matches_yt_dlp_backoff():
     for expr in ["exp=1:30", "exp=0.5:10:3", "linear=1::2", "linear=2:9", "5"]:
-        ours = build_ydl_options(out_dir=".", retry_sleep=expr)["retry_sleep_functions"]
-        theirs = yt_dlp.parse_options(["--retry-sleep", expr]).ydl_opts["retry_sleep_functions"]["http"]
+        ours = schema_options(out_dir=".", retry_sleep=expr)["retry_sleep_functions"]
+        theirs = yt_dlp.parse_options(["--retry-sleep", expr]).ydl_opts["retry_sleep_functions"][
+            "http"
+        ]
         assert set(ours) == {"http", "fragment", "extractor"}
         for n in range(8):
             assert ours["http"](n) == pytest.approx(theirs(n)), (expr, n)
     backoff = RetrySleep.parse("exp=1:30")
     assert [backoff(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
 
-    per_kind = build_ydl_options(out_dir=".", retry_sleep={"fragment": "linear=1::2"})[
+    per_kind = schema_options(out_dir=".", retry_sleep={"fragment": "linear=1::2"})[
         "retry_sleep_functions"
     ]
     assert set(per_kind) == {"fragment"} and per_kind["fragment"](3) == 7
-    assert build_ydl_options(out_dir=".", retry_sleep=None)["retry_sleep_functions"] == {}
+    assert schema_options(out_dir=".", retry_sleep=None)["retry_sleep_functions"] == {}
 
 
 def test_options_defaults_and_validation(tmp_path):
@@ -480,13 +518,21 @@ def test_options_defaults_and_validation(tmp_path):
 
     import imageio_ffmpeg
 
-    options = build_ydl_options(out_dir=tmp_path)
+    options = schema_options(out_dir=tmp_path)
     assert options["ffmpeg_location"] == imageio_ffmpeg.get_ffmpeg_exe()
     assert options["format"] == "bv*[height<=1080]+ba/b[height<=1080]/b"
     assert "enable_file_urls" not in options
-    assert (options["retries"], options["fragment_retries"], options["extractor_retries"]) == (3, 3, 2)
+    assert (options["retries"], options["fragment_retries"], options["extractor_retries"]) == (
+        3,
+        3,
+        2,
+    )
     assert options["noplaylist"] is True and options["nopart"] is False
-    assert "sleep_interval" not in options and "ratelimit" not in options and "cookiefile" not in options
+    assert (
+        "sleep_interval" not in options
+        and "ratelimit" not in options
+        and "cookiefile" not in options
+    )
     assert pickle.loads(pickle.dumps(options))["retry_sleep_functions"]["http"](2) == 4
 
     for bad in [
@@ -499,7 +545,7 @@ def test_options_defaults_and_validation(tmp_path):
         dict(rate_limit="lots"),
     ]:
         with pytest.raises(ValueError):
-            build_ydl_options(out_dir=tmp_path, **bad)
+            schema_options(out_dir=tmp_path, **bad)
 
 
 # --- error classification on real yt-dlp / site messages ---------------------------------------
@@ -547,7 +593,10 @@ REAL_MESSAGES = [
         "(caused by <HTTPError 404: Not Found>)",
         "http_404",
     ),
-    ("ERROR: [generic] private_clip: Unable to download webpage: HTTP Error 404: Not Found", "http_404"),
+    (
+        "ERROR: [generic] private_clip: Unable to download webpage: HTTP Error 404: Not Found",
+        "http_404",
+    ),
     ("ERROR: [generic] gone: Unable to download webpage: HTTP Error 410: Gone", "removed"),
     ("ERROR: Unsupported URL: https://example.com/private/video-unavailable", "unsupported"),
     (
@@ -579,7 +628,10 @@ REAL_MESSAGES = [
      "ConnectionResetError(104, 'Connection reset by peer'))", "network"),  # fmt: skip
     ("ERROR: [generic] x: Unable to download webpage: <urlopen error [Errno -3] Temporary failure in "
      "name resolution>", "network"),  # fmt: skip
-    ("ERROR: [generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable", "network"),
+    (
+        "ERROR: [generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable",
+        "network",
+    ),
     ("ERROR: [youtube] abcdefghijk: HTTP Error 429: Too Many Requests", "network"),
     (
         "ERROR: [youtube] abcdefghijk: This content isn't available, try again later. The current session "
@@ -595,9 +647,15 @@ REAL_MESSAGES = [
         "--cookies for the authentication.",
         "other",
     ),
-    ("ERROR: [youtube] abcdefghijk: Sign in to confirm your age. This video may be inappropriate", "other"),
+    (
+        "ERROR: [youtube] abcdefghijk: Sign in to confirm your age. This video may be inappropriate",
+        "other",
+    ),
     ("ERROR: Did not get any data blocks", "empty"),
-    ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats", "other"),
+    (
+        "ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats",
+        "other",
+    ),
     ("", "other"),
 ]
 
@@ -609,7 +667,10 @@ def test_classify_error_on_real_messages(message, expected):
 
 
 def test_one_line_trims_colour_tag_and_length():
-    assert one_line("\x1b[0;31mERROR:\x1b[0m  [generic] x:\n  Unable\tto  go ") == "[generic] x: Unable to go"
+    assert (
+        one_line("\x1b[0;31mERROR:\x1b[0m  [generic] x:\n  Unable\tto  go ")
+        == "[generic] x: Unable to go"
+    )
     long = one_line("word " * 400)
     assert len(long) == 500 and long.endswith("...")
 
@@ -620,8 +681,6 @@ def test_one_line_trims_colour_tag_and_length():
 def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch):
     import builtins
     import errno
-
-    from lib.corpus.download import fetch_local_file
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "corpus"
@@ -635,7 +694,11 @@ def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch
     assert row == {"status": "ok", "path": "videos/v1.mp4", "reason": "", "error": ""}
     assert os.path.samefile("videos/v1.mp4", corpus / "Clip.MP4"), "hard link, no copy"
     assert fetch_local_file(corpus / "Clip.MP4", "v1", "videos")["status"] == "skipped"
-    for name, reason in (("nope.mp4", "missing"), ("empty.mp4", "empty"), ("dir.mp4", "not_a_file")):
+    for name, reason in (
+        ("nope.mp4", "missing"),
+        ("empty.mp4", "empty"),
+        ("dir.mp4", "not_a_file"),
+    ):
         got = fetch_local_file(corpus / name, f"v_{reason}", "videos")
         assert (got["status"], got["reason"], got["path"]) == ("failed", reason, ""), name
         assert f"corpus/{name}" in got["error"] and str(tmp_path) not in got["error"]
@@ -649,7 +712,10 @@ def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch
 
     monkeypatch.setattr(builtins, "open", refuse)
     got = fetch_local_file(corpus / "locked.mp4", "v_locked", "videos")
-    assert (got["status"], got["reason"]) == ("failed", "unreadable") and "Permission denied" in got["error"]
+    assert (got["status"], got["reason"]) == (
+        "failed",
+        "unreadable",
+    ) and "Permission denied" in got["error"]
     monkeypatch.setattr(builtins, "open", real_open)
 
     def cross_device(src, dst):
@@ -659,4 +725,7 @@ def test_local_file_is_linked_or_copied_with_download_rows(tmp_path, monkeypatch
     row = fetch_local_file(corpus / "Clip.MP4", "v2", "videos")
     assert row["status"] == "ok" and not os.path.samefile(row["path"], corpus / "Clip.MP4")
     assert Path(row["path"]).read_bytes() == (corpus / "Clip.MP4").read_bytes()
-    assert sorted(p.name for p in Path("videos").iterdir()) == ["v1.mp4", "v2.mp4"], "no stray files"
+    assert sorted(p.name for p in Path("videos").iterdir()) == [
+        "v1.mp4",
+        "v2.mp4",
+    ], "no stray files"

@@ -5,9 +5,9 @@ follows playlists, keeps partial downloads under ``.part`` names (so a cut downl
 looks complete and can resume), skips what is already on disk, and reads the reason of a
 failure instead of crashing on it. :func:`build_ydl_options` writes those choices down as
 yt-dlp's own params dict (the names ``yt_dlp.parse_options`` produces from command-line
-flags); :func:`download_video` runs one URL and always returns a row for
-``results/download.csv``; :func:`classify_error` turns yt-dlp's messages into a short
-reason that a table can be grouped by.
+flags); :func:`download_video` runs one URL and :func:`fetch_local_file` takes a local file
+the corpus names, and both always return a row for ``results/download.csv``, whose reason
+comes from :mod:`lib.corpus.download_errors`.
 """
 
 from __future__ import annotations
@@ -22,30 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import imageio_ffmpeg
 import yt_dlp
-from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import ContentTooShortError, GeoRestrictedError, UnsupportedError, parse_bytes
+from yt_dlp.utils import parse_bytes
 
+from lib.corpus.download_errors import classify_error, one_line, reason_from_exception
 from lib.utils import atomic_path, relpath
 
 log = logging.getLogger(__name__)
-
-#: Every value ``download_video`` may put in ``reason`` ("" when the download worked).
-REASONS = (
-    "unavailable",
-    "private",
-    "removed",
-    "geo",
-    "network",
-    "http_404",
-    "unsupported",
-    "file_urls_disabled",
-    "empty",
-    "missing",
-    "unreadable",
-    "not_a_file",
-    "other",
-)
 
 #: Last suffixes of files that yt-dlp is still writing or that a crash left behind.
 INCOMPLETE_SUFFIXES = frozenset({"part", "ytdl", "temp", "tmp"})
@@ -55,8 +39,6 @@ INCOMPLETE_SUFFIXES = frozenset({"part", "ytdl", "temp", "tmp"})
 #: DASH fragments and extractors hit rate limits, and both deserve the same backoff).
 RETRY_SLEEP_KINDS = ("http", "fragment", "file_access", "extractor")
 _PLAIN_RETRY_SLEEP_KINDS = ("http", "fragment", "extractor")
-
-_MAX_ERROR_CHARS = 500
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _SLEEP_EXPR_RE = re.compile(rf"(?:(linear|exp)=)?({_NUMBER})(?::({_NUMBER})?)?(?::({_NUMBER}))?")
@@ -120,24 +102,26 @@ def _retry_sleep_functions(retry_sleep: str | Mapping[str, str] | None) -> dict[
 def build_ydl_options(
     *,
     out_dir: str | os.PathLike,
-    format: str = "bv*[height<=1080]+ba/b[height<=1080]/b",  # noqa: A002 (yt-dlp's name)
-    retries: int = 3,
-    fragment_retries: int = 3,
-    extractor_retries: int = 2,
-    socket_timeout: float = 30.0,
-    sleep_interval: float = 0.0,
-    max_sleep_interval: float = 0.0,
-    sleep_requests: float = 0.0,
-    retry_sleep: str | Mapping[str, str] | None = "exp=1:30",
-    cookiefile: str | os.PathLike | None = None,
-    download_archive: str | os.PathLike | None = None,
+    format: str,  # noqa: A002 (yt-dlp's name)
+    retries: int,
+    fragment_retries: int,
+    extractor_retries: int,
+    socket_timeout: float,
+    sleep_interval: float,
+    max_sleep_interval: float,
+    sleep_requests: float,
+    retry_sleep: str | Mapping[str, str] | None,
+    cookiefile: str | os.PathLike | None,
+    download_archive: str | os.PathLike | None,
+    rate_limit: int | str | None,
     allow_file_urls: bool = False,
-    rate_limit: int | str | None = None,
     ffmpeg_location: str | os.PathLike | None = None,
 ) -> dict:
     """The yt-dlp params dict for the download stage, built once and reused per video.
 
-    Parameters use yt-dlp's meaning: ``retries``/``fragment_retries``/``extractor_retries``
+    Every keyword but ``out_dir``, ``allow_file_urls`` and ``ffmpeg_location`` is a key of
+    the config's ``download.options`` section (the schema holds their defaults). They use
+    yt-dlp's meaning: ``retries``/``fragment_retries``/``extractor_retries``
     are retry counts, ``retry_sleep`` is the backoff between them (``"exp=1:30"`` = 1, 2,
     4, ... s capped at 30 s; a mapping ``{"http": ..., "fragment": ...}`` sets kinds one by
     one; a plain expression applies to http, fragment and extractor retries).
@@ -173,8 +157,6 @@ def build_ydl_options(
         raise ValueError("max_sleep_interval must be >= sleep_interval")
 
     if ffmpeg_location is None:
-        import imageio_ffmpeg
-
         ffmpeg_location = imageio_ffmpeg.get_ffmpeg_exe()
 
     options: dict = {
@@ -247,135 +229,6 @@ def find_complete_download(out_dir: str | os.PathLike, video_id: str) -> Path | 
     return None
 
 
-# --- error classification -------------------------------------------------------------
-
-_EMPTY_RE = re.compile(r"did not get any data blocks|downloaded file is empty")
-_FILE_URLS_RE = re.compile(r"file:// urls are disabled|enable[-_ ]file[-_ ]urls")
-_UNSUPPORTED_RE = re.compile(
-    r"unsupported url|is not a valid url|no suitable (?:extractor|info ?extractor)"
-)
-_HTTP_404_RE = re.compile(r"http error 404\b|\b404:? not found\b")
-_HTTP_410_RE = re.compile(r"http error 410\b|\b410:? gone\b")
-_NETWORK_RE = re.compile(
-    r"timed? ?out|timeout"
-    r"|connection (?:refused|reset|aborted|broken|closed)"
-    r"|remote end closed connection|remotedisconnected|failed to establish a new connection"
-    r"|name or service not known|temporary failure in name resolution|nodename nor servname"
-    r"|getaddrinfo failed|name resolution|network is unreachable|no route to host|broken pipe"
-    r"|\[errno (?:101|104|110|111|113|-2|-3)\]"
-    r"|bytes read, \d+ more expected|downloaded \d+ bytes, expected \d+ bytes|incompleteread"
-    r"|eof occurred in violation of protocol|unexpected eof"
-    r"|http error (?:5\d\d|429)\b|too many requests|try again later|rate.?limit"
-)
-# yt-dlp's own format selection failing is not the site withdrawing the video.
-_FORMAT_RE = re.compile(r"requested format is not available|no video formats found")
-_PRIVATE_RE = re.compile(
-    r"\bprivate (?:video|post|tweet|account|content)\b|\b(?:video|account|post|content) is private\b"
-    r"|\bset to private\b|\bthis video is private\b|\bprotected (?:tweet|account)"
-)
-_REMOVED_RE = re.compile(
-    r"has been removed|been deleted|was deleted|removed by|removed for violating|removed from"
-    r"|no longer available|has been terminated|account (?:\w+ )?terminated|copyright claim"
-    r"|has been suspended|account suspended|\bsuspended account"
-)
-_GEO_RE = re.compile(
-    r"available (?:in|from) your (?:country|location|region|area)"
-    r"|geo[- ]?restrict|geo[- ]?block|blocked in your country|not available in your country"
-)
-_UNAVAILABLE_RE = re.compile(
-    r"unavailable|not available|isn't available|is not available|does not exist|doesn't exist"
-    r"|no video could be found|no video found|no media (?:links )?found|this live event will begin"
-    r"|premieres in|video not found|content not found"
-)
-# "ERROR: [youtube] abc123: " -- the extractor and id prefix. The id comes from the URL
-# and may contain any word ("private_clip"), so it must not take part in classification.
-_PREFIX_RE = re.compile(r"^\s*(?:error:\s*)?(?:\[[^\]]*\]\s*(?:[^\s:]+:\s+)?)?")
-_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
-
-
-def classify_error(message: str) -> str:
-    """Map a yt-dlp / HTTP error message to one of :data:`REASONS` (never "").
-
-    Checked from the most technical to the most descriptive: file:// refused, unsupported
-    URL, an empty source (no data at all), HTTP 404, HTTP 410 (removed), network trouble (timeouts, refused/reset
-    connections, DNS, cut transfers, HTTP 5xx/429 and "try again later" rate limits: all
-    worth retrying later), then the site's own words: private, removed, geo-blocked,
-    unavailable. Anything else (403, sign-in/age gates, no matching format) is "other". The extractor/id prefix and URLs are ignored so that a video named
-    "private_clip" does not read as private.
-    """
-    text = _URL_RE.sub(" ", _PREFIX_RE.sub("", (message or "").lower(), count=1))
-    return next((reason for pattern, reason in _REASON_RULES if pattern.search(text)), "other")
-
-
-# First match wins: the order above (transport problems before the site's own words).
-_REASON_RULES = (
-    (_FILE_URLS_RE, "file_urls_disabled"),
-    (_EMPTY_RE, "empty"),
-    (_UNSUPPORTED_RE, "unsupported"),
-    (_HTTP_404_RE, "http_404"),
-    (_HTTP_410_RE, "removed"),
-    (_NETWORK_RE, "network"),
-    (_FORMAT_RE, "other"),
-    (_PRIVATE_RE, "private"),
-    (_REMOVED_RE, "removed"),
-    (_GEO_RE, "geo"),
-    (_UNAVAILABLE_RE, "unavailable"),
-)
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it: yt-dlp's ``exc_info``/``cause`` and Python's chaining."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [exc]
-    while pending and len(seen) < 16:
-        current = pending.pop(0)
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        exc_info = getattr(current, "exc_info", None)
-        if (
-            isinstance(exc_info, tuple)
-            and len(exc_info) >= 2
-            and isinstance(exc_info[1], BaseException)
-        ):
-            pending.append(exc_info[1])
-        cause = getattr(current, "cause", None)
-        if isinstance(cause, BaseException):
-            pending.append(cause)
-        pending.extend([current.__cause__, current.__context__])
-    return seen
-
-
-def _reason_from_exception(exc: BaseException) -> str:
-    """A reason from yt-dlp's exception types, for messages whose words say nothing."""
-    for item in _exception_chain(exc):
-        if isinstance(item, GeoRestrictedError):
-            return "geo"
-        if isinstance(item, UnsupportedError):
-            return "unsupported"
-        if isinstance(item, HTTPError):
-            status = getattr(item, "status", None)
-            if status == 404:
-                return "http_404"
-            if status == 410:
-                return "removed"
-            if status == 429 or (isinstance(status, int) and status >= 500):
-                return "network"
-        if isinstance(item, (TransportError, ContentTooShortError, TimeoutError, ConnectionError)):
-            return "network"
-    return "other"
-
-
-def one_line(message: str, *, max_chars: int = _MAX_ERROR_CHARS) -> str:
-    """``message`` as one trimmed line without colour codes or the "ERROR: " tag."""
-    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message or "")
-    text = " ".join(text.split())
-    text = re.sub(r"^ERROR:\s*", "", text)
-    if len(text) > max_chars:
-        text = text[: max_chars - 3].rstrip() + "..."
-    return text
-
-
 class _YtDlpLogCapture:
     """The ``logger`` object yt-dlp writes to: keeps errors/warnings, forwards to logging.
 
@@ -442,6 +295,24 @@ def _check_video_id(video_id: str) -> None:
         raise ValueError(f"video_id must be a bare file stem, got {video_id!r}")
 
 
+def _finished_row(folder: Path, video_id: str, *, unreadable_reason: str) -> dict | None:
+    """The row for a video whose finished file is already there ("skipped"), or for a
+    folder that cannot be read ("failed" with ``unreadable_reason``); None: fetch it.
+
+    Raises ValueError when ``video_id`` is not a bare file stem (a programming error).
+    """
+    _check_video_id(video_id)
+    try:
+        existing = find_complete_download(folder, video_id)
+    except OSError as exc:
+        error = one_line(f"cannot read {folder}: {exc}")
+        return _row("failed", reason=unreadable_reason, error=error)
+    if existing is None:
+        return None
+    log.debug("%s: already there as %s", video_id, existing.name)
+    return _row("skipped", path=relpath(existing))
+
+
 def local_source(url: str) -> Path | None:
     """The local file a ``file://`` URL names, or None for any other URL."""
     parts = urlsplit(url)
@@ -462,15 +333,11 @@ def fetch_local_file(source: str | os.PathLike, video_id: str, out_dir: str | os
     Errors name the source relative to the working directory (the ``url`` column holds the
     absolute path), so the table does not depend on where the checkout lives.
     """
-    _check_video_id(video_id)
     folder, source = Path(out_dir), Path(source)
     shown = relpath(source)
-    try:
-        existing = find_complete_download(folder, video_id)
-    except OSError as exc:
-        return _row("failed", reason="unreadable", error=one_line(f"cannot read {folder}: {exc}"))
-    if existing is not None:
-        return _row("skipped", path=relpath(existing))
+    done = _finished_row(folder, video_id, unreadable_reason="unreadable")
+    if done is not None:
+        return done
     try:
         info = source.stat()
     except FileNotFoundError:
@@ -515,7 +382,7 @@ def download_video(
     Returns ``{"status", "path", "reason", "error"}``: status "ok" (downloaded now),
     "skipped" (a finished file was already there; no network access at all) or "failed";
     ``path`` relative to the current directory with forward slashes ("" on failure);
-    ``reason`` one of :data:`REASONS` ("" unless failed); ``error`` yt-dlp's message on
+    ``reason`` one of :data:`lib.corpus.download_errors.REASONS` ("" unless failed); ``error`` yt-dlp's message on
     one line. ``ydl_options`` comes from :func:`build_ydl_options`; it is copied, and its
     ``outtmpl``, ``paths`` and ``logger`` are set for this call.
 
@@ -523,15 +390,10 @@ def download_video(
     resume). ``video_id`` must be a bare file stem (ingest sanitises it); a path separator
     is a programming error and raises ValueError.
     """
-    _check_video_id(video_id)
     folder = Path(out_dir)
-    try:
-        existing = find_complete_download(folder, video_id)
-    except OSError as exc:
-        return _row("failed", reason="other", error=one_line(f"cannot read {folder}: {exc}"))
-    if existing is not None:
-        log.debug("%s: already downloaded as %s", video_id, existing.name)
-        return _row("skipped", path=relpath(existing))
+    done = _finished_row(folder, video_id, unreadable_reason="other")
+    if done is not None:
+        return done
 
     capture = _YtDlpLogCapture(video_id)
     params = dict(ydl_options)
@@ -561,7 +423,7 @@ def download_video(
         message = str(exc) or (capture.errors[-1] if capture.errors else type(exc).__name__)
         reason = classify_error(message)
         if reason == "other":
-            reason = _reason_from_exception(exc)
+            reason = reason_from_exception(exc)
         try:
             _remove_complete_looking(folder, video_id)
         except OSError as cleanup_exc:
