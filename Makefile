@@ -9,8 +9,8 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
 .PHONY: demo test venv lint clean-results bench
 
-demo: $(STAMP)  ## install, then run the whole DAG on the bundled demo corpus
-	$(BIN)/snakemake --profile profiles/local
+demo: $(STAMP)  ## install, then run the whole DAG on the bundled demo corpus, with its shortcuts
+	$(BIN)/snakemake --profile profiles/local --configfile config.yaml configs/demo.yaml
 
 test: $(STAMP)  ## install, then run the test suite
 	$(BIN)/pytest

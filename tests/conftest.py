@@ -1,4 +1,5 @@
-"""Shared fixtures: a private copy of the workflow to run Snakemake in, and its runner.
+"""Shared fixtures: a private copy of the workflow to run Snakemake in, its runner, and the
+configuration a run resolves to.
 
 Workflow runs get a new user's PATH: system directories plus a ``python`` that is the
 system's interpreter, which cannot import the project's dependencies. A rule that ran the
@@ -9,7 +10,9 @@ the workflow (``make test`` itself puts .venv/bin first on PATH, which would hid
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,12 +20,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 # What a workflow run needs from the repository (never results/, data/, .venv/).
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "lib", "profiles", "envs", "configs")
+
+#: The config files `make demo` layers (the Makefile's demo recipe), in order. A test that
+#: runs a small demo layers its own file after these and sets every size it relies on.
+DEMO_CONFIG = ("config.yaml", "configs/demo.yaml")
 
 
 #: The system directories of a new user's PATH (no venv, no pyenv).
@@ -123,3 +131,39 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def merge_config(base: dict, override: dict) -> dict:
+    """``override`` layered on a copy of ``base`` as Snakemake layers config files: nested
+    mappings merge key by key, any other value (a list too) replaces the earlier one."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def layered_config(root: Path, *files: str, overlay: dict | None = None) -> dict:
+    """The config files under ``root`` layered in order, then ``overlay`` (defaults not filled)."""
+    config: dict = {}
+    for name in files:
+        config = merge_config(config, yaml.safe_load((root / name).read_text()) or {})
+    return merge_config(config, overlay or {})
+
+
+def resolved_config(workdir: Path, *args: str) -> dict:
+    """The configuration a run with these Snakemake arguments resolves to: every config file
+    layered, ``--config`` read as the schema types it, the schema's defaults filled in.
+
+    It is what the evaluate job receives and writes to ``results/reports/resolved_config.json``,
+    read from a dry run's shell command (a dry run writes nothing).
+    """
+    dry = ("-n", "--printshellcmds", "--forcerun", "evaluate", "results/metrics.csv")
+    proc = snakemake(workdir, *dry, *args)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if " -m lib evaluate " in line:
+            words = shlex.split(line.split("Shell command:", 1)[-1])
+            return json.loads(words[words.index("--config") + 1])
+    pytest.fail(f"no evaluate job in the dry run:\n{proc.stdout[-3000:]}")

@@ -5,7 +5,9 @@ Three places refuse bad configuration, in the order a run meets them: the start-
 (``lib.config``, called by ``workflow/rules/common.smk`` before any job), ingest (the
 manifest job, before it writes the manifest) and folds (before it writes ``folds.csv``).
 Each case below names the exact message. Cases call the lib functions the workflow calls;
-a few run Snakemake itself to show the start-up check stops the run before any job.
+a few run Snakemake itself to show the start-up check stops the run before any job, and
+what configuration a run resolves to (config.yaml and a corpus file: the schema's defaults;
+`make demo`: the demo's shortcuts; `--config` text read as the schema types it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import copy
 import csv
 import logging
 import re
+import shlex
 from pathlib import Path
 
 import polars as pl
@@ -21,25 +24,22 @@ from polars.testing import assert_frame_equal
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, snakemake
+from conftest import DEMO_CONFIG, REPO, copy_workflow, layered_config, resolved_config, snakemake
+from conftest import merge_config as _merge
 from conftest import write_csv as _write_csv
 from lib import schemas
 from lib.cli import main as lib_main
-from lib.config import ConfigError, check_config, load_schema, validate_config
+from lib.config import (
+    ConfigError,
+    check_config,
+    load_schema,
+    typed_config,
+    validate_config,
+    with_defaults,
+)
 
 SCHEMA = load_schema()
-BASE = yaml.safe_load((REPO / "config.yaml").read_text())
-
-
-def _merge(base: dict, override: dict) -> dict:
-    """Snakemake's --configfile layering: nested mappings merge, other values replace."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+BASE = layered_config(REPO, "config.yaml")
 
 
 # --------------------------------------------------------------------------- start-up
@@ -54,10 +54,9 @@ STARTUP = [
      ["unknown key shard; did you mean shards?"]),
     ("unknown key, nothing near", {"augment": {"zzz": 1}},
      ["unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset, encoder_threads"]),
-    ("moved key", {"download": {"options": {"allow_file_urls": True}}},
-     ["unknown key download.options.allow_file_urls; it moved: use dataset.allow_file_urls (a "
-      "corpus opts in to file:// URLs in its own config; a CSV's path column and class "
-      "folders never need it)"]),
+    ("no space after a colon", {"augment": {"n_augmentations:3": ""}},
+     ["unknown key augment.n_augmentations:3; did you mean n_augmentations? (YAML needs a "
+      "space after the colon: key: value)"]),
     ("wrong type", {"augment": {"n_augmentations": "three"}},
      ["augment.n_augmentations: expected a whole number, got text 'three'; set "
       "augment.n_augmentations to a whole number (default 10)"]),
@@ -66,7 +65,17 @@ STARTUP = [
       "mapping (key: value lines) (default {})"]),
     ("yes/no as text", {"local_download": "yes"},
      ["local_download: expected true or false, got text 'yes'; set local_download to true or "
-      "false (default False)"]),
+      "false (default false)"]),
+    ("a fraction where a whole number goes", {"augment": {"n_augmentations": "3.5"}},
+     ["augment.n_augmentations: expected a whole number, got text '3.5' (a number, but not a "
+      "whole one); set augment.n_augmentations to a whole number (default 10)"]),
+    ("a section given as text", {"augment": "n_augmentations=3"},
+     ["augment: expected a mapping (key: value lines), got text 'n_augmentations=3' (on the "
+      "command line: --config augment='{key: value, ...}'); set augment to a mapping (key: "
+      "value lines) (default {})"]),
+    ("text for a number out of range", {"shards": "-2", "folds": {"k": "1"}},
+     ["folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2",
+      "shards: -2 is below the minimum 1; set shards to a whole number >= 1"]),
     ("negative shard count", {"shards": -2},
      ["shards: -2 is below the minimum 1; set shards to a whole number >= 1"]),
     ("one fold", {"folds": {"k": 1}},
@@ -80,8 +89,6 @@ STARTUP = [
      ["train.models.1: 'linear-svm' is not one of logreg, linear_svm, hist_gbm, dummy, "
       "naive_cnn, vit_gru, vit_transformer, videomae, timesformer; did you mean linear_svm? "
       "set train.models.1 to one of them"]),
-    ("unknown model parameter", {"train": {"params": {"logreg": {"c": 0.5}}}},
-     ["unknown key train.params.logreg.c; did you mean C?"]),
     ("min above max", {"features": {"min_frames": 60}},
      ["features.min_frames (60) is above features.max_frames (50); lower min_frames or raise "
       "max_frames"]),
@@ -112,13 +119,127 @@ def test_startup_check_names_the_key_and_the_fix(tmp_path, case, override, messa
         validate_config(config, schema=SCHEMA, root=tmp_path)
 
 
+# Each shipped config as its usage line layers it.
+SHIPPED = {
+    "configs/demo.yaml": DEMO_CONFIG,
+    "configs/fvc.yaml": ("config.yaml", "configs/fvc.yaml"),
+    "configs/all_families.yaml": (*DEMO_CONFIG, "configs/all_families.yaml"),
+}
+
+
 def test_every_shipped_config_passes():
     assert check_config(BASE, schema=SCHEMA, root=REPO) == []
-    for extra in sorted((REPO / "configs").glob("*.yaml")):
-        layered = _merge(BASE, yaml.safe_load(extra.read_text()))
-        problems = check_config(layered, schema=SCHEMA, root=REPO)
+    assert sorted(SHIPPED) == sorted(f"configs/{p.name}" for p in (REPO / "configs").glob("*.yaml"))
+    for name, files in SHIPPED.items():
+        assert f"--configfile {' '.join(files)}" in (REPO / name).read_text(), name
+        problems = check_config(layered_config(REPO, *files), schema=SCHEMA, root=REPO)
         # configs/fvc.yaml points at ../shared/data/fvc, which only some checkouts have.
-        assert [p for p in problems if "dataset.path" not in p] == [], extra.name
+        assert [p for p in problems if "dataset.path" not in p] == [], name
+
+
+def test_config_yaml_holds_no_setting_a_corpus_would_inherit():
+    """config.yaml names the corpus and nothing else, so every other key a user's corpus
+    file leaves out takes the schema's default; train.models may be any list (no model's
+    parameters are set there to clash with it)."""
+    assert set(BASE) == {"dataset"}
+    mine = _merge(BASE, {"train": {"models": ["logreg", "naive_cnn"]}})
+    assert check_config(mine, schema=SCHEMA, root=REPO) == []
+
+
+# --------------------------------------------------------------------------- --config text
+
+# (case, config layered on config.yaml as Snakemake's --config gives it: nested values as
+# text, what the config holds once read as the schema types it)
+TYPED = [
+    ("whole number", {"augment": {"n_augmentations": "3"}}, {"augment": {"n_augmentations": 3}}),
+    ("whole number in a number's spelling", {"augment": {"max_frames": "1e3", "crf": "20.0"}},
+     {"augment": {"max_frames": 1000, "crf": 20}}),
+    ("number", {"features": {"fraction": "0.25"}, "download": {"options": {"socket_timeout": "30"}}},
+     {"features": {"fraction": 0.25}, "download": {"options": {"socket_timeout": 30}}}),
+    ("true/false", {"download": {"retry_failed": "false"}, "local_download": "True"},
+     {"download": {"retry_failed": False}, "local_download": True}),
+    ("deep model settings ($ref)", {"train": {"deep": {"naive_cnn": {"lr": "1e-3", "epochs": "2",
+                                                                     "micro_batch": "null"}}}},
+     {"train": {"deep": {"naive_cnn": {"lr": 0.001, "epochs": 2, "micro_batch": None}}}}),
+    ("null where text is allowed", {"download": {"options": {"retry_sleep": "null"}}},
+     {"download": {"options": {"retry_sleep": None}}}),
+    ("text stays text", {"predict": {"input": "2024"}, "train": {"positive_label": "1"}},
+     {"predict": {"input": "2024"}, "train": {"positive_label": "1"}}),
+    ("a model's free-form arguments", {"train": {"params": {"logreg": {"C": "0.5", "solver": "saga"}}}},
+     {"train": {"params": {"logreg": {"C": 0.5, "solver": "saga"}}}}),
+    ("label map", {"dataset": {"label_map": {"fake": "fake", "debunked": "null"}}},
+     {"dataset": {"label_map": {"fake": "fake", "debunked": None}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case,given,typed", TYPED, ids=[c[0] for c in TYPED])
+def test_text_is_read_as_the_schema_types_it(case, given, typed):
+    config = _merge(BASE, given)
+    before = copy.deepcopy(config)
+    assert typed_config(config, schema=SCHEMA) == _merge(BASE, typed)
+    assert config == before, "typed_config returns a copy"
+    assert check_config(config, schema=SCHEMA, root=REPO) == []
+    assert validate_config(config, schema=SCHEMA, root=REPO) == _merge(BASE, typed)
+
+
+def test_numbers_given_with_config_on_the_command_line(tmp_path):
+    """Snakemake reads nested --config values as text; the run gets numbers, the schema's
+    range checks apply to them, and text that is no number is refused naming the key."""
+    wf = copy_workflow(tmp_path / "wf")
+    resolved = resolved_config(wf, "--config", "augment={n_augmentations: 3}", "shards=3",
+                               "evaluate={permutation: {n_permutations: 7}}")  # fmt: skip
+    assert resolved["augment"]["n_augmentations"] == 3 and resolved["shards"] == 3
+    assert resolved["evaluate"]["permutation"]["n_permutations"] == 7
+    assert isinstance(resolved["augment"]["n_augmentations"], int)
+    proc = snakemake(wf, "-n", "--config", "augment={n_augmentations: three}", "folds={k: 1}",
+                     check=False)  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert ("augment.n_augmentations: expected a whole number, got text 'three'; set "
+            "augment.n_augmentations to a whole number (default 10)") in output  # fmt: skip
+    assert "folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2" in output
+
+
+# --------------------------------------------------------------------------- resolved
+
+
+def test_a_bare_corpus_file_resolves_to_the_schema_defaults(tmp_path):
+    """`--configfile config.yaml my.yaml`, my.yaml naming only the corpus: every other key is
+    the schema's default for real work, none of the demo's shortcuts."""
+    wf = copy_workflow(tmp_path / "wf")
+    _write_csv(wf / "corpus" / "index.csv", ["path", "label"], [["a.mp4", "fake"], ["b.mp4", "real"]])
+    corpus = {"format": "csv", "path": "corpus/index.csv"}
+    (wf / "my.yaml").write_text(yaml.safe_dump({"dataset": corpus}))
+    resolved = resolved_config(wf, "--configfile", "config.yaml", "my.yaml")
+    assert resolved == with_defaults({"dataset": corpus}, SCHEMA)
+    # The defaults the demo shortcuts (configs/demo.yaml) would have changed:
+    assert resolved["augment"]["n_augmentations"] == 10 and resolved["augment"]["encoder_threads"] == 2
+    assert resolved["folds"]["k"] == 5 and resolved["scale"]["size"] == 256
+    assert resolved["train"]["models"] == ["logreg", "linear_svm", "hist_gbm", "dummy"]
+    assert resolved["train"]["params"] == {"logreg": {}, "linear_svm": {}, "hist_gbm": {}, "dummy": {}}
+    deep = resolved["train"]["deep"]["naive_cnn"]
+    assert (deep["num_frames"], deep["image_size"], deep["epochs"], deep["cache_mb"]) == (16, 224, 10, 0)
+    assert resolved["evaluate"]["permutation"]["n_permutations"] == 100
+    assert resolved["predict"]["input"] == ""
+
+
+def test_make_demo_resolves_to_the_demo_settings(tmp_path):
+    recipe = re.search(r"^demo:.*\n\t\$\(BIN\)/snakemake (.*)$", (REPO / "Makefile").read_text(), re.M)
+    args = shlex.split(recipe.group(1))
+    assert args[-3:] == ["--configfile", *DEMO_CONFIG]
+    wf = copy_workflow(tmp_path / "wf")
+    resolved = resolved_config(wf, *args)
+    assert resolved == with_defaults(layered_config(wf, *DEMO_CONFIG), SCHEMA)
+    assert (resolved["augment"]["n_augmentations"], resolved["augment"]["encoder_threads"]) == (2, 1)
+    assert (resolved["folds"]["k"], resolved["scale"]["size"]) == (3, 128)
+    assert resolved["train"]["models"] == ["logreg", "linear_svm", "hist_gbm", "dummy", "naive_cnn",
+                                           "videomae", "timesformer"]  # fmt: skip
+    assert resolved["train"]["params"]["hist_gbm"] == {"max_bins": 16}
+    for model in ("naive_cnn", "videomae", "timesformer"):
+        deep = resolved["train"]["deep"][model]
+        assert (deep["num_frames"], deep["image_size"], deep["epochs"]) == (4, 32, 3), model
+    assert resolved["evaluate"]["permutation"]["n_permutations"] == 50
+    assert resolved["predict"]["input"] == "data/demo"
 
 
 def test_every_schema_object_refuses_unknown_keys():
@@ -290,7 +411,7 @@ def test_rerun_after_editing_the_corpus(tmp_path):
     """The user adds a row to the corpus: ingest reruns, the old videos keep their ids, and
     download skips the files it already has (nothing fetched twice, nothing lost)."""
     from lib.shards import Shard
-    from lib.stages import download_shard
+    from lib.stages.download import download_shard
 
     wf = copy_workflow(tmp_path / "wf")
     media = wf / "corpus" / "media"
@@ -304,7 +425,8 @@ def test_rerun_after_editing_the_corpus(tmp_path):
     snakemake(wf, "results/manifest.csv", *args)
     first = schemas.read_table(wf / "results/manifest.csv", "manifest")
     download_shard(wf / "results/manifest.csv", wf / "first.csv", Shard(0, 1),
-                   videos_dir=wf / "data/videos", progress_dir=wf / "progress")  # fmt: skip
+                   videos_dir=wf / "data/videos", progress_dir=wf / "progress", previous=None, recheck=None,
+                   **with_defaults({}, SCHEMA)["download"])  # fmt: skip
 
     assert "Nothing to be done" in snakemake(wf, "-n", "results/manifest.csv", *args).stdout
     _write_csv(wf / "corpus" / "index.csv", ["path", "label", "group"],
@@ -315,7 +437,8 @@ def test_rerun_after_editing_the_corpus(tmp_path):
     second = schemas.read_table(wf / "results/manifest.csv", "manifest")
     assert_frame_equal(second.filter(pl.col("video_id").is_in(first["video_id"].implode())), first)
     download_shard(wf / "results/manifest.csv", wf / "second.csv", Shard(0, 1),
-                   videos_dir=wf / "data/videos", progress_dir=wf / "progress")  # fmt: skip
+                   videos_dir=wf / "data/videos", progress_dir=wf / "progress", previous=None, recheck=None,
+                   **with_defaults({}, SCHEMA)["download"])  # fmt: skip
     status = dict(schemas.read_table(wf / "second.csv", "download").select("video_id", "status").iter_rows())
     assert all(status[v] == "skipped" for v in first["video_id"])
     assert sum(s == "ok" for s in status.values()) == 1

@@ -30,8 +30,10 @@ from polars.testing import assert_frame_equal
 import pytest
 import yaml
 
-from conftest import BIN, REPO, bare_python_dir, copy_workflow, workflow_env
+from conftest import BIN, DEMO_CONFIG, REPO, bare_python_dir, copy_workflow, layered_config
+from conftest import workflow_env
 from lib import schemas
+from lib.config import load_schema, with_defaults
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = ("--profile", "profiles/slurm")
@@ -42,7 +44,8 @@ PROFILE = ("--profile", "profiles/slurm")
 # shorter than 11 s takes about 12 s here, which is most of this file's time.)
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "1")
 
-# The smallest demo that still has every stage, two shards and two folds.
+# The smallest demo that still has every stage, two shards and two folds, layered on `make
+# demo`'s config files (the demo's canvas, tiny deep models and encoder settings).
 # Every model family runs, but one deep model stands for the others (the same rule), and
 # few permutations and bootstrap resamples: the cluster's polling is the slow part.
 OVERLAY = {"demo": {"n_groups": 4}, "folds": {"k": 2}, "augment": {"n_augmentations": 1},
@@ -75,9 +78,10 @@ TIMEOUT = shutil.which("timeout") or "timeout"  # resolved here: some runs get a
 
 
 # ----------------------------------------------------------------------------- helpers
-def write_overlay(workdir: Path, overlay: dict = OVERLAY) -> str:
+def write_overlay(workdir: Path, overlay: dict = OVERLAY) -> tuple[str, ...]:
+    """The config files of the test demo, in order: the demo's, then ``overlay``."""
     (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    return "overlay.yaml"
+    return (*DEMO_CONFIG, "overlay.yaml")
 
 
 def run_snakemake(workdir: Path, *args: str, limit_s: int, env: dict | None = None):
@@ -142,17 +146,9 @@ def expected_job_count(config: dict, n_sharded: int, n_gathers: int, n_singleton
 
 
 def resolved_config(workdir: Path, overlay: dict) -> dict:
-    """config.yaml with the overlay merged in depth, as Snakemake layers config files."""
-
-    def merge(base: dict, extra: dict) -> dict:
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-        return base
-
-    return merge(yaml.safe_load((workdir / "config.yaml").read_text()), overlay)
+    """The demo's config files with the overlay merged in depth, as Snakemake layers them,
+    and the schema's defaults filled in."""
+    return with_defaults(layered_config(workdir, *DEMO_CONFIG, overlay=overlay), load_schema())
 
 
 def check_plan(plan: collections.Counter, config: dict) -> int:
@@ -229,9 +225,9 @@ def no_slurm_path(tmp_path: Path) -> str:
 # ----------------------------------------------------------------------------- no cluster
 def test_dry_run_plans_the_slurm_run_without_slurm(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    overlay = write_overlay(workdir)
+    configfiles = write_overlay(workdir)
     env = {**workflow_env(), "PATH": no_slurm_path(tmp_path)}
-    proc = run_snakemake(workdir, "-n", *PROFILE, "--configfile", overlay, limit_s=120, env=env)
+    proc = run_snakemake(workdir, "-n", *PROFILE, "--configfile", *configfiles, limit_s=120, env=env)
     assert proc.returncode == 0, failure(proc, workdir, "dry run without SLURM")
     text = output_of(proc)
     assert "Using profile profiles/slurm" in text
@@ -249,9 +245,9 @@ def test_dry_run_plans_the_slurm_run_without_slurm(tmp_path):
 
 def test_gpu_overlay_asks_for_a_gpu_for_scale_and_deep_training_only(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    overlay = write_overlay(workdir)
+    configfiles = write_overlay(workdir)
     env = {**workflow_env(), "PATH": no_slurm_path(tmp_path)}
-    args = ("-n", "--cores", "64", *PROFILE, "--configfile", overlay)
+    args = ("-n", "--cores", "64", *PROFILE, "--configfile", *configfiles)
 
     def resources_by_rule(text):
         found = collections.defaultdict(list)
@@ -307,17 +303,17 @@ def slurm_cluster():
 def demo_run(slurm_cluster, tmp_path_factory):
     """The small demo through `snakemake --profile profiles/slurm`, uninterrupted."""
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
-    overlay = write_overlay(workdir)
-    dry = run_snakemake(workdir, "-n", *PROFILE, "--configfile", overlay, limit_s=120)
+    configfiles = write_overlay(workdir)
+    dry = run_snakemake(workdir, "-n", *PROFILE, "--configfile", *configfiles, limit_s=120)
     assert dry.returncode == 0, failure(dry, workdir, "dry run")
     plan = job_stats(output_of(dry))
     started = time.monotonic()
-    proc = run_snakemake(workdir, *PROFILE, "--configfile", overlay, *FAST_POLL, limit_s=480)
+    proc = run_snakemake(workdir, *PROFILE, "--configfile", *configfiles, *FAST_POLL, limit_s=480)
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
         pytest.fail(failure(proc, workdir, f"demo under SLURM ({elapsed:.0f} s)"))
     text = output_of(proc)
-    return {"workdir": workdir, "overlay": overlay, "plan": plan, "text": text,
+    return {"workdir": workdir, "configfiles": configfiles, "plan": plan, "text": text,
             "config": resolved_config(workdir, OVERLAY), "elapsed": elapsed}  # fmt: skip
 
 
@@ -384,8 +380,8 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     reference = read_tables(demo_run["workdir"])["results/scaled.csv"]
     workdir = tmp_path / "wf"
     shutil.copytree(demo_run["workdir"], workdir, symlinks=True)
-    overlay, target = demo_run["overlay"], "1-of-2"
-    plan = run_snakemake(workdir, "-n", *PROFILE, "--configfile", overlay, "--forcerun", "scale",
+    configfiles, target = demo_run["configfiles"], "1-of-2"
+    plan = run_snakemake(workdir, "-n", *PROFILE, "--configfile", *configfiles, "--forcerun", "scale",
                          limit_s=120)  # fmt: skip
     assert plan.returncode == 0, failure(plan, workdir, "dry run --forcerun scale")
     outputs = {o for line in re.findall(r"^    output: (.*)$", output_of(plan), re.MULTILINE)
@@ -401,7 +397,7 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     # Run 1 (no automatic retry, so the cancellation is final): scancel shard 1-of-2 of
     # scale once it has finished at least one clip.
     log = (tmp_path / "run1.log").open("w")
-    cmd = [TIMEOUT, "-k", "15", "240", str(BIN / "snakemake"), *PROFILE, "--configfile", overlay,
+    cmd = [TIMEOUT, "-k", "15", "240", str(BIN / "snakemake"), *PROFILE, "--configfile", *configfiles,
            *FAST_POLL, "--retries", "0", SCALE_TABLE]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=workdir, env=workflow_env(), stdout=log,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -438,7 +434,7 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     other_mtime = (other_out.stat().st_mtime_ns, other_log.stat().st_mtime_ns)
 
     # Run 2: the same command: only the cancelled shard and the gather.
-    proc2 = run_snakemake(workdir, *PROFILE, "--configfile", overlay, *FAST_POLL, SCALE_TABLE,
+    proc2 = run_snakemake(workdir, *PROFILE, "--configfile", *configfiles, *FAST_POLL, SCALE_TABLE,
                           limit_s=240)  # fmt: skip
     assert proc2.returncode == 0, failure(proc2, workdir, "rerun after scancel")
     jobs2 = submitted_jobs(output_of(proc2))

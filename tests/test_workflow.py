@@ -13,7 +13,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 import pytest
 
-from conftest import BIN, REPO, copy_workflow, snakemake, workflow_env
+from conftest import BIN, DEMO_CONFIG, REPO, copy_workflow, snakemake, workflow_env
 from lib import schemas
 from lib.evaluate.folds import check_folds
 
@@ -21,12 +21,14 @@ STAGES = ("download", "validate", "augment", "features", "scale", "scaled_featur
           "signatures", "near_duplicates", "folds", "train", "train_deep", "permutation",
           "evaluate", "data_quality")  # fmt: skip
 
-# A small demo: 10 duplicate groups, 1 augmentation, 3 folds, 2 shards, 5 permutations; the
-# feature models and one deep model (the others' jobs are the same rule;
+# A small demo, layered on `make demo`'s config files (the demo's canvas, tiny deep models and
+# encoder settings): 10 duplicate groups, 1 augmentation, 3 folds, 2 shards, 5 permutations;
+# the feature models and one deep model (the others' jobs are the same rule;
 # tests/test_train_deep.py trains each).
 SMALL = ("demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
          "train:\n  models: [logreg, linear_svm, hist_gbm, dummy, naive_cnn]\n"
          "evaluate:\n  bootstrap: 100\n  permutation:\n    n_permutations: 5\n")  # fmt: skip
+SMALL_CONFIG = ("--configfile", *DEMO_CONFIG, "small.yaml")
 MODELS = ("logreg", "linear_svm", "hist_gbm", "dummy")
 
 TABLES = {  # contract tables compared between runs (url holds the absolute checkout path)
@@ -52,7 +54,7 @@ def small_workflow(dest: Path) -> Path:
 
 def run_demo(wf: Path, *extra: str):
     # Targets and flags first: --configfile takes every word after it as a config file.
-    return snakemake(wf, *extra, "--profile", "profiles/local", "--configfile", "small.yaml")
+    return snakemake(wf, *extra, "--profile", "profiles/local", *SMALL_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +74,20 @@ def test_lint_and_snakefmt_are_clean():
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
-    out = snakemake(workflow_dir, "-n").stdout
-    for stage in STAGES:
+@pytest.mark.parametrize(
+    "configfiles,models,folds,stages",
+    [  # the schema's defaults: 4 feature models; the demo's: 4 feature + 3 deep models
+        (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"]),
+        (DEMO_CONFIG, 7, 3, STAGES),
+    ],
+    ids=["defaults", "demo"],
+)
+def test_dry_run_lists_every_stage_and_job_count(workflow_dir, configfiles, models, folds, stages):
+    out = snakemake(workflow_dir, "-n", "--configfile", *configfiles).stdout
+    for stage in stages:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
     total = int(re.search(r"^total\s+(\d+)$", out, re.M).group(1))
-    shards, models, folds, permuted = 2, 7, 3, 3  # 4 feature + 3 deep models, 3 folds (config.yaml)
+    shards, permuted = 2, 3
     gathers = 8  # seven gathers + the merge of both feature tables
     # demo_corpus, manifest, near_duplicates, folds, evaluate, data_quality, completeness, all
     singletons = 8
@@ -87,16 +97,15 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir):
 def test_job_count_does_not_grow_with_videos(workflow_dir):
     big = workflow_dir / "big.yaml"
     big.write_text("demo:\n  n_groups: 400\n")
-    small = snakemake(workflow_dir, "-n").stdout
-    large = snakemake(workflow_dir, "-n", "--configfile", "big.yaml").stdout
+    small = snakemake(workflow_dir, "-n", "--configfile", *DEMO_CONFIG).stdout
+    large = snakemake(workflow_dir, "-n", "--configfile", *DEMO_CONFIG, "big.yaml").stdout
     count = lambda text: re.search(r"^total\s+(\d+)$", text, re.M).group(1)  # noqa: E731
     assert count(small) == count(large)
 
 
 def test_manifest_alone_looks_at_a_corpus(workflow_dir):
     (workflow_dir / "small.yaml").write_text(SMALL)
-    out = snakemake(workflow_dir, "results/manifest.csv", "--cores", "1",
-                    "--configfile", "small.yaml").stdout  # fmt: skip
+    out = snakemake(workflow_dir, "results/manifest.csv", "--cores", "1", *SMALL_CONFIG).stdout
     manifest = schemas.read_table(workflow_dir / "results/manifest.csv", "manifest")
     assert manifest["dup_group"].n_unique() == 10
     assert not (workflow_dir / "results/download.csv").exists()
@@ -131,7 +140,7 @@ def test_demo_writes_every_contract_file(demo_run):
 @pytest.mark.slow
 def test_planted_broken_files_are_caught_with_a_reason(demo_run):
     """Each planted file gets its own reason; every other video is valid; nothing is `other`."""
-    from lib.corpus.ingest import file_video_id
+    from lib.corpus.ids import file_video_id
 
     videos = schemas.read_table(demo_run / "results/videos.csv", "videos")
     manifest = schemas.read_table(demo_run / "results/manifest.csv", "manifest")
@@ -188,7 +197,7 @@ def test_demo_summary_scores_originals_with_intervals_and_p_values(demo_run):
 
 @pytest.mark.slow
 def test_report_builds_and_predict_classifies_a_folder(demo_run):
-    snakemake(demo_run, "--configfile", "small.yaml", "--report", "results/report.html")
+    snakemake(demo_run, "--report", "results/report.html", *SMALL_CONFIG)
     html = (demo_run / "results/report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "Permutation test" in html
     run_demo(demo_run, "results/predictions/demo.csv")
@@ -215,7 +224,7 @@ def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: floa
 @pytest.mark.slow
 def test_kill_9_mid_stage_then_resume_equals_uninterrupted_run(demo_run, tmp_path):
     wf = small_workflow(tmp_path / "killed")
-    cmd = [str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", "small.yaml"]
+    cmd = [str(BIN / "snakemake"), "--profile", "profiles/local", *SMALL_CONFIG]
     with open(tmp_path / "first.log", "w") as out:
         proc = subprocess.Popen(cmd, cwd=wf, env=workflow_env(), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
