@@ -8,8 +8,8 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from lib.commands import config_fragment
-from lib.config import ConfigError, load_schema, validate_config
+from lib.stages.commands import config_fragment
+from lib.config import ConfigError, load_schema, typed_config, validate_config
 from lib.train.check import check_train_config
 from lib.train.settings import is_deep
 
@@ -18,7 +18,10 @@ from lib.train.settings import is_deep
 # e.g. a clip length the checkpoint does not take, a misspelt freeze, an argument a feature
 # model does not take). Once, in the process the user started: a cluster job reads this
 # file again on its node, and the train check may import scikit-learn or torch.
-# Snakemake's own validate then fills in the schema's defaults, everywhere.
+# Snakemake's own validate then fills in the schema's defaults, everywhere. Before both:
+# nested --config values arrive as text (YAML's base loader), read as the schema types
+# them, in every process (a cluster job gets the same --config again).
+config.update(typed_config(config))
 if workflow.is_main_process:
     try:
         validate_config(config)
