@@ -5,7 +5,8 @@ debugged by hand on one shard, e.g.::
 
     python -m lib validate --downloads results/download.csv --shard 1-of-4 --out /tmp/v.csv
 
-The subcommands and what they call are listed in :mod:`lib.commands`. A stage's parameters
+The subcommands and the functions they call are listed in :mod:`lib.stages.commands`. A stage's
+parameters
 are not written here: each key of the config sections a command reads becomes a flag whose
 type, choices, default and help come from ``workflow/schemas/config.schema.yaml``. Values
 are merged as: the schema's defaults < ``--config-json`` (the sections as a rule passes them,
@@ -27,14 +28,18 @@ import time
 from typing import Any
 
 from lib import __version__
-from lib.commands import (
+from lib.config import ConfigError, check_config, load_schema, with_defaults
+from lib.memory import rss_mb
+from lib.shards import Shard
+from lib.stages.commands import (
+    BY_NAME,
     COMMANDS,
     PROGRESS_DIR,
     Command,
     Section,
-    resolve_handler,
     section_keys,
     section_schema,
+    stage_function,
 )
 
 log = logging.getLogger("vidstage")
@@ -50,8 +55,6 @@ def _json(text: str):
 
 
 def _shard(text: str):
-    from lib.shards import Shard
-
     try:
         return Shard.parse(text)
     except ValueError as exc:
@@ -217,8 +220,6 @@ def _add_args(parser: argparse.ArgumentParser, command: Command) -> None:
 
 
 def build_parser(schema: dict | None = None) -> argparse.ArgumentParser:
-    from lib.config import load_schema
-
     schema = load_schema() if schema is None else schema
     parser = argparse.ArgumentParser(
         prog="python -m lib",
@@ -253,8 +254,6 @@ def _merged(base: Any, new: Any, prop: dict) -> Any:
 
 
 def _default(prop: dict) -> Any:
-    from lib.config import with_defaults
-
     if "default" not in prop:
         return _MISSING
     value = copy.deepcopy(prop["default"])
@@ -272,8 +271,6 @@ def _dig(node: Any, path: str) -> Any:
 def resolve_parameters(command: Command, args: argparse.Namespace, schema: dict) -> dict:
     """Keyword arguments of ``command``'s parameters: schema defaults < ``--config-json`` <
     flags. Raises :class:`lib.config.ConfigError` naming each bad or missing key."""
-    from lib.config import ConfigError, check_config
-
     given = getattr(args, "config_json", {}) or {}
     if not isinstance(given, dict):
         raise ConfigError(
@@ -338,10 +335,16 @@ def call_keywords(command: Command, args: argparse.Namespace, schema: dict) -> d
     return keywords
 
 
-def main(argv: list[str] | None = None, *, schema: dict | None = None) -> int:
-    from lib.commands import BY_NAME
-    from lib.config import ConfigError, load_schema
+def default_parameters(name: str, schema: dict | None = None) -> dict:
+    """The config keywords command ``name`` passes its function when no value is given: the
+    schema's defaults. For calling a stage function directly (tests, benchmarks, a notebook)
+    with the values a rule would pass: ``augment_shard(..., **default_parameters("augment"))``.
+    """
+    schema = load_schema() if schema is None else schema
+    return resolve_parameters(BY_NAME[name], argparse.Namespace(), schema)
 
+
+def main(argv: list[str] | None = None, *, schema: dict | None = None) -> int:
     schema = load_schema() if schema is None else schema
     parser = build_parser(schema)
     args = parser.parse_args(argv)
@@ -376,12 +379,10 @@ def main(argv: list[str] | None = None, *, schema: dict | None = None) -> int:
     )
     start = time.perf_counter()
     try:
-        resolve_handler(command)(**keywords)
+        stage_function(command.name)(**keywords)
     except Exception:
         log.exception("%s failed after %.1f s", command.name, time.perf_counter() - start)
         return 1
-    from lib.memory import rss_mb
-
     log.info(
         "%s done in %.1f s (rss %.0f MiB)", command.name, time.perf_counter() - start, rss_mb()
     )

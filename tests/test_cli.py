@@ -17,8 +17,8 @@ import yaml
 
 from conftest import REPO
 from lib import cli
-from lib.commands import BY_NAME, COMMANDS, config_fragment, resolve_handler, section_keys
-from lib.commands import section_schema
+from lib.stages.commands import BY_NAME, COMMANDS, config_fragment, section_keys, section_schema
+from lib.stages.commands import stage_function
 from lib.config import load_schema, with_defaults
 
 SCHEMA = load_schema()
@@ -60,11 +60,27 @@ def test_handlers_take_exactly_the_keywords_the_command_line_passes():
         for section in command.sections:
             keys = section_keys(section, SCHEMA)
             passed |= {section.into} if section.into else {section.prefix + k for k in keys}
-        signature = inspect.signature(resolve_handler(command))
+        signature = inspect.signature(stage_function(command.name))
         accepted = set(signature.parameters)
         assert passed <= accepted, (command.name, sorted(passed - accepted))
         needed = {n for n, p in signature.parameters.items() if p.default is p.empty}
         assert needed <= passed, (command.name, sorted(needed - passed))
+
+
+def test_stage_functions_take_every_config_key_without_a_default_of_their_own():
+    """A config key's default lives in the schema only: a stage function that gave the key a
+    default of its own would hold a second default, free to disagree with the schema's."""
+    for command in COMMANDS:
+        parameters = inspect.signature(stage_function(command.name)).parameters
+        for section in command.sections:
+            for key in section_keys(section, SCHEMA):
+                keyword = section.into or section.prefix + key
+                dotted = f"{section.path}.{key}" if section.path else key
+                default = parameters[keyword].default
+                assert default is inspect.Parameter.empty, (
+                    f"{command.name}: {stage_function(command.name).__qualname__} gives "
+                    f"{keyword} (config {dotted}) the default {default!r}; the schema holds it"
+                )
 
 
 @pytest.fixture
@@ -80,9 +96,9 @@ def recorder(monkeypatch):
 
 
 def test_section_json_reaches_the_driver_and_a_flag_overrides_it(recorder):
-    import lib.stages
+    import lib.stages.augment
 
-    calls = recorder(lib.stages, "augment_shard")
+    calls = recorder(lib.stages.augment, "augment_shard")
     given = {"augment": {"n_augmentations": 3, "crf": 20}, "seed": 7}
     argv = ["augment", "--videos", "v.csv", "--out", "o.csv", "--config-json", json.dumps(given)]
     assert cli.main(argv) == 0
@@ -100,14 +116,15 @@ def test_section_json_reaches_the_driver_and_a_flag_overrides_it(recorder):
 
 
 def test_a_section_passed_as_one_mapping_and_nested_mappings_merge_key_by_key(recorder):
-    import lib.stages
+    import lib.stages.download
+    import lib.stages.validate
 
-    calls = recorder(lib.stages, "validate_shard")
+    calls = recorder(lib.stages.validate, "validate_shard")
     assert cli.main(["validate", "--downloads", "d.csv", "--out", "v.csv", "--config-json",
                      '{"validate": {"max_width": 100}}', "--default-fps", "30"]) == 0  # fmt: skip
     assert calls[-1]["limits"] == {"max_width": 100, "max_height": 4320,
                                    "max_duration_s": 14400, "default_fps": 30.0}  # fmt: skip
-    calls = recorder(lib.stages, "download_shard")
+    calls = recorder(lib.stages.download, "download_shard")
     given = {"download": {"retry_failed": False, "options": {"socket_timeout": 10}}}
     assert cli.main(["download", "--manifest", "m.csv", "--out", "d.csv", "--config-json",
                      json.dumps(given), "--options", '{"retries": 5}']) == 0  # fmt: skip
@@ -123,12 +140,16 @@ def test_a_section_passed_as_one_mapping_and_nested_mappings_merge_key_by_key(re
 
 def test_a_key_added_to_the_schema_reaches_the_driver_with_nothing_else_edited(recorder, capsys):
     """What README's "Adding a stage parameter" promises: one schema entry, then use it."""
-    import lib.stages
+    import lib.stages.augment
 
     schema = copy.deepcopy(SCHEMA)
     schema["properties"]["augment"]["properties"]["new_knob"] = {
-        "type": "integer", "minimum": 1, "default": 4, "description": "a knob added for this test"}
-    calls = recorder(lib.stages, "augment_shard")
+        "type": "integer",
+        "minimum": 1,
+        "default": 4,
+        "description": "a knob added for this test",
+    }
+    calls = recorder(lib.stages.augment, "augment_shard")
     base = ["augment", "--videos", "v.csv", "--out", "o.csv"]
     assert cli.main(base, schema=schema) == 0
     assert cli.main([*base, "--new-knob", "9"], schema=schema) == 0
@@ -138,7 +159,9 @@ def test_a_key_added_to_the_schema_reaches_the_driver_with_nothing_else_edited(r
     assert cli.main([*base, "--config-json", json.dumps(fragment)], schema=schema) == 0
     assert [c["new_knob"] for c in calls] == [4, 9, 6]
     capsys.readouterr()
-    assert "--new-knob N a knob added for this test; >= 1; default: 4" in _help("augment", capsys, schema)
+    assert "--new-knob N a knob added for this test; >= 1; default: 4" in _help(
+        "augment", capsys, schema
+    )
     assert cli.main([*base, "--new-knob", "0"], schema=schema) == 2
     assert "augment.new_knob: 0 is below the minimum 1" in capsys.readouterr().err
 
@@ -152,24 +175,25 @@ def test_a_key_added_to_the_schema_reaches_the_driver_with_nothing_else_edited(r
     (["--config-json", '{"augment": 5}'], "augment in --config-json: expected a mapping of keys, got 5"),
 ])  # fmt: skip
 def test_bad_values_stop_the_command_naming_the_config_key(recorder, capsys, argv, message):
-    import lib.stages
+    import lib.stages.augment
 
-    calls = recorder(lib.stages, "augment_shard")
+    calls = recorder(lib.stages.augment, "augment_shard")
     assert cli.main(["augment", "--videos", "v.csv", "--out", "o.csv", *argv]) == 2
     assert message in capsys.readouterr().err
     assert calls == [], "nothing runs on a bad parameter"
 
 
 def test_a_key_without_default_must_be_given(recorder, capsys):
-    import lib.commands
+    import lib.stages.corpus
 
-    calls = recorder(lib.commands, "run_manifest")
+    calls = recorder(lib.stages.corpus, "run_manifest")
     assert cli.main(["manifest", "--out", "m.csv", "--report", "r.md", "--format", "demo"]) == 2
     assert "missing dataset.path: give --path or set it in --config-json" in capsys.readouterr().err
     given = json.dumps({"dataset": {"format": "demo", "path": "data/demo"}})
     assert cli.main(["manifest", "--out", "m.csv", "--report", "r.md", "--config-json", given]) == 0
-    assert calls[-1] == {"out": "m.csv", "report": "r.md", "format": "demo", "path": "data/demo",
-                         "label_map": None, "allow_file_urls": False}  # fmt: skip
+    dataset = with_defaults(json.loads(given), SCHEMA)["dataset"]  # the rest: schema defaults
+    assert calls[-1] == {"output": "m.csv", "report": "r.md", **dataset}
+    assert (calls[-1]["label_map"], calls[-1]["allow_file_urls"]) == (None, False)
 
 
 def test_every_rule_passes_its_commands_sections_whole():
@@ -178,7 +202,7 @@ def test_every_rule_passes_its_commands_sections_whole():
     seen = set()
     for path in sorted((REPO / "workflow/rules").glob("*.smk")):
         text = path.read_text()
-        for rule in re.split(r"\nrule ", text)[1:]:
+        for rule in re.split(r"\n\s*rule\b", text)[1:]:  # also a rule defined in a loop
             found = re.search(r"-m lib ([a-z-]+)", rule)
             if not found or not BY_NAME[found.group(1)].sections:
                 continue
@@ -193,18 +217,20 @@ def test_every_rule_passes_its_commands_sections_whole():
 
 
 def test_the_fragment_of_the_demo_config_resolves_to_its_values(recorder):
-    import lib.stages
+    import lib.stages.scale
 
     config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()), SCHEMA)
-    calls = recorder(lib.stages, "scale_shard")
+    calls = recorder(lib.stages.scale, "scale_shard")
     fragment = config_fragment("scale", config)
     assert fragment == {"scale": config["scale"]}
     assert cli.main(["scale", "--clips", "c.csv", "--out", "s.csv",
                      "--config-json", json.dumps(fragment)]) == 0  # fmt: skip
     assert {k: calls[-1][k] for k in config["scale"]} == config["scale"]
     assert config_fragment("near-duplicates", config) == {
-        "near_duplicates": config["near_duplicates"], "seed": config["seed"],
-        "folds": {"k": config["folds"]["k"], "group_by": config["folds"]["group_by"]}}
+        "near_duplicates": config["near_duplicates"],
+        "seed": config["seed"],
+        "folds": {"k": config["folds"]["k"], "group_by": config["folds"]["group_by"]},
+    }
 
 
 def test_heavy_imports_run_without_the_collector_and_leave_it_as_it_was():

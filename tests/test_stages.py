@@ -12,10 +12,21 @@ from polars.testing import assert_frame_equal
 
 from hostile_media import write_video
 from lib import schemas
+from lib.cli import default_parameters
 from lib.io.probe import probe_video
-from lib.shards import Shard
-from lib.stages import augment_shard, download_shard, validate_shard
 from lib.io.reader import FrameReader
+from lib.shards import Shard
+from lib.stages import augment
+from lib.stages.augment import augment_shard
+from lib.stages.download import download_shard
+from lib.stages.validate import validate_shard
+
+#: What the command line passes each stage when nothing is configured: the schema's defaults
+#: and the command table's default folders (a stage function has no defaults of its own).
+AUGMENT = {**default_parameters("augment"), "clips_dir": "data/clips"}
+VALIDATE = default_parameters("validate")
+DOWNLOAD = {**default_parameters("download"), "videos_dir": "data/videos", "previous": None,
+            "recheck": None}  # fmt: skip
 
 
 def _videos_table(tmp_path: Path, source: Path | None = None, **extra) -> Path:
@@ -43,8 +54,8 @@ def _md5(path: Path) -> str:
 def test_augment_honours_a_segment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     videos = _videos_table(tmp_path, frame_start=5, frame_end=17)
-    augment_shard(videos, tmp_path / "clips.csv", Shard(0, 1), n_augmentations=2, seed=1,
-                  progress_dir=tmp_path / "progress")  # fmt: skip
+    augment_shard(videos, tmp_path / "clips.csv", Shard(0, 1), **{**AUGMENT, "n_augmentations": 2,
+                  "seed": 1}, progress_dir=tmp_path / "progress")  # fmt: skip
     clips = schemas.read_table(tmp_path / "clips.csv", "clips")
     assert list(clips["aug_idx"]) == [-1, 0, 1]
     assert clips["augmentation"][0] == "segment:5-17"
@@ -66,8 +77,8 @@ def test_augment_is_deterministic_and_location_independent(tmp_path, monkeypatch
         root.mkdir(parents=True)
         monkeypatch.chdir(root)
         videos = _videos_table(root, source)
-        augment_shard(videos, root / "clips.csv", Shard(0, 1), n_augmentations=3, seed=7,
-                      progress_dir=root / "progress")  # fmt: skip
+        augment_shard(videos, root / "clips.csv", Shard(0, 1), **{**AUGMENT, "n_augmentations": 3,
+                      "seed": 7}, progress_dir=root / "progress")  # fmt: skip
         clips = schemas.read_table(root / "clips.csv", "clips")
         results.append((clips, [_md5(root / p) for p in clips["path"][1:]]))
     assert_frame_equal(results[0][0], results[1][0])
@@ -90,7 +101,7 @@ def test_failed_downloads_keep_their_row_in_videos(tmp_path, monkeypatch):
                            "is_original": True, "frame_start": 0, "frame_end": -1}
                           for r in rows])  # fmt: skip
     schemas.write_table(table, tmp_path / "download.csv", "download")
-    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1), **VALIDATE,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     table = schemas.read_table(tmp_path / "videos.csv", "videos")
     videos = {r["video_id"]: r for r in table.iter_rows(named=True)}
@@ -114,7 +125,7 @@ def test_every_hostile_file_gets_one_row_with_its_verdict(tmp_path, monkeypatch)
              "reason": "", "error": "", "is_original": True}
             for i, (p, _, _) in enumerate(cases)]  # fmt: skip
     schemas.write_table(pl.DataFrame(rows), tmp_path / "download.csv", "download")
-    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1), **VALIDATE,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     videos = schemas.read_table(tmp_path / "videos.csv", "videos")
     assert list(videos["video_id"]) == [r["video_id"] for r in rows]
@@ -138,7 +149,7 @@ def test_local_files_are_linked_without_yt_dlp_and_no_failure_is_other(tmp_path,
     cases = hostile_set(tmp_path / "corpus")
     before = {p: _md5(p) for p, _, _ in cases if p.is_file()}
     manifest = _manifest(tmp_path, [p for p, _, _ in cases])
-    download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), videos_dir="data/videos",
+    download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), **DOWNLOAD,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     downloads = schemas.read_table(tmp_path / "download.csv", "download")
     expected_failure = {"missing": "missing", "empty_file": "empty"}
@@ -149,7 +160,7 @@ def test_local_files_are_linked_without_yt_dlp_and_no_failure_is_other(tmp_path,
             assert got["path"] == f"data/videos/{got['video_id']}{path.suffix.lower()}", path.name
             assert os.path.samefile(got["path"], path), "hard-linked, not copied"
     assert "other" not in set(downloads["reason"])
-    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1), **VALIDATE,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     videos = schemas.read_table(tmp_path / "videos.csv", "videos")
     for (path, valid, verdict), got in zip(cases, videos.iter_rows(named=True)):
@@ -158,7 +169,7 @@ def test_local_files_are_linked_without_yt_dlp_and_no_failure_is_other(tmp_path,
     assert not videos["reason"].str.contains("other").any()
     assert before == {p: _md5(p) for p in before}, "the corpus files are never changed"
     # A rerun finds every fetched file on disk: skipped, no new link.
-    download_shard(manifest, tmp_path / "again.csv", Shard(0, 1), videos_dir="data/videos",
+    download_shard(manifest, tmp_path / "again.csv", Shard(0, 1), **DOWNLOAD,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     again = schemas.read_table(tmp_path / "again.csv", "download")
     assert set(again.filter(downloads["status"] == "ok")["status"]) == {"skipped"}
@@ -171,18 +182,18 @@ def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_pat
     manifest = _manifest(tmp_path, [source])
     (tmp_path / "data/videos").mkdir(parents=True)
     (tmp_path / "data/videos/h00.mp4").write_bytes(source.read_bytes()[:2000])  # a cut transfer
-    first = dict(videos_dir="data/videos", progress_dir=tmp_path / "progress")
+    first = {**DOWNLOAD, "progress_dir": tmp_path / "progress"}
     download_shard(manifest, tmp_path / "download.csv", Shard(0, 1), **first)
     assert schemas.read_table(tmp_path / "download.csv", "download")["status"][0] == "skipped"
-    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1),
+    validate_shard(tmp_path / "download.csv", tmp_path / "videos.csv", Shard(0, 1), **VALIDATE,
                    progress_dir=tmp_path / "progress")  # fmt: skip
     assert schemas.read_table(tmp_path / "videos.csv", "videos")["reason"][0] == "truncated"
 
-    download_shard(manifest, tmp_path / "kept.csv", Shard(0, 1), retry_failed=False,
-                   recheck=tmp_path / "videos.csv", **first)  # fmt: skip
+    download_shard(manifest, tmp_path / "kept.csv", Shard(0, 1), **{**first, "retry_failed": False,
+                   "recheck": tmp_path / "videos.csv"})  # fmt: skip
     assert schemas.read_table(tmp_path / "kept.csv", "download")["status"][0] == "skipped"
     download_shard(manifest, tmp_path / "retried.csv", Shard(0, 1),
-                   recheck=tmp_path / "videos.csv", **first)  # fmt: skip
+                   **{**first, "recheck": tmp_path / "videos.csv"})  # fmt: skip
     retried = schemas.read_table(tmp_path / "retried.csv", "download")
     assert (retried["status"][0], retried["path"][0]) == ("ok", "data/videos/h00.mp4")
     assert _md5(tmp_path / "data/videos/h00.mp4") == _md5(source)
@@ -190,21 +201,23 @@ def test_rerun_refetches_a_file_validate_found_broken_only_when_retrying(tmp_pat
 
 def test_failed_segment_augmentation_fails_the_original_clip_too(tmp_path, monkeypatch):
     """A WLASL segment is cut by augment: if that fails there is no original clip either."""
-    import lib.media.augment
 
     class Broken:
         def apply(self, frame, t):
             raise RuntimeError("augmentation exploded")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lib.media.augment, "make_augmentation", lambda *a: Broken())
+    monkeypatch.setattr(augment, "make_augmentation", lambda *a: Broken())
     for name, extra in (("segment", {"frame_start": 5, "frame_end": 17}), ("whole", {})):
         root = tmp_path / name
         root.mkdir()
         monkeypatch.chdir(root)
         augment_shard(_videos_table(root, **extra), root / "clips.csv", Shard(0, 1),
-                      n_augmentations=2, progress_dir=root / "progress")  # fmt: skip
-        clips = {r["aug_idx"]: r for r in schemas.read_table(root / "clips.csv", "clips").iter_rows(named=True)}
+                      **{**AUGMENT, "n_augmentations": 2}, progress_dir=root / "progress")  # fmt: skip
+        clips = {
+            r["aug_idx"]: r
+            for r in schemas.read_table(root / "clips.csv", "clips").iter_rows(named=True)
+        }
         assert clips[0]["status"] == clips[1]["status"] == "failed"
         assert clips[0]["reason"] == "augment_error:RuntimeError: augmentation exploded"
         original = clips[-1]

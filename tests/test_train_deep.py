@@ -356,7 +356,7 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
 def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus, tmp_path,
                                                                          monkeypatch):  # fmt: skip
     import lib.train.loop as loop
-    from lib.stages.train import run_permutation
+    from lib.stages.permutation import run_permutation
     from lib.train.feature_models import permutation_test, training_table
 
     real, seen, fail_at = loop.train_deep_table, [], [4]
