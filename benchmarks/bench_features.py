@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> None:
         "numpy strips": load_features_module(
             baseline_tree(args.strips) / "lib/media/features.py", "strips"
         ),
-        "after": load_features_module(REPO / "lib/media/features.py", "after"),
+        "after": load_features_module(REPO / "lib/media/handcrafted.py", "after"),
     }
     compile_s, load_s = kernel_compile_seconds()
     meta = dict(bitrate=5e6, fps=30, width=1920, height=1080)

@@ -113,7 +113,8 @@ def window_features(
 ) -> dict[str, float]:
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
-    from lib.media.features import handcrafted_features, scaled_features
+    from lib.media.features import scaled_features
+    from lib.media.handcrafted import handcrafted_features
     from lib.io.reader import FrameReader
     from lib.io.sampling import sample_fraction
 

@@ -1,4 +1,4 @@
-"""Known-answer tests for lib.media.features (handcrafted hc_* and scaled sc_* features).
+"""Known-answer tests for lib.media.handcrafted (hc_* features) and lib.media.features (sc_*).
 
 All frames are synthesised here; nothing touches disk or network. The time per frame is a
 benchmark (benchmarks/bench_features.py), never a test.
@@ -18,12 +18,11 @@ from lib.media.features import (
     SCALED_FEATURES,
     block_boundary_contrast,
     feature_table_markdown,
-    handcrafted_features,
-    handcrafted_frame_stats,
     letterbox_content_box,
     luma,
     scaled_features,
 )
+from lib.media.handcrafted import handcrafted_features, handcrafted_frame_stats
 
 META = {"bitrate": 2_000_000.0, "fps": 25.0, "width": 96, "height": 64}
 

@@ -3,20 +3,21 @@
 :func:`frame_sums` makes one pass over a frame: each row's luma is computed once into a
 ring of padded rows and every per-pixel quantity (3×3 noise residual, Sobel, Laplacian,
 block-boundary steps) and every 8×8 block DCT is reduced while the rows are in the CPU
-caches. The numpy version this replaces made about 30 passes over each strip (43 ms per
-1080p frame against 19 ms here, docs/BENCHMARKS.md "features").
+caches, where the numpy version this replaces made many passes over each strip (the speed
+of both: docs/BENCHMARKS.md, section "Feature math per 1080p frame").
 
 The definitions are those of :mod:`lib.media.features` (scipy.ndimage's kernels with
-``mode="reflect"``, the orthonormal 8×8 DCT-II, the block grid at pixel (0, 0)); that
-module turns the sums into the statistics. Arithmetic per pixel is float32 as in the numpy
+``mode="reflect"``, the orthonormal 8×8 DCT-II, the block grid at pixel (0, 0));
+:mod:`lib.media.handcrafted` turns the sums into the statistics. Arithmetic per pixel is float32 as in the numpy
 version, sums are float64, and nothing depends on the machine's vector width: the kernel is
 compiled without ``fastmath``, so the order of every sum is the loop's.
 
 Compiled on first use and cached on disk next to this file (numba's ``cache=True``; a
-read-only checkout falls back to ``NUMBA_CACHE_DIR`` or the user's cache): compiling both
-versions takes about 30 s once per checkout (:func:`compile_kernels`, run by ``make venv``);
-later processes load the machine code in under a second.
-Importing this module imports numba: :mod:`lib.media.features` does so only when a frame arrives.
+read-only checkout falls back to ``NUMBA_CACHE_DIR`` or the user's cache): both versions are
+compiled once per checkout (:func:`compile_kernels`, run by ``make venv``); later processes
+load the machine code (the times of both: docs/BENCHMARKS.md, section "Feature math per
+1080p frame"). Importing this module imports numba; only :mod:`lib.media.handcrafted`
+imports it.
 """
 
 from __future__ import annotations
@@ -237,9 +238,9 @@ def frame_sums(src, weights, dct, sums, block_dc, block_ac):
 def compile_kernels() -> None:
     """Compile (or load from the disk cache) both versions of :func:`frame_sums`.
 
-    The two array types :func:`lib.media.features._kernel_input` passes: uint8 RGB frames and
-    float32 (H, W, C). ``make venv`` calls this once so that the first features jobs of a
-    run load machine code instead of each compiling it (about 20 s of CPU, once).
+    The two array types :func:`lib.media.handcrafted._kernel_input` passes: uint8 RGB frames
+    and float32 (H, W, C). ``make venv`` calls this once so that the first features jobs of a
+    run load machine code instead of each compiling it.
     """
     weights = np.ones(3, dtype=np.float32)  # only the argument types matter here
     dct = np.eye(BLOCK, dtype=np.float32)

@@ -1,8 +1,10 @@
-"""Per-clip feature extractors (stages 4 and 6): pure functions on streamed RGB frames.
+"""Per-clip features (stages 4 and 6): their names and descriptions, the conventions and
+frame helpers both families share, and the scaled features.
 
 Two feature families, both returned as ``{name: float}`` with a fixed key order:
 
-* :func:`handcrafted_features` (``hc_*``, 15 values) on the *original-resolution* clip:
+* :func:`lib.media.handcrafted.handcrafted_features` (``hc_*``, 15 values) on the
+  *original-resolution* clip:
   sensor/compression traces that a generator or a re-encode changes — high-pass noise
   residual, 8×8 block-DCT statistics, sharpness (Laplacian, Sobel), 8×8 blocking, plus the
   container-level bitrate, frame rate and resolution.
@@ -17,8 +19,8 @@ Design constraints (why the code looks the way it does):
   mean of the per-frame values. Nothing ever stacks the frames.
 * float32 arithmetic on luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (0–255), float64 sums.
   The handcrafted statistics take one fused pass over each frame in a numba kernel
-  (:mod:`lib.media.feature_kernels`; about 14× faster than full-frame scipy filters, 3× faster
-  than the numpy strips it replaced). Same frames → bitwise identical values.
+  (:mod:`lib.media.feature_kernels`; docs/BENCHMARKS.md, section "Feature math per 1080p
+  frame", has its speed). Same frames → bitwise identical values.
 * Bad clips never raise: no (valid) frames → every feature NaN; a frame with an unusable
   shape is skipped with a warning; a statistic a frame is too small for (e.g. 8×8 DCT
   blocks in a 5-px-high frame) is NaN for that frame and left out of the mean.
@@ -62,101 +64,84 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 EDGE_THRESHOLD = 100.0
 """Default Sobel-magnitude threshold for ``sc_edge_density``: a clean step of 25 luma levels."""
 
-_EPS = 1e-6
+BLOCKINESS_EPS = 1e-6
+"""Added to B + I in the blockiness ratio (B − I)/(B + I), so a flat frame gives 0, not NaN."""
 
-HANDCRAFTED_FEATURES: tuple[str, ...] = (
-    "hc_noise_energy",
-    "hc_noise_mean",
-    "hc_noise_std",
-    "hc_dct_dc_mean",
-    "hc_dct_dc_std",
-    "hc_dct_ac_mean",
-    "hc_dct_ac_std",
-    "hc_dct_ac_energy",
-    "hc_laplacian_var",
-    "hc_gradient_mean",
-    "hc_gradient_std",
-    "hc_blockiness",
-    "hc_bitrate_kbps",
-    "hc_fps",
-    "hc_resolution_mp",
-)
+#: Every feature: a line ``name [unit]``, then its description on indented lines. Read into
+#: :data:`FEATURE_DOCS`; the order is the order of the feature columns.
+_FEATURE_TABLE = f"""
+hc_noise_energy [luma²]
+    Mean squared noise residual: luma minus its 3×3 box mean (a 3×3 high-pass)
+hc_noise_mean [luma]
+    Mean absolute noise residual (same 3×3 high-pass)
+hc_noise_std [luma]
+    Standard deviation of the signed noise residual over pixels
+hc_dct_dc_mean [luma (DCT-ortho)]
+    Mean DC coefficient of the orthonormal 8×8 luma block DCT (= 8 × block mean)
+hc_dct_dc_std [luma (DCT-ortho)]
+    Standard deviation of the DC coefficient across 8×8 blocks
+hc_dct_ac_mean [luma (DCT-ortho)]
+    Mean over 8×8 blocks of the block's mean |AC coefficient| (detail per block)
+hc_dct_ac_std [luma (DCT-ortho)]
+    Standard deviation across 8×8 blocks of the block's mean |AC coefficient|
+hc_dct_ac_energy [luma²]
+    Mean squared AC coefficient over all blocks (= 64/63 × mean within-block variance)
+hc_laplacian_var [luma²]
+    Variance of the 4-neighbour Laplacian of luma (focus/sharpness)
+hc_gradient_mean [luma]
+    Mean Sobel gradient magnitude of luma (unnormalised Sobel)
+hc_gradient_std [luma]
+    Standard deviation of the Sobel gradient magnitude
+hc_blockiness [ratio in [-1, 1]]
+    Block-boundary inconsistency: (B − I)/(B + I) of mean |luma step| across 8-px block
+    boundaries (B) vs inside blocks (I); 0 = no blocking, 1 = steps only at boundaries
+hc_bitrate_kbps [kbit/s]
+    Codec bitrate reported by the container/stream
+hc_fps [frames/s]
+    Frame rate
+hc_resolution_mp [megapixels]
+    Frame size width × height of the original video
+sc_edge_density [fraction]
+    Share of pixels whose Sobel luma magnitude exceeds {EDGE_THRESHOLD:g} (a clean 25-level
+    step)
+sc_texture_uniformity [fraction]
+    Histogram energy Σp² of the 256-bin luma histogram (Gonzalez & Woods' statistical
+    'uniformity'; 1 = a single grey level, 1/256 = flat histogram)
+sc_color_std_r [0–255]
+    Standard deviation of the red channel over pixels
+sc_color_std_g [0–255]
+    Standard deviation of the green channel over pixels
+sc_color_std_b [0–255]
+    Standard deviation of the blue channel over pixels
+sc_blockiness [ratio in [-1, 1]]
+    Same (B − I)/(B + I) 8×8 block-boundary measure as hc_blockiness, on the scaled clip
+sc_is_upscaled [flag]
+    1 if the letterbox scale factor min(scaled_w/orig_w, scaled_h/orig_h) > 1, else 0
+sc_is_downscaled [flag]
+    1 if the letterbox scale factor < 1, else 0
+"""
 
-SCALED_FEATURES: tuple[str, ...] = (
-    "sc_edge_density",
-    "sc_texture_uniformity",
-    "sc_color_std_r",
-    "sc_color_std_g",
-    "sc_color_std_b",
-    "sc_blockiness",
-    "sc_is_upscaled",
-    "sc_is_downscaled",
-)
 
-FEATURE_DOCS: dict[str, tuple[str, str]] = {
-    "hc_noise_energy": (
-        "Mean squared noise residual: luma minus its 3×3 box mean (a 3×3 high-pass)",
-        "luma²",
-    ),
-    "hc_noise_mean": ("Mean absolute noise residual (same 3×3 high-pass)", "luma"),
-    "hc_noise_std": ("Standard deviation of the signed noise residual over pixels", "luma"),
-    "hc_dct_dc_mean": (
-        "Mean DC coefficient of the orthonormal 8×8 luma block DCT (= 8 × block mean)",
-        "luma (DCT-ortho)",
-    ),
-    "hc_dct_dc_std": (
-        "Standard deviation of the DC coefficient across 8×8 blocks",
-        "luma (DCT-ortho)",
-    ),
-    "hc_dct_ac_mean": (
-        "Mean over 8×8 blocks of the block's mean |AC coefficient| (detail per block)",
-        "luma (DCT-ortho)",
-    ),
-    "hc_dct_ac_std": (
-        "Standard deviation across 8×8 blocks of the block's mean |AC coefficient|",
-        "luma (DCT-ortho)",
-    ),
-    "hc_dct_ac_energy": (
-        "Mean squared AC coefficient over all blocks (= 64/63 × mean within-block variance)",
-        "luma²",
-    ),
-    "hc_laplacian_var": (
-        "Variance of the 4-neighbour Laplacian of luma (focus/sharpness)",
-        "luma²",
-    ),
-    "hc_gradient_mean": ("Mean Sobel gradient magnitude of luma (unnormalised Sobel)", "luma"),
-    "hc_gradient_std": ("Standard deviation of the Sobel gradient magnitude", "luma"),
-    "hc_blockiness": (
-        "Block-boundary inconsistency: (B − I)/(B + I) of mean |luma step| across 8-px block "
-        "boundaries (B) vs inside blocks (I); 0 = no blocking, 1 = steps only at boundaries",
-        "ratio in [-1, 1]",
-    ),
-    "hc_bitrate_kbps": ("Codec bitrate reported by the container/stream", "kbit/s"),
-    "hc_fps": ("Frame rate", "frames/s"),
-    "hc_resolution_mp": ("Frame size width × height of the original video", "megapixels"),
-    "sc_edge_density": (
-        f"Share of pixels whose Sobel luma magnitude exceeds {EDGE_THRESHOLD:g} "
-        "(a clean 25-level step)",
-        "fraction",
-    ),
-    "sc_texture_uniformity": (
-        "Histogram energy Σp² of the 256-bin luma histogram (Gonzalez & Woods' statistical "
-        "'uniformity'; 1 = a single grey level, 1/256 = flat histogram)",
-        "fraction",
-    ),
-    "sc_color_std_r": ("Standard deviation of the red channel over pixels", "0–255"),
-    "sc_color_std_g": ("Standard deviation of the green channel over pixels", "0–255"),
-    "sc_color_std_b": ("Standard deviation of the blue channel over pixels", "0–255"),
-    "sc_blockiness": (
-        "Same (B − I)/(B + I) 8×8 block-boundary measure as hc_blockiness, on the scaled clip",
-        "ratio in [-1, 1]",
-    ),
-    "sc_is_upscaled": (
-        "1 if the letterbox scale factor min(scaled_w/orig_w, scaled_h/orig_h) > 1, else 0",
-        "flag",
-    ),
-    "sc_is_downscaled": ("1 if the letterbox scale factor < 1, else 0", "flag"),
-}
+def _read_feature_table(table: str) -> dict[str, tuple[str, str]]:
+    """``{name: (what it measures, unit)}`` from :data:`_FEATURE_TABLE`'s layout."""
+    docs: dict[str, list] = {}
+    for line in table.strip().splitlines():
+        if line.startswith(" "):
+            docs[name][0].append(line.strip())
+        else:
+            name, unit = line.split(" ", 1)
+            docs[name] = [[], unit[1:-1]]
+    return {name: (" ".join(words), unit) for name, (words, unit) in docs.items()}
+
+
+FEATURE_DOCS: dict[str, tuple[str, str]] = _read_feature_table(_FEATURE_TABLE)
+"""What each feature measures and its unit (the README's and docs/FEATURES.md's table)."""
+
+HANDCRAFTED_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_DOCS if n.startswith("hc_"))
+"""Columns of the handcrafted features (stage 4), in order."""
+
+SCALED_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_DOCS if n.startswith("sc_"))
+"""Columns of the scaled features (stage 6), in order."""
 
 
 def feature_table_markdown() -> str:
@@ -189,7 +174,7 @@ def _usable(frame: object) -> bool:
     return frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] >= 3)
 
 
-def _valid_frames(frames: Iterable[np.ndarray], where: str) -> Iterator[np.ndarray]:
+def valid_frames(frames: Iterable[np.ndarray], where: str) -> Iterator[np.ndarray]:
     """Yield the usable frames, warning once per clip about the ones skipped."""
     skipped = 0
     for frame in frames:
@@ -201,7 +186,7 @@ def _valid_frames(frames: Iterable[np.ndarray], where: str) -> Iterator[np.ndarr
         log.warning("%s: skipped %d unusable frame(s)", where, skipped)
 
 
-class _MeanAccumulator:
+class MeanAccumulator:
     """Running per-key mean of per-frame scalars that skips NaN (frames too small for a stat)."""
 
     def __init__(self, names: Iterable[str]):
@@ -221,103 +206,7 @@ class _MeanAccumulator:
         }
 
 
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and population std with float64 accumulation (stable for 2-Mpixel float32 arrays)."""
-    mean = float(np.mean(values, dtype=np.float64))
-    std = float(np.std(values, dtype=np.float64))
-    return mean, std
-
-
-# --------------------------------------------------------------------------- per-frame statistics
-
-
-def _dct_matrix(n: int = BLOCK) -> np.ndarray:
-    """Orthonormal DCT-II matrix ``C`` (float64): ``C @ x == scipy.fft.dct(x, norm="ortho")``."""
-    k = np.arange(n)[:, None]
-    j = np.arange(n)[None, :]
-    matrix = np.cos(np.pi * (2 * j + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    matrix[0] /= np.sqrt(2.0)
-    return matrix
-
-
-_DCT = np.ascontiguousarray(_dct_matrix(), dtype=np.float32)
-_DCT_NAMES = (
-    "hc_dct_dc_mean",
-    "hc_dct_dc_std",
-    "hc_dct_ac_mean",
-    "hc_dct_ac_std",
-    "hc_dct_ac_energy",
-)
-
-
-def _kernel_input(frame: np.ndarray) -> np.ndarray:
-    """``frame`` as the (H, W, C) array the kernel reads: RGB uint8 as is, else float32.
-
-    A 2-D frame is luma already (C = 1); extra channels (alpha) are dropped. Only two
-    array types reach the kernel, so numba compiles (and caches) two versions of it.
-    """
-    if frame.ndim == 2:
-        return np.ascontiguousarray(frame, dtype=np.float32)[..., None]
-    rgb = frame[..., :3]
-    if rgb.dtype == np.uint8:
-        return np.ascontiguousarray(rgb)
-    return np.ascontiguousarray(rgb, dtype=np.float32)
-
-
-def _variance(total: float, total_sq: float, n: int) -> float:
-    mean = total / n
-    return max(total_sq / n - mean * mean, 0.0)
-
-
-def handcrafted_frame_stats(frame: np.ndarray) -> dict[str, float]:
-    """The 12 per-frame pixel statistics of :func:`handcrafted_features` for one frame.
-
-    One pass over the frame by :func:`lib.media.feature_kernels.frame_sums` (numba): each row's
-    luma is computed once and every filter, step and 8×8 block DCT is reduced to float64
-    sums while its rows are in the CPU caches. The definitions are those stated in the
-    module docstring (scipy.ndimage's 3×3 box, Sobel and Laplacian with ``mode="reflect"``;
-    the orthonormal 8×8 DCT-II of ``scipy.fft.dctn(norm="ortho")``). Values equal the plain
-    full-frame scipy implementation to about 1e-5 relative (``tests/test_features.py`` keeps
-    that implementation and compares).
-    """
-    from lib.media import feature_kernels as kernels  # imports numba: only once a frame arrives
-
-    src = _kernel_input(frame)
-    height, width = src.shape[:2]
-    n_pixels = height * width
-    n_blocks = (height // BLOCK) * (width // BLOCK)
-    sums = np.zeros(kernels.N_SUMS, dtype=np.float64)
-    block_dc = np.zeros(n_blocks, dtype=np.float64)
-    block_ac = np.zeros(n_blocks, dtype=np.float64)
-    kernels.frame_sums(src, LUMA_WEIGHTS, _DCT, sums, block_dc, block_ac)
-    stats = {
-        "hc_noise_energy": sums[kernels.RESIDUAL_SQ] / n_pixels,
-        "hc_noise_mean": sums[kernels.RESIDUAL_ABS] / n_pixels,
-        "hc_noise_std": math.sqrt(
-            _variance(sums[kernels.RESIDUAL], sums[kernels.RESIDUAL_SQ], n_pixels)
-        ),
-    }
-    if n_blocks:
-        dc_mean, dc_std = _mean_std(block_dc)
-        ac_mean, ac_std = _mean_std(block_ac)
-        energy = sums[kernels.AC_SQ] / (n_blocks * (BLOCK * BLOCK - 1))
-        stats.update(zip(_DCT_NAMES, (dc_mean, dc_std, ac_mean, ac_std, max(energy, 0.0))))
-    else:
-        stats.update(dict.fromkeys(_DCT_NAMES, math.nan))
-    gradient, gradient_sq = sums[kernels.GRADIENT], sums[kernels.GRADIENT_SQ]
-    stats["hc_laplacian_var"] = _variance(
-        sums[kernels.LAPLACIAN], sums[kernels.LAPLACIAN_SQ], n_pixels
-    )
-    stats["hc_gradient_mean"] = gradient / n_pixels
-    stats["hc_gradient_std"] = math.sqrt(_variance(gradient, gradient_sq, n_pixels))
-    n_boundary, n_inside = sums[kernels.N_BOUNDARY], sums[kernels.N_INSIDE]
-    if n_boundary == 0 or n_inside == 0:
-        stats["hc_blockiness"] = math.nan
-    else:
-        b_mean = sums[kernels.STEP_BOUNDARY] / n_boundary
-        i_mean = sums[kernels.STEP_INSIDE] / n_inside
-        stats["hc_blockiness"] = (b_mean - i_mean) / (b_mean + i_mean + _EPS)
-    return {name: float(value) for name, value in stats.items()}
+# --------------------------------------------------------------------------- frame statistics
 
 
 def sobel_magnitude(y: np.ndarray) -> np.ndarray:
@@ -363,61 +252,16 @@ def block_boundary_contrast(
         return math.nan
     b_mean = boundary_sum / boundary_count
     i_mean = inside_sum / inside_count
-    return (b_mean - i_mean) / (b_mean + i_mean + _EPS)
+    return (b_mean - i_mean) / (b_mean + i_mean + BLOCKINESS_EPS)
 
 
-# --------------------------------------------------------------------------- handcrafted (stage 4)
-
-
-def _finite_or_nan(value: float | None) -> float:
+def finite_or_nan(value: float | None) -> float:
+    """``value`` as a float; NaN when it is missing, not a number or not finite."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
     return number if math.isfinite(number) else math.nan
-
-
-def _positive_or_nan(value: float | None) -> float:
-    """Probed metadata as a float; missing, non-numeric, non-finite or ≤ 0 means unknown."""
-    number = _finite_or_nan(value)
-    return number if number > 0 else math.nan
-
-
-def handcrafted_features(
-    frames: Iterable[np.ndarray], *, bitrate: float, fps: float, width: int, height: int
-) -> dict[str, float]:
-    """The 15 ``hc_*`` features of one original-resolution clip, streamed frame by frame.
-
-    Parameters
-    ----------
-    frames : iterable of RGB uint8 arrays (H, W, 3)
-        Consumed once; each frame is reduced to scalars and released (a generator over a
-        1080p decode is fine). Values are means over frames of per-frame statistics.
-    bitrate : float
-        Stream bitrate in bit/s as probed (reported as ``hc_bitrate_kbps`` = bitrate/1000).
-    fps, width, height : float, int
-        Probed frame rate and original frame size (``hc_resolution_mp`` = w·h/1e6).
-        Metadata that is None, non-numeric, non-finite or ≤ 0 (containers report 0 for an
-        unknown bitrate) becomes NaN for its feature; the pixel features are unaffected.
-
-    Returns
-    -------
-    dict with exactly the keys of :data:`HANDCRAFTED_FEATURES`, in that order. Every value is
-    NaN when no usable frame arrives (a bad clip never raises).
-    """
-    acc = _MeanAccumulator(HANDCRAFTED_FEATURES[:12])
-    n_frames = 0
-    for frame in _valid_frames(frames, "handcrafted_features"):
-        acc.add(handcrafted_frame_stats(frame))
-        n_frames += 1
-    if n_frames == 0:
-        return dict.fromkeys(HANDCRAFTED_FEATURES, math.nan)
-    result = acc.means()
-    bitrate, fps, width, height = (_positive_or_nan(v) for v in (bitrate, fps, width, height))
-    result["hc_bitrate_kbps"] = bitrate / 1000.0
-    result["hc_fps"] = fps
-    result["hc_resolution_mp"] = width * height / 1e6
-    return {name: float(result[name]) for name in HANDCRAFTED_FEATURES}
 
 
 # --------------------------------------------------------------------------- scaled (stage 6)
@@ -427,7 +271,7 @@ def letterbox_scale_factor(
     *, orig_width: int, orig_height: int, scaled_width: int, scaled_height: int
 ) -> float:
     """``min(scaled_w/orig_w, scaled_h/orig_h)``: > 1 the clip was enlarged, < 1 shrunk."""
-    sizes = [_finite_or_nan(v) for v in (orig_width, orig_height, scaled_width, scaled_height)]
+    sizes = [finite_or_nan(v) for v in (orig_width, orig_height, scaled_width, scaled_height)]
     if not all(size > 0 for size in sizes):  # NaN > 0 is False: unknown sizes give NaN
         return math.nan
     ow, oh, sw, sh = sizes
@@ -504,10 +348,10 @@ def scaled_features(
     dict with exactly the keys of :data:`SCALED_FEATURES`, in that order; every value NaN
     when no usable frame arrives.
     """
-    acc = _MeanAccumulator(SCALED_FEATURES[:6])
+    acc = MeanAccumulator(SCALED_FEATURES[:6])
     box: tuple[int, int, int, int] | None = None  # (x0, y0, w, h), computed on the first frame
     n_frames = 0
-    for frame in _valid_frames(frames, "scaled_features"):
+    for frame in valid_frames(frames, "scaled_features"):
         if frame.ndim == 2:
             frame = np.repeat(frame[..., None], 3, axis=2)
         picture = frame[..., :3]
