@@ -11,63 +11,22 @@ text, booleans are booleans, an integer column never silently becomes a float, a
 missing float is NaN (never null), so a CSV read back is the frame that was written, bit
 for bit (polars and Python both write floats in their shortest round-trip form).
 
-No module of ``lib`` uses pandas: no library here hands us a pandas frame (scikit-learn,
-matplotlib and torch get numpy arrays, ``df["x"].to_numpy()``), and pandera's polars
-backend is imported without it (see :func:`_import_pandera_polars`).
+No module of ``lib`` uses pandas: scikit-learn, matplotlib and torch get numpy arrays
+(``df["x"].to_numpy()``). pandera's top-level package still imports pandas, which is
+installed anyway (the SLURM executor plugin requires it); what that costs a stage process
+is in docs/BENCHMARKS.md, section "gc".
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import io
 import logging
-import sys
 from pathlib import Path
 
+import pandera.polars as pa
 import polars as pl
+from pandera.errors import SchemaError, SchemaErrors
 
 from lib.utils import atomic_path
-
-
-class _WithoutPandas(importlib.abc.MetaPathFinder):
-    """Makes pandas look uninstalled to anything imported while it is on sys.meta_path."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-def _import_pandera_polars():
-    """``pandera.polars``, without pandas when this process has not loaded pandas yet.
-
-    pandera's top-level package imports pandas whenever it is installed (about 90 MB of
-    RSS in every stage process, and a second of start-up), although the polars backend never
-    uses it; pandera supports polars-only installs, so for the length of this one import
-    pandas is made to look absent. A process that already holds pandas (a test, a
-    benchmark comparing with it) imports pandera as usual. pandas itself stays importable.
-    """
-    if "pandas" in sys.modules or "pandera" in sys.modules:
-        import pandera.polars
-
-        return pandera.polars
-    blocker = _WithoutPandas()
-    sys.meta_path.insert(0, blocker)
-    try:
-        import pandera.polars
-
-        # pandera registers its check backends lazily, on the first validation, and tries
-        # pandas then: run one tiny validation while pandas still looks absent.
-        pandera.polars.DataFrameSchema(
-            {"x": pandera.polars.Column(pl.Int64, checks=pandera.polars.Check.ge(0))}
-        ).validate(pl.DataFrame({"x": [0]}))
-    finally:
-        sys.meta_path.remove(blocker)
-    return pandera.polars
-
-
-pa = _import_pandera_polars()
-from pandera.errors import SchemaError, SchemaErrors  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -387,21 +346,6 @@ def read_table(path: str | Path, kind: str, columns: list[str] | None = None) ->
             scan = scan.select([c for c in wanted if c in have])
         df = type_text(scan.collect(), kind, source=path)
     return validate(conform(df, kind), kind, source=path)
-
-
-def read_csv_typed(source, kind: str) -> pl.DataFrame:
-    """Read a CSV (path, buffer or bytes) with the kinds of table ``kind``.
-
-    Everything is read as text first, so empty text stays "" and floats are parsed from
-    their text (correctly rounded: a value written in shortest round-trip form, by polars
-    or by Python's ``repr``, reads back bit for bit, which resumed shards rely on).
-    """
-    if isinstance(source, str) and "\n" in source:
-        source = source.encode()
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
-    text = pl.read_csv(source, infer_schema=False, empty_string_is_null=False)
-    return type_text(text, kind, source=getattr(source, "name", "<csv>"))
 
 
 def type_text(text: pl.DataFrame, kind: str, source="<csv>") -> pl.DataFrame:
