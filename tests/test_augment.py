@@ -304,6 +304,9 @@ def source_video(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("src") / "src.mp4", frames=12, noise=True)
 
 
+ENCODER = {"crf": 18, "preset": "veryfast", "encoder_threads": 2}
+
+
 def _md5(path) -> str:
     import hashlib
 
@@ -315,9 +318,9 @@ def test_encode_clips_bytes_do_not_depend_on_the_other_clips(source_video, tmp_p
 
     augs = [make_augmentation("v", k, SEED) for k in range(3)]
     together = [(a, tmp_path / f"all-{k}.mp4") for k, a in enumerate([None, *augs])]
-    assert encode_clips(source_video, together, start=2, stop=9) == [7] * 4
+    assert encode_clips(source_video, together, start=2, stop=9, **ENCODER) == [7] * 4
     alone = tmp_path / "alone-2.mp4"
-    encode_clips(source_video, [(augs[1], alone)], start=2, stop=9)
+    encode_clips(source_video, [(augs[1], alone)], start=2, stop=9, **ENCODER)
     assert _md5(alone) == _md5(together[2][1]), "a clip's bytes depend only on its own inputs"
 
 
@@ -331,5 +334,5 @@ def test_encode_clips_leaves_nothing_when_a_clip_fails(source_video, tmp_path):
     clips = [(make_augmentation("v", 0, SEED), tmp_path / "a0.mp4"),
              (Broken(name="hflip", params={}), tmp_path / "a1.mp4")]  # fmt: skip
     with pytest.raises(RuntimeError, match="boom"):
-        encode_clips(source_video, clips)
+        encode_clips(source_video, clips, **ENCODER)
     assert list(tmp_path.iterdir()) == [], "the clip written before the failure is removed"

@@ -548,12 +548,13 @@ def test_sample_uniform():
 
 
 def test_sample_fraction():
-    assert sample_fraction(0) == []
-    assert sample_fraction(3) == [0, 1, 2]
-    assert len(sample_fraction(30)) == 5  # 10% = 3, raised to the minimum of 5
-    assert len(sample_fraction(200)) == 20
-    assert len(sample_fraction(10_000)) == 50  # capped
-    assert sample_fraction(200) == sample_uniform(200, 20)
+    seeds = {"fraction": 0.1, "min_frames": 5, "max_frames": 50}  # the seed system's sampling
+    assert sample_fraction(0, **seeds) == []
+    assert sample_fraction(3, **seeds) == [0, 1, 2]
+    assert len(sample_fraction(30, **seeds)) == 5  # 10% = 3, raised to the minimum of 5
+    assert len(sample_fraction(200, **seeds)) == 20
+    assert len(sample_fraction(10_000, **seeds)) == 50  # capped
+    assert sample_fraction(200, **seeds) == sample_uniform(200, 20)
     assert len(sample_fraction(100, fraction=0.5, min_frames=1, max_frames=1000)) == 50
 
 

@@ -23,10 +23,13 @@ def sample_uniform(n_frames: int, k: int) -> list[int]:
 
 
 def sample_fraction(
-    n_frames: int, fraction: float = 0.1, min_frames: int = 5, max_frames: int = 50
+    n_frames: int, *, fraction: float, min_frames: int, max_frames: int
 ) -> list[int]:
     """The seed's sampling: ``fraction`` of the frames (rounded down), clipped to
-    ``[min_frames, max_frames]`` and to ``n_frames``, spaced by :func:`sample_uniform`."""
+    ``[min_frames, max_frames]`` and to ``n_frames``, spaced by :func:`sample_uniform`.
+
+    The three keywords are the config's ``features`` section (the schema holds their
+    defaults)."""
     n_frames = int(n_frames)
     if n_frames <= 0:
         return []

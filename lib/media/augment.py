@@ -425,9 +425,9 @@ def encode_clips(
     start: int = 0,
     stop: int | None = None,
     fps: float | None = None,
-    crf: int = 18,
-    preset: str = "veryfast",
-    encoder_threads: int = 2,
+    crf: int,
+    preset: str,
+    encoder_threads: int,
 ) -> list[int]:
     """Write each clip of ``source``'s frames ``[start, stop)``, one clip after another.
 
