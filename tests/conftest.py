@@ -95,13 +95,17 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True):
     """Run Snakemake in ``workdir``; on failure, show its output and the job logs."""
     cmd = [str(BIN / "snakemake"), *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=workflow_env(), capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=workdir, env=workflow_env(), capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}"
-                         for p in sorted((workdir / "logs").rglob("*.log")))  # fmt: skip
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-5000:]}\n"
-                    f"{proc.stderr[-5000:]}\n{logs[-20000:]}")  # fmt: skip
+        logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+        )
+        pytest.fail(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-5000:]}\n"
+            f"{proc.stderr[-5000:]}\n{logs[-20000:]}"
+        )
     return proc
 
 

@@ -46,64 +46,148 @@ BASE = layered_config(REPO, "config.yaml")
 
 # (case, config layered on config.yaml, exact messages; "{root}" is the working directory)
 STARTUP = [
-    ("unknown key", {"augment": {"n_augmentation": 3}},
-     ["unknown key augment.n_augmentation; did you mean n_augmentations?"]),
-    ("unknown nested key", {"features": {"fractoin": 0.2}},
-     ["unknown key features.fractoin; did you mean fraction?"]),
-    ("unknown top-level key", {"shard": 4},
-     ["unknown key shard; did you mean shards?"]),
-    ("unknown key, nothing near", {"augment": {"zzz": 1}},
-     ["unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset, encoder_threads"]),
-    ("no space after a colon", {"augment": {"n_augmentations:3": ""}},
-     ["unknown key augment.n_augmentations:3; did you mean n_augmentations? (YAML needs a "
-      "space after the colon: key: value)"]),
-    ("wrong type", {"augment": {"n_augmentations": "three"}},
-     ["augment.n_augmentations: expected a whole number, got text 'three'; set "
-      "augment.n_augmentations to a whole number (default 10)"]),
-    ("section of the wrong type", {"augment": 3},
-     ["augment: expected a mapping (key: value lines), got a whole number 3; set augment to a "
-      "mapping (key: value lines) (default {})"]),
-    ("yes/no as text", {"local_download": "yes"},
-     ["local_download: expected true or false, got text 'yes'; set local_download to true or "
-      "false (default false)"]),
-    ("a fraction where a whole number goes", {"augment": {"n_augmentations": "3.5"}},
-     ["augment.n_augmentations: expected a whole number, got text '3.5' (a number, but not a "
-      "whole one); set augment.n_augmentations to a whole number (default 10)"]),
-    ("a section given as text", {"augment": "n_augmentations=3"},
-     ["augment: expected a mapping (key: value lines), got text 'n_augmentations=3' (on the "
-      "command line: --config augment='{key: value, ...}'); set augment to a mapping (key: "
-      "value lines) (default {})"]),
-    ("text for a number out of range", {"shards": "-2", "folds": {"k": "1"}},
-     ["folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2",
-      "shards: -2 is below the minimum 1; set shards to a whole number >= 1"]),
-    ("negative shard count", {"shards": -2},
-     ["shards: -2 is below the minimum 1; set shards to a whole number >= 1"]),
-    ("one fold", {"folds": {"k": 1}},
-     ["folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2"]),
-    ("fraction out of range", {"features": {"fraction": 1.5}},
-     ["features.fraction: 1.5 is above the maximum 1; set features.fraction to a number <= 1"]),
-    ("unknown dataset.format", {"dataset": {"format": "fcv"}},
-     ["dataset.format: 'fcv' is not one of demo, fvc, csv, folder, wlasl; did you mean fvc? "
-      "set dataset.format to one of them"]),
-    ("unknown model", {"train": {"models": ["logreg", "linear-svm"]}},
-     ["train.models.1: 'linear-svm' is not one of logreg, linear_svm, hist_gbm, dummy, "
-      "naive_cnn, vit_gru, vit_transformer, videomae, timesformer; did you mean linear_svm? "
-      "set train.models.1 to one of them"]),
-    ("min above max", {"features": {"min_frames": 60}},
-     ["features.min_frames (60) is above features.max_frames (50); lower min_frames or raise "
-      "max_frames"]),
-    ("missing corpus file", {"dataset": {"format": "csv", "path": "corpora/nope.csv"}},
-     ["dataset.path: 'corpora/nope.csv' (under {root}) does not exist; format csv reads one "
-      "file; fix dataset.path in your config"]),
-    ("corpus folder without its files", {"dataset": {"format": "fvc", "path": "corpora"}},
-     ["dataset.path: 'corpora' (under {root}) has no FVC.csv; format fvc needs FVC.csv and "
-      "FVC_dup.csv; fix dataset.path in your config",
-      "dataset.path: 'corpora' (under {root}) has no FVC_dup.csv; format fvc needs FVC.csv "
-      "and FVC_dup.csv; fix dataset.path in your config"]),
-    ("several mistakes at once", {"shards": 0, "seeed": 1},
-     ["unknown key seeed; did you mean seed?",
-      "shards: 0 is below the minimum 1; set shards to a whole number >= 1"]),
-]  # fmt: skip
+    (
+        "unknown key",
+        {"augment": {"n_augmentation": 3}},
+        ["unknown key augment.n_augmentation; did you mean n_augmentations?"],
+    ),
+    (
+        "unknown nested key",
+        {"features": {"fractoin": 0.2}},
+        ["unknown key features.fractoin; did you mean fraction?"],
+    ),
+    ("unknown top-level key", {"shard": 4}, ["unknown key shard; did you mean shards?"]),
+    (
+        "unknown key, nothing near",
+        {"augment": {"zzz": 1}},
+        [
+            "unknown key augment.zzz; valid keys here: n_augmentations, max_frames, crf, preset, encoder_threads"
+        ],
+    ),
+    (
+        "no space after a colon",
+        {"augment": {"n_augmentations:3": ""}},
+        [
+            "unknown key augment.n_augmentations:3; did you mean n_augmentations? (YAML needs a "
+            "space after the colon: key: value)"
+        ],
+    ),
+    (
+        "wrong type",
+        {"augment": {"n_augmentations": "three"}},
+        [
+            "augment.n_augmentations: expected a whole number, got text 'three'; set "
+            "augment.n_augmentations to a whole number (default 10)"
+        ],
+    ),
+    (
+        "section of the wrong type",
+        {"augment": 3},
+        [
+            "augment: expected a mapping (key: value lines), got a whole number 3; set augment to a "
+            "mapping (key: value lines) (default {})"
+        ],
+    ),
+    (
+        "yes/no as text",
+        {"local_download": "yes"},
+        [
+            "local_download: expected true or false, got text 'yes'; set local_download to true or "
+            "false (default false)"
+        ],
+    ),
+    (
+        "a fraction where a whole number goes",
+        {"augment": {"n_augmentations": "3.5"}},
+        [
+            "augment.n_augmentations: expected a whole number, got text '3.5' (a number, but not a "
+            "whole one); set augment.n_augmentations to a whole number (default 10)"
+        ],
+    ),
+    (
+        "a section given as text",
+        {"augment": "n_augmentations=3"},
+        [
+            "augment: expected a mapping (key: value lines), got text 'n_augmentations=3' (on the "
+            "command line: --config augment='{key: value, ...}'); set augment to a mapping (key: "
+            "value lines) (default {})"
+        ],
+    ),
+    (
+        "text for a number out of range",
+        {"shards": "-2", "folds": {"k": "1"}},
+        [
+            "folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2",
+            "shards: -2 is below the minimum 1; set shards to a whole number >= 1",
+        ],
+    ),
+    (
+        "negative shard count",
+        {"shards": -2},
+        ["shards: -2 is below the minimum 1; set shards to a whole number >= 1"],
+    ),
+    (
+        "one fold",
+        {"folds": {"k": 1}},
+        ["folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2"],
+    ),
+    (
+        "fraction out of range",
+        {"features": {"fraction": 1.5}},
+        ["features.fraction: 1.5 is above the maximum 1; set features.fraction to a number <= 1"],
+    ),
+    (
+        "unknown dataset.format",
+        {"dataset": {"format": "fcv"}},
+        [
+            "dataset.format: 'fcv' is not one of demo, fvc, csv, folder, wlasl; did you mean fvc? "
+            "set dataset.format to one of them"
+        ],
+    ),
+    (
+        "unknown model",
+        {"train": {"models": ["logreg", "linear-svm"]}},
+        [
+            "train.models.1: 'linear-svm' is not one of logreg, linear_svm, hist_gbm, dummy, "
+            "naive_cnn, vit_gru, vit_transformer, videomae, timesformer; did you mean linear_svm? "
+            "set train.models.1 to one of them"
+        ],
+    ),
+    (
+        "min above max",
+        {"features": {"min_frames": 60}},
+        [
+            "features.min_frames (60) is above features.max_frames (50); lower min_frames or raise "
+            "max_frames"
+        ],
+    ),
+    (
+        "missing corpus file",
+        {"dataset": {"format": "csv", "path": "corpora/nope.csv"}},
+        [
+            "dataset.path: 'corpora/nope.csv' (under {root}) does not exist; format csv reads one "
+            "file; fix dataset.path in your config"
+        ],
+    ),
+    (
+        "corpus folder without its files",
+        {"dataset": {"format": "fvc", "path": "corpora"}},
+        [
+            "dataset.path: 'corpora' (under {root}) has no FVC.csv; format fvc needs FVC.csv and "
+            "FVC_dup.csv; fix dataset.path in your config",
+            "dataset.path: 'corpora' (under {root}) has no FVC_dup.csv; format fvc needs FVC.csv "
+            "and FVC_dup.csv; fix dataset.path in your config",
+        ],
+    ),
+    (
+        "several mistakes at once",
+        {"shards": 0, "seeed": 1},
+        [
+            "unknown key seeed; did you mean seed?",
+            "shards: 0 is below the minimum 1; set shards to a whole number >= 1",
+        ],
+    ),
+]
 
 
 @pytest.mark.parametrize("case,override,messages", STARTUP, ids=[c[0] for c in STARTUP])
@@ -152,24 +236,47 @@ def test_config_yaml_holds_no_setting_a_corpus_would_inherit():
 # text, what the config holds once read as the schema types it)
 TYPED = [
     ("whole number", {"augment": {"n_augmentations": "3"}}, {"augment": {"n_augmentations": 3}}),
-    ("whole number in a number's spelling", {"augment": {"max_frames": "1e3", "crf": "20.0"}},
-     {"augment": {"max_frames": 1000, "crf": 20}}),
-    ("number", {"features": {"fraction": "0.25"}, "download": {"options": {"socket_timeout": "30"}}},
-     {"features": {"fraction": 0.25}, "download": {"options": {"socket_timeout": 30}}}),
-    ("true/false", {"download": {"retry_failed": "false"}, "local_download": "True"},
-     {"download": {"retry_failed": False}, "local_download": True}),
-    ("deep model settings ($ref)", {"train": {"deep": {"naive_cnn": {"lr": "1e-3", "epochs": "2",
-                                                                     "micro_batch": "null"}}}},
-     {"train": {"deep": {"naive_cnn": {"lr": 0.001, "epochs": 2, "micro_batch": None}}}}),
-    ("null where text is allowed", {"download": {"options": {"retry_sleep": "null"}}},
-     {"download": {"options": {"retry_sleep": None}}}),
-    ("text stays text", {"predict": {"input": "2024"}, "train": {"positive_label": "1"}},
-     {"predict": {"input": "2024"}, "train": {"positive_label": "1"}}),
-    ("a model's free-form arguments", {"train": {"params": {"logreg": {"C": "0.5", "solver": "saga"}}}},
-     {"train": {"params": {"logreg": {"C": 0.5, "solver": "saga"}}}}),
-    ("label map", {"dataset": {"label_map": {"fake": "fake", "debunked": "null"}}},
-     {"dataset": {"label_map": {"fake": "fake", "debunked": None}}}),
-]  # fmt: skip
+    (
+        "whole number in a number's spelling",
+        {"augment": {"max_frames": "1e3", "crf": "20.0"}},
+        {"augment": {"max_frames": 1000, "crf": 20}},
+    ),
+    (
+        "number",
+        {"features": {"fraction": "0.25"}, "download": {"options": {"socket_timeout": "30"}}},
+        {"features": {"fraction": 0.25}, "download": {"options": {"socket_timeout": 30}}},
+    ),
+    (
+        "true/false",
+        {"download": {"retry_failed": "false"}, "local_download": "True"},
+        {"download": {"retry_failed": False}, "local_download": True},
+    ),
+    (
+        "deep model settings ($ref)",
+        {"train": {"deep": {"naive_cnn": {"lr": "1e-3", "epochs": "2", "micro_batch": "null"}}}},
+        {"train": {"deep": {"naive_cnn": {"lr": 0.001, "epochs": 2, "micro_batch": None}}}},
+    ),
+    (
+        "null where text is allowed",
+        {"download": {"options": {"retry_sleep": "null"}}},
+        {"download": {"options": {"retry_sleep": None}}},
+    ),
+    (
+        "text stays text",
+        {"predict": {"input": "2024"}, "train": {"positive_label": "1"}},
+        {"predict": {"input": "2024"}, "train": {"positive_label": "1"}},
+    ),
+    (
+        "a model's free-form arguments",
+        {"train": {"params": {"logreg": {"C": "0.5", "solver": "saga"}}}},
+        {"train": {"params": {"logreg": {"C": 0.5, "solver": "saga"}}}},
+    ),
+    (
+        "label map",
+        {"dataset": {"label_map": {"fake": "fake", "debunked": "null"}}},
+        {"dataset": {"label_map": {"fake": "fake", "debunked": None}}},
+    ),
+]
 
 
 @pytest.mark.parametrize("case,given,typed", TYPED, ids=[c[0] for c in TYPED])
@@ -186,17 +293,25 @@ def test_numbers_given_with_config_on_the_command_line(tmp_path):
     """Snakemake reads nested --config values as text; the run gets numbers, the schema's
     range checks apply to them, and text that is no number is refused naming the key."""
     wf = copy_workflow(tmp_path / "wf")
-    resolved = resolved_config(wf, "--config", "augment={n_augmentations: 3}", "shards=3",
-                               "evaluate={permutation: {n_permutations: 7}}")  # fmt: skip
+    resolved = resolved_config(
+        wf,
+        "--config",
+        "augment={n_augmentations: 3}",
+        "shards=3",
+        "evaluate={permutation: {n_permutations: 7}}",
+    )
     assert resolved["augment"]["n_augmentations"] == 3 and resolved["shards"] == 3
     assert resolved["evaluate"]["permutation"]["n_permutations"] == 7
     assert isinstance(resolved["augment"]["n_augmentations"], int)
-    proc = snakemake(wf, "-n", "--config", "augment={n_augmentations: three}", "folds={k: 1}",
-                     check=False)  # fmt: skip
+    proc = snakemake(
+        wf, "-n", "--config", "augment={n_augmentations: three}", "folds={k: 1}", check=False
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
-    assert ("augment.n_augmentations: expected a whole number, got text 'three'; set "
-            "augment.n_augmentations to a whole number (default 10)") in output  # fmt: skip
+    assert (
+        "augment.n_augmentations: expected a whole number, got text 'three'; set "
+        "augment.n_augmentations to a whole number (default 10)"
+    ) in output
     assert "folds.k: 1 is below the minimum 2; set folds.k to a whole number >= 2" in output
 
 
@@ -207,33 +322,59 @@ def test_a_bare_corpus_file_resolves_to_the_schema_defaults(tmp_path):
     """`--configfile config.yaml my.yaml`, my.yaml naming only the corpus: every other key is
     the schema's default for real work, none of the demo's shortcuts."""
     wf = copy_workflow(tmp_path / "wf")
-    _write_csv(wf / "corpus" / "index.csv", ["path", "label"], [["a.mp4", "fake"], ["b.mp4", "real"]])
+    _write_csv(
+        wf / "corpus" / "index.csv", ["path", "label"], [["a.mp4", "fake"], ["b.mp4", "real"]]
+    )
     corpus = {"format": "csv", "path": "corpus/index.csv"}
     (wf / "my.yaml").write_text(yaml.safe_dump({"dataset": corpus}))
     resolved = resolved_config(wf, "--configfile", "config.yaml", "my.yaml")
     assert resolved == with_defaults({"dataset": corpus}, SCHEMA)
     # The defaults the demo shortcuts (configs/demo.yaml) would have changed:
-    assert resolved["augment"]["n_augmentations"] == 10 and resolved["augment"]["encoder_threads"] == 2
+    assert (
+        resolved["augment"]["n_augmentations"] == 10 and resolved["augment"]["encoder_threads"] == 2
+    )
     assert resolved["folds"]["k"] == 5 and resolved["scale"]["size"] == 256
     assert resolved["train"]["models"] == ["logreg", "linear_svm", "hist_gbm", "dummy"]
-    assert resolved["train"]["params"] == {"logreg": {}, "linear_svm": {}, "hist_gbm": {}, "dummy": {}}
+    assert resolved["train"]["params"] == {
+        "logreg": {},
+        "linear_svm": {},
+        "hist_gbm": {},
+        "dummy": {},
+    }
     deep = resolved["train"]["deep"]["naive_cnn"]
-    assert (deep["num_frames"], deep["image_size"], deep["epochs"], deep["cache_mb"]) == (16, 224, 10, 0)
+    assert (deep["num_frames"], deep["image_size"], deep["epochs"], deep["cache_mb"]) == (
+        16,
+        224,
+        10,
+        0,
+    )
     assert resolved["evaluate"]["permutation"]["n_permutations"] == 100
     assert resolved["predict"]["input"] == ""
 
 
 def test_make_demo_resolves_to_the_demo_settings(tmp_path):
-    recipe = re.search(r"^demo:.*\n\t\$\(BIN\)/snakemake (.*)$", (REPO / "Makefile").read_text(), re.M)
+    recipe = re.search(
+        r"^demo:.*\n\t\$\(BIN\)/snakemake (.*)$", (REPO / "Makefile").read_text(), re.M
+    )
     args = shlex.split(recipe.group(1))
     assert args[-3:] == ["--configfile", *DEMO_CONFIG]
     wf = copy_workflow(tmp_path / "wf")
     resolved = resolved_config(wf, *args)
     assert resolved == with_defaults(layered_config(wf, *DEMO_CONFIG), SCHEMA)
-    assert (resolved["augment"]["n_augmentations"], resolved["augment"]["encoder_threads"]) == (2, 1)
+    assert (resolved["augment"]["n_augmentations"], resolved["augment"]["encoder_threads"]) == (
+        2,
+        1,
+    )
     assert (resolved["folds"]["k"], resolved["scale"]["size"]) == (3, 128)
-    assert resolved["train"]["models"] == ["logreg", "linear_svm", "hist_gbm", "dummy", "naive_cnn",
-                                           "videomae", "timesformer"]  # fmt: skip
+    assert resolved["train"]["models"] == [
+        "logreg",
+        "linear_svm",
+        "hist_gbm",
+        "dummy",
+        "naive_cnn",
+        "videomae",
+        "timesformer",
+    ]
     assert resolved["train"]["params"]["hist_gbm"] == {"max_bins": 16}
     for model in ("naive_cnn", "videomae", "timesformer"):
         deep = resolved["train"]["deep"][model]
@@ -260,12 +401,16 @@ def test_every_schema_object_refuses_unknown_keys():
 @pytest.mark.parametrize(
     "config_text,message",
     [
-        ("augment:\n  n_augmentation: 3\n",
-         "unknown key augment.n_augmentation; did you mean n_augmentations?"),
-        ("dataset:\n  format: csv\n  path: missing.csv\n",
-         "dataset.path: 'missing.csv' (under {root}) does not exist"),
+        (
+            "augment:\n  n_augmentation: 3\n",
+            "unknown key augment.n_augmentation; did you mean n_augmentations?",
+        ),
+        (
+            "dataset:\n  format: csv\n  path: missing.csv\n",
+            "dataset.path: 'missing.csv' (under {root}) does not exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_snakemake_stops_before_any_job(tmp_path, config_text, message):
     wf = copy_workflow(tmp_path / "wf")
     (wf / "bad.yaml").write_text(config_text)
@@ -287,37 +432,76 @@ def _manifest_run(tmp_path, caplog, fmt, path, *extra):
     out.write_text("the previous manifest\n")
     caplog.clear()
     with caplog.at_level(logging.ERROR):
-        rc = lib_main(["manifest", "--format", fmt, "--path", str(path), "--out", str(out),
-                       "--report", str(tmp_path / "results/reports/ingest.md"), *extra])  # fmt: skip
+        rc = lib_main(
+            [
+                "manifest",
+                "--format",
+                fmt,
+                "--path",
+                str(path),
+                "--out",
+                str(out),
+                "--report",
+                str(tmp_path / "results/reports/ingest.md"),
+                *extra,
+            ]
+        )
     return rc, out
 
 
 INGEST = [
-    ("empty corpus", ["path", "label"], [],
-     "the corpus yields no video (0 rows read, dropped by reason: none); check dataset.path "
-     "and dataset.format, the label column and dataset.label_map (a label mapped to null "
-     "drops its rows); the ingest report lists examples", ()),
-    ("corpus of one class", ["path", "label", "group"],
-     [["a.mp4", "fake", "g1"], ["b.mp4", "fake", "g2"], ["c.mp4", "fake", "g3"]],
-     "the corpus has one class only (fake: 3 videos; 3 rows read, dropped by reason: none); "
-     "a classifier needs at least two: add videos of another class or fix dataset.label_map", ()),
-    ("CSV missing its label column", ["path", "group"], [["a.mp4", "g1"]],
-     "corpus.csv: missing column(s) ['label'] (found ['path', 'group']); add or rename the "
-     "column(s) in the header, or check dataset.format", ()),
-    ("CSV with neither url nor path", ["file", "label"], [["a.mp4", "fake"]],
-     "corpus.csv: needs a 'url' or a 'path' column (found ['file', 'label']); add or rename "
-     "the column in the header, or check dataset.format", ()),
-    ("label map dropping every row", ["path", "label"], [["a.mp4", "fake"], ["b.mp4", "real"]],
-     "the corpus yields no video (2 rows read, dropped by reason: label_dropped_by_map: 2); "
-     "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
-     "mapped to null drops its rows); the ingest report lists examples",
-     ("--label-map", '{"fake": null, "real": null}')),
-    ("every path escapes the corpus folder", ["path", "label"],
-     [["../a.mp4", "fake"], ["/etc/passwd", "real"]],
-     "the corpus yields no video (2 rows read, dropped by reason: path_outside_corpus: 2); "
-     "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
-     "mapped to null drops its rows); the ingest report lists examples", ()),
-]  # fmt: skip
+    (
+        "empty corpus",
+        ["path", "label"],
+        [],
+        "the corpus yields no video (0 rows read, dropped by reason: none); check dataset.path "
+        "and dataset.format, the label column and dataset.label_map (a label mapped to null "
+        "drops its rows); the ingest report lists examples",
+        (),
+    ),
+    (
+        "corpus of one class",
+        ["path", "label", "group"],
+        [["a.mp4", "fake", "g1"], ["b.mp4", "fake", "g2"], ["c.mp4", "fake", "g3"]],
+        "the corpus has one class only (fake: 3 videos; 3 rows read, dropped by reason: none); "
+        "a classifier needs at least two: add videos of another class or fix dataset.label_map",
+        (),
+    ),
+    (
+        "CSV missing its label column",
+        ["path", "group"],
+        [["a.mp4", "g1"]],
+        "corpus.csv: missing column(s) ['label'] (found ['path', 'group']); add or rename the "
+        "column(s) in the header, or check dataset.format",
+        (),
+    ),
+    (
+        "CSV with neither url nor path",
+        ["file", "label"],
+        [["a.mp4", "fake"]],
+        "corpus.csv: needs a 'url' or a 'path' column (found ['file', 'label']); add or rename "
+        "the column in the header, or check dataset.format",
+        (),
+    ),
+    (
+        "label map dropping every row",
+        ["path", "label"],
+        [["a.mp4", "fake"], ["b.mp4", "real"]],
+        "the corpus yields no video (2 rows read, dropped by reason: label_dropped_by_map: 2); "
+        "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
+        "mapped to null drops its rows); the ingest report lists examples",
+        ("--label-map", '{"fake": null, "real": null}'),
+    ),
+    (
+        "every path escapes the corpus folder",
+        ["path", "label"],
+        [["../a.mp4", "fake"], ["/etc/passwd", "real"]],
+        "the corpus yields no video (2 rows read, dropped by reason: path_outside_corpus: 2); "
+        "check dataset.path and dataset.format, the label column and dataset.label_map (a label "
+        "mapped to null drops its rows); the ingest report lists examples",
+        (),
+    ),
+]
 
 
 @pytest.mark.parametrize("case,header,rows,message,extra", INGEST, ids=[c[0] for c in INGEST])
@@ -335,10 +519,12 @@ def test_unreadable_corpus_file_names_the_fix(tmp_path, caplog):
     corpus.write_bytes(b"path,label\na.mp4,caf\xe9\n")  # Latin-1, not UTF-8
     rc, out = _manifest_run(tmp_path, caplog, "csv", corpus)
     assert rc == 1
-    assert (f"{corpus}: not UTF-8 text (invalid continuation byte at byte 20); save the corpus "
-            "file as UTF-8 (CSV) or JSON") in caplog.text  # fmt: skip
+    assert (
+        f"{corpus}: not UTF-8 text (invalid continuation byte at byte 20); save the corpus "
+        "file as UTF-8 (CSV) or JSON"
+    ) in caplog.text
     assert out.read_text() == "the previous manifest\n"
-    (tmp_path / "list.json").write_text("[{\"gloss\": ")
+    (tmp_path / "list.json").write_text('[{"gloss": ')
     rc, _ = _manifest_run(tmp_path, caplog, "wlasl", tmp_path / "list.json")
     assert rc == 1 and "list.json: not valid JSON (Expecting value" in caplog.text
 
@@ -347,16 +533,18 @@ def test_bad_rows_are_dropped_with_a_reason_and_the_rest_kept(tmp_path, caplog):
     """Escaping paths, refused file:// URLs, the same video listed twice, labels with commas
     and non-ASCII characters: the run goes on, every row accounted for."""
     outside = tmp_path / "elsewhere.mp4"
-    rows = [["media/a.mp4", "", "Straße, Nord", "g1"],
-            ["media/b.mp4", "", "café \"au lait\"", "g2"],
-            ["media/a.mp4", "", "Straße, Nord", "g3"],  # the same video again
-            ["../elsewhere.mp4", "", "café \"au lait\"", "g4"],
-            ["", outside.as_uri(), "café \"au lait\"", "g5"]]  # fmt: skip
+    rows = [
+        ["media/a.mp4", "", "Straße, Nord", "g1"],
+        ["media/b.mp4", "", 'café "au lait"', "g2"],
+        ["media/a.mp4", "", "Straße, Nord", "g3"],  # the same video again
+        ["../elsewhere.mp4", "", 'café "au lait"', "g4"],
+        ["", outside.as_uri(), 'café "au lait"', "g5"],
+    ]
     corpus = _write_csv(tmp_path / "corpus" / "corpus.csv", ["path", "url", "label", "group"], rows)
     rc, out = _manifest_run(tmp_path, caplog, "csv", corpus)
     assert rc == 0, caplog.text
     manifest = schemas.read_table(out, "manifest")
-    assert sorted(manifest["label"]) == ["Straße, Nord", "café \"au lait\""]
+    assert sorted(manifest["label"]) == ["Straße, Nord", 'café "au lait"']
     assert manifest.filter(pl.col("label") == "Straße, Nord")["dup_group"].item() == "g1+g3"
     report = yaml.safe_load((tmp_path / "results/reports/ingest.json").read_text())
     assert report["dropped"] == {"file_url_refused": 1, "path_outside_corpus": 1}
@@ -370,36 +558,72 @@ def test_bad_rows_are_dropped_with_a_reason_and_the_rest_kept(tmp_path, caplog):
 
 
 def _videos_table(path: Path, groups) -> Path:
-    rows = [{"video_id": f"{g}_{i}", "path": f"data/videos/{g}_{i}.mp4", "label": label,
-             "dup_group": g, "platform": "local", "is_original": i == 0, "frames": 10,
-             "fps": 25.0, "duration_s": 0.4, "width": 64, "height": 48, "codec": "h264",
-             "valid": True, "reason": ""}
-            for g, label, n in groups for i in range(n)]  # fmt: skip
+    rows = [
+        {
+            "video_id": f"{g}_{i}",
+            "path": f"data/videos/{g}_{i}.mp4",
+            "label": label,
+            "dup_group": g,
+            "platform": "local",
+            "is_original": i == 0,
+            "frames": 10,
+            "fps": 25.0,
+            "duration_s": 0.4,
+            "width": 64,
+            "height": 48,
+            "codec": "h264",
+            "valid": True,
+            "reason": "",
+        }
+        for g, label, n in groups
+        for i in range(n)
+    ]
     table = pl.DataFrame(rows)
     for column in schemas.columns("videos"):
         if column not in table.columns:
             kind = schemas.TABLES["videos"][column]
-            table = table.with_columns(pl.lit({"str": "", "int": 0, "float": 0.0, "bool": False}[kind]).alias(column))
+            table = table.with_columns(
+                pl.lit({"str": "", "int": 0, "float": 0.0, "bool": False}[kind]).alias(column)
+            )
     schemas.write_table(table, path, "videos")
     return path
 
 
 FOLDS = [
-    ("fewer groups than folds", [("g1", "fake", 2), ("g2", "real", 2)], 3,
-     "2 duplicate groups among 4 valid videos cannot fill 3 folds (2 groups, 4 videos; fake: "
-     "2 videos in 1 groups, real: 2 videos in 1 groups): lower folds.k in the config to at "
-     "most 2 or add videos from more groups."),
-    ("a class in one group", [("r1", "real", 4), ("f1", "fake", 3), ("f2", "fake", 5)], 2,
-     "training set holds one class only"),
-]  # fmt: skip
+    (
+        "fewer groups than folds",
+        [("g1", "fake", 2), ("g2", "real", 2)],
+        3,
+        "2 duplicate groups among 4 valid videos cannot fill 3 folds (2 groups, 4 videos; fake: "
+        "2 videos in 1 groups, real: 2 videos in 1 groups): lower folds.k in the config to at "
+        "most 2 or add videos from more groups.",
+    ),
+    (
+        "a class in one group",
+        [("r1", "real", 4), ("f1", "fake", 3), ("f2", "fake", 5)],
+        2,
+        "training set holds one class only",
+    ),
+]
 
 
 @pytest.mark.parametrize("case,groups,k,message", FOLDS, ids=[c[0] for c in FOLDS])
 def test_folds_refuse_before_writing(tmp_path, caplog, case, groups, k, message):
     videos = _videos_table(tmp_path / "videos.csv", groups)
     with caplog.at_level(logging.ERROR):
-        rc = lib_main(["folds", "--videos", str(videos), "--k", str(k), "--group-by", "annotated",
-                       "--out", str(tmp_path / "folds.csv")])  # fmt: skip
+        rc = lib_main(
+            [
+                "folds",
+                "--videos",
+                str(videos),
+                "--k",
+                str(k),
+                "--group-by",
+                "annotated",
+                "--out",
+                str(tmp_path / "folds.csv"),
+            ]
+        )
     assert rc == 1 and message in caplog.text
     assert not (tmp_path / "folds.csv").exists()
 
@@ -424,21 +648,40 @@ def test_rerun_after_editing_the_corpus(tmp_path):
     args = ("--cores", "1", "--configfile", "config.yaml", "my.yaml")
     snakemake(wf, "results/manifest.csv", *args)
     first = schemas.read_table(wf / "results/manifest.csv", "manifest")
-    download_shard(wf / "results/manifest.csv", wf / "first.csv", Shard(0, 1),
-                   videos_dir=wf / "data/videos", progress_dir=wf / "progress", previous=None, recheck=None,
-                   **with_defaults({}, SCHEMA)["download"])  # fmt: skip
+    download_shard(
+        wf / "results/manifest.csv",
+        wf / "first.csv",
+        Shard(0, 1),
+        videos_dir=wf / "data/videos",
+        progress_dir=wf / "progress",
+        previous=None,
+        recheck=None,
+        **with_defaults({}, SCHEMA)["download"],
+    )
 
     assert "Nothing to be done" in snakemake(wf, "-n", "results/manifest.csv", *args).stdout
-    _write_csv(wf / "corpus" / "index.csv", ["path", "label", "group"],
-               rows + [["media/c.mp4", "real", "g3"]])  # fmt: skip
+    _write_csv(
+        wf / "corpus" / "index.csv",
+        ["path", "label", "group"],
+        rows + [["media/c.mp4", "real", "g3"]],
+    )
     plan = snakemake(wf, "-n", "results/manifest.csv", *args).stdout
     assert re.search(r"^manifest\s+1$", plan, re.M), plan
     snakemake(wf, "results/manifest.csv", *args)
     second = schemas.read_table(wf / "results/manifest.csv", "manifest")
     assert_frame_equal(second.filter(pl.col("video_id").is_in(first["video_id"].implode())), first)
-    download_shard(wf / "results/manifest.csv", wf / "second.csv", Shard(0, 1),
-                   videos_dir=wf / "data/videos", progress_dir=wf / "progress", previous=None, recheck=None,
-                   **with_defaults({}, SCHEMA)["download"])  # fmt: skip
-    status = dict(schemas.read_table(wf / "second.csv", "download").select("video_id", "status").iter_rows())
+    download_shard(
+        wf / "results/manifest.csv",
+        wf / "second.csv",
+        Shard(0, 1),
+        videos_dir=wf / "data/videos",
+        progress_dir=wf / "progress",
+        previous=None,
+        recheck=None,
+        **with_defaults({}, SCHEMA)["download"],
+    )
+    status = dict(
+        schemas.read_table(wf / "second.csv", "download").select("video_id", "status").iter_rows()
+    )
     assert all(status[v] == "skipped" for v in first["video_id"])
     assert sum(s == "ok" for s in status.values()) == 1

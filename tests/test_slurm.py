@@ -48,12 +48,23 @@ FAST_POLL = ("--slurm-init-seconds-before-status-checks", "1")
 # demo`'s config files (the demo's canvas, tiny deep models and encoder settings).
 # Every model family runs, but one deep model stands for the others (the same rule), and
 # few permutations and bootstrap resamples: the cluster's polling is the slow part.
-OVERLAY = {"demo": {"n_groups": 4}, "folds": {"k": 2}, "augment": {"n_augmentations": 1},
-           "shards": 2,
-           "train": {"models": ["logreg", "linear_svm", "hist_gbm", "dummy", "naive_cnn"]},
-           "evaluate": {"bootstrap": 100, "permutation": {"n_permutations": 5}}}  # fmt: skip
-SHARDED_STAGES = {"download", "validate", "augment", "signatures", "features", "scale",
-                  "scaled_features"}  # fmt: skip
+OVERLAY = {
+    "demo": {"n_groups": 4},
+    "folds": {"k": 2},
+    "augment": {"n_augmentations": 1},
+    "shards": 2,
+    "train": {"models": ["logreg", "linear_svm", "hist_gbm", "dummy", "naive_cnn"]},
+    "evaluate": {"bootstrap": 100, "permutation": {"n_permutations": 5}},
+}
+SHARDED_STAGES = {
+    "download",
+    "validate",
+    "augment",
+    "signatures",
+    "features",
+    "scale",
+    "scaled_features",
+}
 SCALE_TABLE = "results/scaled.csv"
 MODEL_FOLD_RULES = {"train", "train_deep"}  # one job per (model, fold): feature / deep models
 
@@ -70,8 +81,9 @@ TABLES = [
     ("results/summary.csv", "summary"),
 ]
 
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$",
-                       re.MULTILINE)  # fmt: skip
+SUBMITTED = re.compile(
+    r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$", re.MULTILINE
+)
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
 LOCALRULE = re.compile(r"^localrule (\w+):", re.MULTILINE)
 TIMEOUT = shutil.which("timeout") or "timeout"  # resolved here: some runs get a bare PATH
@@ -87,8 +99,14 @@ def write_overlay(workdir: Path, overlay: dict = OVERLAY) -> tuple[str, ...]:
 def run_snakemake(workdir: Path, *args: str, limit_s: int, env: dict | None = None):
     """Snakemake under `timeout -k 15` (a hung run only stops with SIGKILL)."""
     cmd = [TIMEOUT, "-k", "15", str(limit_s), str(BIN / "snakemake"), *args]
-    return subprocess.run(cmd, cwd=workdir, env=env or workflow_env(), capture_output=True,
-                          text=True, timeout=limit_s + 30)  # fmt: skip
+    return subprocess.run(
+        cmd,
+        cwd=workdir,
+        env=env or workflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=limit_s + 30,
+    )
 
 
 def output_of(proc) -> str:
@@ -97,13 +115,19 @@ def output_of(proc) -> str:
 
 def failure(proc, workdir: Path, what: str) -> str:
     """A failure message with Snakemake's output and the tails of the job logs."""
-    logs = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-1500:]}"
-                     for p in sorted((workdir / "logs").rglob("*.log")))  # fmt: skip
+    logs = "\n".join(
+        f"--- {p}\n{p.read_text(errors='replace')[-1500:]}"
+        for p in sorted((workdir / "logs").rglob("*.log"))
+    )
     slurm_dir = workdir / ".snakemake" / "slurm_logs"
-    slurm_logs = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-1500:]}"
-                           for p in sorted(slurm_dir.rglob("*.log")))  # fmt: skip
-    return (f"{what}: exit {proc.returncode}\n{output_of(proc)[-6000:]}\n"
-            f"{logs[-8000:]}\nSLURM logs:\n{slurm_logs[-4000:]}")  # fmt: skip
+    slurm_logs = "\n".join(
+        f"--- {p}\n{p.read_text(errors='replace')[-1500:]}"
+        for p in sorted(slurm_dir.rglob("*.log"))
+    )
+    return (
+        f"{what}: exit {proc.returncode}\n{output_of(proc)[-6000:]}\n"
+        f"{logs[-8000:]}\nSLURM logs:\n{slurm_logs[-4000:]}"
+    )
 
 
 def job_stats(text: str) -> collections.Counter:
@@ -127,22 +151,35 @@ def submitted_jobs(text: str) -> list[dict]:
         # .snakemake/slurm_logs/rule_<rule>[/<wildcards>]/<slurm id>.log
         parts = Path(log).parts
         i = max(k for k, p in enumerate(parts) if p.startswith("rule_"))
-        jobs.append({"rule": parts[i][len("rule_"):], "wildcards": "/".join(parts[i + 1:-1]),
-                     "snakemake_id": int(snakemake_id), "slurm_id": int(slurm_id),
-                     "slurm_log": Path(log)})  # fmt: skip
+        jobs.append(
+            {
+                "rule": parts[i][len("rule_") :],
+                "wildcards": "/".join(parts[i + 1 : -1]),
+                "snakemake_id": int(snakemake_id),
+                "slurm_id": int(slurm_id),
+                "slurm_log": Path(log),
+            }
+        )
     return jobs
 
 
 def permuted_models(config: dict) -> list[str]:
     """Models with a permutation test (one job each)."""
-    return [m for m in config["evaluate"]["permutation"]["models"] if m in config["train"]["models"]]
+    return [
+        m for m in config["evaluate"]["permutation"]["models"] if m in config["train"]["models"]
+    ]
 
 
 def expected_job_count(config: dict, n_sharded: int, n_gathers: int, n_singletons: int) -> int:
     """stages x shards + models x folds + permuted models + gathers + singletons
     (docs/CLUSTER.md)."""
-    return (n_sharded * config["shards"] + len(config["train"]["models"]) * config["folds"]["k"]
-            + len(permuted_models(config)) + n_gathers + n_singletons)  # fmt: skip
+    return (
+        n_sharded * config["shards"]
+        + len(config["train"]["models"]) * config["folds"]["k"]
+        + len(permuted_models(config))
+        + n_gathers
+        + n_singletons
+    )
 
 
 def resolved_config(workdir: Path, overlay: dict) -> dict:
@@ -170,8 +207,13 @@ def check_plan(plan: collections.Counter, config: dict) -> int:
 
 def squeue_jobs() -> dict[int, dict]:
     """Every job slurmctld still knows (MinJobAge 3600 s keeps finished ones)."""
-    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%j|%k|%C"],
-                         capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+    out = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%i|%T|%j|%k|%C"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     jobs = {}
     for line in out.splitlines():
         jobid, state, name, comment, cpus = line.split("|")
@@ -190,8 +232,9 @@ def read_tables(workdir: Path) -> dict[str, pl.DataFrame]:
 
 def without_file_urls(table: pl.DataFrame) -> pl.DataFrame:
     """file:// URLs hold the absolute path of the checkout the corpus was generated in."""
-    return table.drop([c for c in table.columns
-                       if table[c].cast(pl.String).str.starts_with("file://").any()])  # fmt: skip
+    return table.drop(
+        [c for c in table.columns if table[c].cast(pl.String).str.starts_with("file://").any()]
+    )
 
 
 def progress_units(progress_dir: Path, shard: str, key: str) -> int:
@@ -227,7 +270,9 @@ def test_dry_run_plans_the_slurm_run_without_slurm(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     configfiles = write_overlay(workdir)
     env = {**workflow_env(), "PATH": no_slurm_path(tmp_path)}
-    proc = run_snakemake(workdir, "-n", *PROFILE, "--configfile", *configfiles, limit_s=120, env=env)
+    proc = run_snakemake(
+        workdir, "-n", *PROFILE, "--configfile", *configfiles, limit_s=120, env=env
+    )
     assert proc.returncode == 0, failure(proc, workdir, "dry run without SLURM")
     text = output_of(proc)
     assert "Using profile profiles/slurm" in text
@@ -251,8 +296,9 @@ def test_gpu_overlay_asks_for_a_gpu_for_scale_and_deep_training_only(tmp_path):
 
     def resources_by_rule(text):
         found = collections.defaultdict(list)
-        for rule, resources in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$",
-                                          text, re.MULTILINE):  # fmt: skip
+        for rule, resources in re.findall(
+            r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", text, re.MULTILINE
+        ):
             found[rule].append(dict(kv.split("=", 1) for kv in resources.split(", ")))
         return found
 
@@ -263,9 +309,16 @@ def test_gpu_overlay_asks_for_a_gpu_for_scale_and_deep_training_only(tmp_path):
     assert {r["cpus_per_task"] for r in plain_res["augment"]} == {"2"}  # threads -> cpus
     assert {r["cpus_per_task"] for r in plain_res["folds"]} == {"1"}
 
-    gpu = run_snakemake(workdir, *args, "--profile", "profiles/slurm-gpu",
-                        "--config", "scale={method: autoencoder, device: cuda}",
-                        limit_s=120, env=env)  # fmt: skip
+    gpu = run_snakemake(
+        workdir,
+        *args,
+        "--profile",
+        "profiles/slurm-gpu",
+        "--config",
+        "scale={method: autoencoder, device: cuda}",
+        limit_s=120,
+        env=env,
+    )
     assert gpu.returncode == 0, failure(gpu, workdir, "dry run with the GPU overlay")
     gpu_res = resources_by_rule(output_of(gpu))
     assert len(gpu_res["scale"]) == OVERLAY["shards"]
@@ -286,8 +339,12 @@ def slurm_cluster():
     """The one-node cluster of tests/slurm/start_cluster.sh; stopped at the end if started here."""
     if shutil.which("bash") is None or shutil.which("timeout") is None:
         pytest.skip("bash and timeout are needed to start the SLURM test cluster")
-    proc = subprocess.run(["bash", str(SLURM_SCRIPTS / "start_cluster.sh")], capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        ["bash", str(SLURM_SCRIPTS / "start_cluster.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode == 3:
         reason = [ln for ln in proc.stderr.splitlines() if "CANNOT" in ln] or [proc.stderr]
         pytest.skip(f"no SLURM test cluster: {reason[-1].strip()}")
@@ -313,8 +370,14 @@ def demo_run(slurm_cluster, tmp_path_factory):
     if proc.returncode != 0:
         pytest.fail(failure(proc, workdir, f"demo under SLURM ({elapsed:.0f} s)"))
     text = output_of(proc)
-    return {"workdir": workdir, "configfiles": configfiles, "plan": plan, "text": text,
-            "config": resolved_config(workdir, OVERLAY), "elapsed": elapsed}  # fmt: skip
+    return {
+        "workdir": workdir,
+        "configfiles": configfiles,
+        "plan": plan,
+        "text": text,
+        "config": resolved_config(workdir, OVERLAY),
+        "elapsed": elapsed,
+    }
 
 
 @pytest.mark.slurm
@@ -364,7 +427,9 @@ def test_every_job_but_all_went_through_sbatch(demo_run):
         assert info["name"] == run_id
         assert info["comment"].startswith(f"rule_{j['rule']}")
         assert info["cpus"] == (2 if j["rule"] in ("augment", "scale", "demo_corpus") else 1), (
-            j, info)
+            j,
+            info,
+        )
         # SLURM's log of a successful job is deleted; the job's own log stays.
         assert not j["slurm_log"].exists()
     assert all((demo_run["workdir"] / "logs" / stage).is_dir() for stage in SHARDED_STAGES)
@@ -381,11 +446,15 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     workdir = tmp_path / "wf"
     shutil.copytree(demo_run["workdir"], workdir, symlinks=True)
     configfiles, target = demo_run["configfiles"], "1-of-2"
-    plan = run_snakemake(workdir, "-n", *PROFILE, "--configfile", *configfiles, "--forcerun", "scale",
-                         limit_s=120)  # fmt: skip
+    plan = run_snakemake(
+        workdir, "-n", *PROFILE, "--configfile", *configfiles, "--forcerun", "scale", limit_s=120
+    )
     assert plan.returncode == 0, failure(plan, workdir, "dry run --forcerun scale")
-    outputs = {o for line in re.findall(r"^    output: (.*)$", output_of(plan), re.MULTILINE)
-               for o in line.split(", ")}  # fmt: skip
+    outputs = {
+        o
+        for line in re.findall(r"^    output: (.*)$", output_of(plan), re.MULTILINE)
+        for o in line.split(", ")
+    }
     assert "results/scaled.csv" in outputs and "results/clips.csv" not in outputs
     for name in outputs:
         (workdir / name).unlink(missing_ok=True)
@@ -397,16 +466,33 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     # Run 1 (no automatic retry, so the cancellation is final): scancel shard 1-of-2 of
     # scale once it has finished at least one clip.
     log = (tmp_path / "run1.log").open("w")
-    cmd = [TIMEOUT, "-k", "15", "240", str(BIN / "snakemake"), *PROFILE, "--configfile", *configfiles,
-           *FAST_POLL, "--retries", "0", SCALE_TABLE]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=workdir, env=workflow_env(), stdout=log,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    cmd = [
+        TIMEOUT,
+        "-k",
+        "15",
+        "240",
+        str(BIN / "snakemake"),
+        *PROFILE,
+        "--configfile",
+        *configfiles,
+        *FAST_POLL,
+        "--retries",
+        "0",
+        SCALE_TABLE,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=workflow_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+    )
     cancelled, deadline = None, time.monotonic() + 200
     try:
         while cancelled is None and proc.poll() is None and time.monotonic() < deadline:
-            running = [jid for jid, j in squeue_jobs().items() if jid > before
-                       and j["comment"] == f"rule_scale_wildcards_{target}"
-                       and j["state"] == "RUNNING"]  # fmt: skip
+            running = [
+                jid
+                for jid, j in squeue_jobs().items()
+                if jid > before
+                and j["comment"] == f"rule_scale_wildcards_{target}"
+                and j["state"] == "RUNNING"
+            ]
             if running and progress_units(progress_dir, target, "clip_id") >= 1:
                 assert not shard_out.exists(), "shard finished before it could be cancelled"
                 subprocess.run(["scancel", str(running[0])], check=True, timeout=30)
@@ -434,8 +520,9 @@ def test_scancelled_shard_fails_the_run_and_the_rerun_resumes_it(demo_run, tmp_p
     other_mtime = (other_out.stat().st_mtime_ns, other_log.stat().st_mtime_ns)
 
     # Run 2: the same command: only the cancelled shard and the gather.
-    proc2 = run_snakemake(workdir, *PROFILE, "--configfile", *configfiles, *FAST_POLL, SCALE_TABLE,
-                          limit_s=240)  # fmt: skip
+    proc2 = run_snakemake(
+        workdir, *PROFILE, "--configfile", *configfiles, *FAST_POLL, SCALE_TABLE, limit_s=240
+    )
     assert proc2.returncode == 0, failure(proc2, workdir, "rerun after scancel")
     jobs2 = submitted_jobs(output_of(proc2))
     assert [(j["rule"], j["wildcards"]) for j in jobs2] == [("scale", target), ("gather_scale", "")]

@@ -17,17 +17,32 @@ from conftest import BIN, DEMO_CONFIG, REPO, copy_workflow, snakemake, workflow_
 from lib import schemas
 from lib.evaluate.folds import check_folds
 
-STAGES = ("download", "validate", "augment", "features", "scale", "scaled_features",
-          "signatures", "near_duplicates", "folds", "train", "train_deep", "permutation",
-          "evaluate", "data_quality")  # fmt: skip
+STAGES = (
+    "download",
+    "validate",
+    "augment",
+    "features",
+    "scale",
+    "scaled_features",
+    "signatures",
+    "near_duplicates",
+    "folds",
+    "train",
+    "train_deep",
+    "permutation",
+    "evaluate",
+    "data_quality",
+)
 
 # A small demo, layered on `make demo`'s config files (the demo's canvas, tiny deep models and
 # encoder settings): 10 duplicate groups, 1 augmentation, 3 folds, 2 shards, 5 permutations;
 # the feature models and one deep model (the others' jobs are the same rule;
 # tests/test_train_deep.py trains each).
-SMALL = ("demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
-         "train:\n  models: [logreg, linear_svm, hist_gbm, dummy, naive_cnn]\n"
-         "evaluate:\n  bootstrap: 100\n  permutation:\n    n_permutations: 5\n")  # fmt: skip
+SMALL = (
+    "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
+    "train:\n  models: [logreg, linear_svm, hist_gbm, dummy, naive_cnn]\n"
+    "evaluate:\n  bootstrap: 100\n  permutation:\n    n_permutations: 5\n"
+)
 SMALL_CONFIG = ("--configfile", *DEMO_CONFIG, "small.yaml")
 MODELS = ("logreg", "linear_svm", "hist_gbm", "dummy")
 
@@ -66,11 +81,17 @@ def demo_run(tmp_path_factory) -> Path:
 
 
 def test_lint_and_snakefmt_are_clean():
-    lint = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=REPO, env=workflow_env(),
-                          capture_output=True, text=True)  # fmt: skip
+    lint = subprocess.run(
+        [str(BIN / "snakemake"), "--lint"],
+        cwd=REPO,
+        env=workflow_env(),
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "."], cwd=REPO,
-                         capture_output=True, text=True)  # fmt: skip
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
@@ -129,8 +150,16 @@ def test_demo_writes_every_contract_file(demo_run):
         assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/best.pt").exists()
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     assert "naive_cnn" in set(summary["model"])
-    for report in ("evaluation.md", "curves.png", "confusion.png", "permutation_null.png",
-                   "training_curves.png", "data_quality.png", "completeness.md", "ingest.md"):
+    for report in (
+        "evaluation.md",
+        "curves.png",
+        "confusion.png",
+        "permutation_null.png",
+        "training_curves.png",
+        "data_quality.png",
+        "completeness.md",
+        "ingest.md",
+    ):
         assert (demo_run / "results/reports" / report).stat().st_size > 0
     for stage in ("download", "validate", "augment", "features", "scale", "scaled_features"):
         assert len(list((demo_run / "results/benchmarks" / stage).glob("*.tsv"))) == 2
@@ -148,10 +177,15 @@ def test_planted_broken_files_are_caught_with_a_reason(demo_run):
     corpus = demo_run / "data/demo"
     index = pl.read_csv(corpus / "index.csv", empty_string_is_null=False)
     planted = index.filter(pl.col("edits").str.starts_with("broken:"))
-    expected_reason = {"truncated": "truncated", "empty": "not_downloaded:empty",
-                       "text": "not_a_video"}  # fmt: skip
-    expected = {file_video_id(corpus / path, base_dir=corpus): expected_reason[edits[7:]]
-                for path, edits in zip(planted["path"], planted["edits"])}  # fmt: skip
+    expected_reason = {
+        "truncated": "truncated",
+        "empty": "not_downloaded:empty",
+        "text": "not_a_video",
+    }
+    expected = {
+        file_video_id(corpus / path, base_dir=corpus): expected_reason[edits[7:]]
+        for path, edits in zip(planted["path"], planted["edits"])
+    }
     assert len(expected) == 3
     invalid = videos.filter(~pl.col("valid"))
     assert dict(zip(invalid["video_id"], invalid["reason"])) == expected
@@ -169,14 +203,17 @@ def test_no_group_straddles_folds_and_clips_follow_originals(demo_run):
     for model in ("logreg",):
         for k in range(3):
             preds = schemas.read_table(
-                demo_run / f"results/models/{model}/fold-{k}/predictions.csv", "predictions")
+                demo_run / f"results/models/{model}/fold-{k}/predictions.csv", "predictions"
+            )
             fold = dict(folds.select("video_id", "fold").iter_rows())
-            assert all(fold[v] == k for v in preds["video_id"]), \
-                "a held-out clip's video belongs to the held-out fold"
+            assert all(
+                fold[v] == k for v in preds["video_id"]
+            ), "a held-out clip's video belongs to the held-out fold"
             held = clips.filter(pl.col("video_id").is_in(preds["video_id"].implode()))
             per_video = dict(held.group_by("video_id").len().iter_rows())
-            assert dict(preds.group_by("video_id").len().iter_rows()) == per_video, \
-                "every clip (original and augmentations) of a held-out video is held out"
+            assert (
+                dict(preds.group_by("video_id").len().iter_rows()) == per_video
+            ), "every clip (original and augmentations) of a held-out video is held out"
 
 
 @pytest.mark.slow
@@ -226,8 +263,14 @@ def test_kill_9_mid_stage_then_resume_equals_uninterrupted_run(demo_run, tmp_pat
     wf = small_workflow(tmp_path / "killed")
     cmd = [str(BIN / "snakemake"), "--profile", "profiles/local", *SMALL_CONFIG]
     with open(tmp_path / "first.log", "w") as out:
-        proc = subprocess.Popen(cmd, cwd=wf, env=workflow_env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=wf,
+            env=workflow_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             _wait_for_progress(wf, "features", 3, proc)
         finally:  # a dying node: Snakemake and every job, no cleanup
