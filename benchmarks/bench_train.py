@@ -47,8 +47,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from lib import schemas  # noqa: E402
 from lib.train.data import FrameClipDataset  # noqa: E402
-from lib.train.loop import _loader, resolve_runtime  # noqa: E402
+from lib.train.epoch import data_loader  # noqa: E402
 from lib.train.models import create_model  # noqa: E402
+from lib.train.runtime import resolve_runtime  # noqa: E402
 from lib.train.settings import DEEP_MODELS, settings_for  # noqa: E402
 from lib.io.writer import VideoWriter  # noqa: E402
 
@@ -100,7 +101,7 @@ def throughput(name: str, s, table: pd.DataFrame, runs: int) -> dict:
     for r in range(runs):
         ds.set_epoch(r)
         t = time.perf_counter()
-        held = [(x, y) for x, y, _ in _loader(ds, batches, rt["workers"])]
+        held = [(x, y) for x, y, _ in data_loader(ds, batches, rt["workers"])]
         loader_times.append(time.perf_counter() - t)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr)
     model.train()

@@ -199,8 +199,9 @@ class DeepWindowModel:
     def __init__(self, model_dir: Path, *, scaler, crf: int, preset: str, chunk_frames: int):
         import torch
 
-        from lib.train.loop import resolve_runtime
-        from lib.train.registry import DeepSettings, create_model
+        from lib.train.models import create_model
+        from lib.train.runtime import resolve_runtime
+        from lib.train.settings import DeepSettings
 
         self.info = _read_info(model_dir, "model.pt")
         self.classes = [str(c) for c in self.info["classes"]]
@@ -216,7 +217,7 @@ class DeepWindowModel:
         import torch
 
         from lib.train.data import FrameClipDataset
-        from lib.train.loop import _autocast
+        from lib.train.runtime import autocast
 
         path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", **self.kw)
         norm = self.info["normalisation"]
@@ -232,7 +233,7 @@ class DeepWindowModel:
             std=norm["std"],
         )[0]
         device, precision = self.runtime["device"], self.runtime["precision"]
-        with torch.no_grad(), _autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision):
             logits = self.model(x.unsqueeze(0).to(device)).float().cpu()
         path.unlink(missing_ok=True)
         return torch.softmax(logits.double(), dim=1)[0].numpy()
@@ -251,7 +252,7 @@ def load_model(
     ``window_probabilities(reader, start, stop, tmp_dir)``: feature or deep, as its
     ``train_info.json`` says."""
     from lib.media.scale import LetterboxScaler
-    from lib.train.registry import is_deep
+    from lib.train.settings import is_deep
 
     model_dir = Path(model_dir)
     info_path = model_dir / "train_info.json"

@@ -15,9 +15,9 @@ from lib.evaluate.evaluation import evaluate
 from lib.evaluate.metrics import (brier_score, confusion, group_bootstrap, headline_metrics,
                                   multiclass_metrics, originals, permutation_p_value, ranking_metrics,
                                   threshold_metrics)  # fmt: skip
-from lib.train.feature_models import (CorrelationFilter, feature_fit_predict, load_training_table,
-                                      permutation_test, permute_group_labels, run_permutation_test,
-                                      train_fold)  # fmt: skip
+from lib.train.feature_models import CorrelationFilter, load_training_table, train_fold
+from lib.train.permutation import (feature_fit_predict, permutation_test, permute_group_labels,
+                                   run_permutation_test)  # fmt: skip
 from lib.evaluate.metrics import headline_statistic
 
 

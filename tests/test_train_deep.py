@@ -183,8 +183,8 @@ def test_low_trainable_share_refuses_unless_allowed(corpus, tmp_path):
     args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
     s = {**TINY, "freeze": "backbone", "min_trainable_share": 0.05}
     with pytest.raises(ConfigError, match=r"only 130 of .* allow_low_trainable"):
-        train_deep_fold(*args, model_name="naive_cnn", fold=0, settings=s,
-                        checkpoint_dir=tmp_path / "ck")  # fmt: skip
+        train_deep_fold(*args, model_name="naive_cnn", fold=0, settings=s, positive_label="fake",
+                        random_state=0, checkpoint_dir=tmp_path / "ck")  # fmt: skip
 
 
 # -- the training job: warnings, resume -----------------------------------------------------------
@@ -268,11 +268,13 @@ def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
 
 @pytest.mark.parametrize("name", DEEP_MODELS)
 def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_path):
-    from lib.train.loop import HISTORY_COLUMNS, train_deep_fold
+    from lib.train.epoch import HISTORY_COLUMNS
+    from lib.train.loop import train_deep_fold
 
     preds = train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv",
                             tmp_path / "out", model_name=name, fold=1,
-                            settings={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck")  # fmt: skip
+                            settings={**TINY, "epochs": 1}, positive_label="fake", random_state=0,
+                            checkpoint_dir=tmp_path / "ck")  # fmt: skip
     folds = schemas.read_table(corpus / "folds.csv", "folds")
     held_out = set(folds.filter(pl.col("fold") == 1)["video_id"])
     assert set(preds["video_id"]) == held_out and len(preds) == 2 * len(held_out)
@@ -306,7 +308,8 @@ def test_clip_cache_changes_nothing_but_the_decodes(corpus, tmp_path):
         train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", out,
                         model_name="naive_cnn", fold=0,
                         settings={**TINY, "epochs": 2, "cache_mb": cache_mb},
-                        checkpoint_dir=tmp_path / f"ck{cache_mb}", random_state=3)  # fmt: skip
+                        checkpoint_dir=tmp_path / f"ck{cache_mb}", positive_label="fake",
+                        random_state=3)  # fmt: skip
         runs[cache_mb] = out
     assert (runs[0] / "predictions.csv").read_bytes() == (runs[64] / "predictions.csv").read_bytes()
     info = json.loads((runs[64] / "train_info.json").read_text())
@@ -337,7 +340,8 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
 
     monkeypatch.setattr(loop, "create_model", create)
     args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
-    kw = {"model_name": "naive_cnn", "fold": 0, "checkpoint_dir": tmp_path / "ck"}
+    kw = {"model_name": "naive_cnn", "fold": 0, "checkpoint_dir": tmp_path / "ck",
+          "positive_label": "fake", "random_state": 0}  # fmt: skip
     settings = {**TINY, "epochs": 1, "micro_batch": 4}
     if fail_at_one:
         with pytest.raises(RuntimeError, match="out of memory at micro-batch 1"):
@@ -357,7 +361,8 @@ def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus
                                                                          monkeypatch):  # fmt: skip
     import lib.train.loop as loop
     from lib.stages.permutation import run_permutation
-    from lib.train.feature_models import permutation_test, training_table
+    from lib.train.feature_models import training_table
+    from lib.train.permutation import permutation_test
 
     real, seen, fail_at = loop.train_deep_table, [], [4]
 

@@ -12,22 +12,20 @@ by duplicate group); ``hist_gbm`` (HistGradientBoostingClassifier, no early stop
 internal validation split would not be grouped); ``dummy`` (DummyClassifier, the floor: what
 predicting the training prior scores).
 
-:func:`permutation_test` is the control that replaces the old single shuffled-label model:
-many permutations of the duplicate groups' labels, the same folds and training, a null
-distribution of the headline metric and a p-value.
+Their permutation test (the null distribution of the headline metric) is in
+:mod:`lib.train.permutation`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 
 import joblib
 import numpy as np
 import polars as pl
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -38,8 +36,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from lib import schemas
+from lib.train.predictions import positive_index, predictions_table
 from lib.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -216,14 +216,25 @@ def fit_model(
     """Fit ``name`` on (X, y); calibration splits are grouped by ``groups``.
 
     ``n_threads`` caps OpenMP/BLAS threads (the rule's one core): on small tables
-    HistGradientBoosting spent 4x the CPU time spinning threads on a loaded machine.
+    HistGradientBoosting spends most of its CPU time spinning threads on a loaded machine.
     """
-    from threadpoolctl import threadpool_limits
-
     cv = inner_splits(y, groups, random_state=random_state) if name == "linear_svm" else None
     model = make_model(name, params=params, random_state=random_state, cv=cv)
     with threadpool_limits(limits=n_threads):
         return model.fit(X, y)
+
+
+def fit_table(name: str, train: pl.DataFrame, cols: list[str], *, params, random_state: int):
+    """:func:`fit_model` on the rows of a training table: features ``cols``, their labels,
+    calibration grouped by duplicate group."""
+    return fit_model(
+        name,
+        train.select(cols).to_numpy(),
+        train["label"].to_numpy(),
+        train["dup_group"].to_numpy(),
+        params=params,
+        random_state=random_state,
+    )
 
 
 def training_table(features: pl.DataFrame, clips: pl.DataFrame, folds: pl.DataFrame):
@@ -265,27 +276,12 @@ def load_training_table(features_path, clips_path, folds_path):
     return table.filter(~incomplete), cols, int(incomplete.sum())
 
 
-def class_scores(model, X) -> np.ndarray:
-    """Per-class probabilities (n, n_classes); every registered model has predict_proba."""
-    return model.predict_proba(X)
-
-
 def predict_table(model, test: pl.DataFrame, cols: list[str], positive_label: str) -> pl.DataFrame:
-    """The predictions contract for the rows of ``test``: score of the positive class
-    (binary) or of the best class (multi-class), the predicted class, one score per class."""
-    scores = class_scores(model, test.select(cols).to_numpy())
+    """The predictions contract for the rows of ``test`` (every registered model has
+    ``predict_proba``)."""
+    probs = model.predict_proba(test.select(cols).to_numpy())
     classes = [str(c) for c in model.classes_]
-    pred = np.asarray(classes)[scores.argmax(axis=1)]
-    pos = classes.index(positive_label) if positive_label in classes else len(classes) - 1
-    score = scores[:, pos] if len(classes) == 2 else scores.max(axis=1)
-    out = test.select("clip_id", "video_id", "label").with_columns(
-        score=pl.Series(score, dtype=pl.Float64),
-        pred=pl.Series(pred, dtype=pl.String),
-        aug_idx=test["aug_idx"],
-    )
-    return out.with_columns(
-        pl.Series(f"score_{c}", scores[:, j], dtype=pl.Float64) for j, c in enumerate(classes)
-    )
+    return predictions_table(test, probs, classes, positive_label=positive_label)
 
 
 def _check_split(train: pl.DataFrame, test: pl.DataFrame, fold: int) -> None:
@@ -320,20 +316,13 @@ def train_fold(
     test = table.filter(pl.col("fold") == fold)
     if fold >= 0:
         _check_split(train, test, fold)
-    model = fit_model(
-        model_name,
-        train.select(cols).to_numpy(),
-        train["label"].to_numpy(),
-        train["dup_group"].to_numpy(),
-        params=params,
-        random_state=random_state,
-    )
+    model = fit_table(model_name, train, cols, params=params, random_state=random_state)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.joblib") as tmp:
         joblib.dump(model, tmp)
     classes = [str(c) for c in model.classes_]
-    pos = positive_label if positive_label in classes else classes[-1]
+    pos = classes[positive_index(classes, positive_label)]
     kept = model.named_steps["decorrelate"].support_
     info = {
         "model": model_name,
@@ -368,180 +357,3 @@ def train_fold(
         return pl.DataFrame()
     predictions = predict_table(model, test, cols, positive_label)
     return schemas.write_table(predictions, out_dir / "predictions.csv", "predictions")
-
-
-# ----------------------------------------------------------------------- permutation test
-def permute_group_labels(groups, labels, *, random_state) -> np.ndarray:
-    """Labels permuted between duplicate groups: every row of a group gets the same label.
-
-    Each group's label (its most frequent one) is shuffled among the groups, so the class
-    proportions over groups are kept and near-duplicates never disagree. (scikit-learn's
-    ``permutation_test_score(groups=...)`` shuffles *within* groups, which is a no-op when a
-    group holds one label, as duplicate groups do.)
-    """
-    groups, labels = np.asarray(groups), np.asarray(labels)
-    counts: dict = {}
-    for group, label in zip(groups, labels):  # a group's label: its most frequent, first on ties
-        counts.setdefault(group, Counter())[label] += 1
-    names = sorted(counts)
-    per_group = np.asarray([counts[g].most_common(1)[0][0] for g in names])
-    rng = np.random.default_rng(random_state)
-    shuffled = dict(zip(names, rng.permutation(per_group)))
-    return np.asarray([shuffled[g] for g in groups])
-
-
-def feature_fit_predict(
-    model_name: str,
-    cols: list[str],
-    *,
-    params: dict | None = None,
-    positive_label: str = "fake",
-    random_state: int = 0,
-):
-    """``fit_predict(train, test) -> predictions`` of a feature model, for
-    :func:`permutation_test`."""
-
-    def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
-        model = fit_model(
-            model_name,
-            train.select(cols).to_numpy(),
-            train["label"].to_numpy(),
-            train["dup_group"].to_numpy(),
-            params=params,
-            random_state=random_state,
-        )
-        return predict_table(model, test, cols, positive_label)
-
-    return fit_predict
-
-
-def permutation_test(
-    table: pl.DataFrame,
-    *,
-    fit_predict,
-    statistic,
-    n_permutations: int = 100,
-    random_state: int = 0,
-    progress: str | None = None,
-) -> np.ndarray:
-    """Null distribution of ``statistic`` under permuted group labels, same folds and training.
-
-    ``table``: one row per training unit with ``fold``, ``dup_group``, ``label``,
-    ``aug_idx`` (:func:`training_table` rows for feature models). ``fit_predict(train,
-    test)`` trains on ``train`` (permuted labels) and returns the predictions contract for
-    the held-out originals ``test`` — :func:`feature_fit_predict` for feature models,
-    :func:`lib.train.loop.deep_fit_predict` for deep models (``table``: their clip table). ``statistic(by_fold)``
-    is the headline statistic the evaluation reports for the real model (mean over folds of
-    the originals-only ROC-AUC). Permutation ``i`` is seeded by ``(random_state, i)``.
-    """
-    folds = sorted(table["fold"].unique().to_list())
-    null = np.empty(n_permutations)
-    steps = range(n_permutations)
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc=f"permutations {progress}", mininterval=5)
-    for i in steps:
-        seed = np.random.SeedSequence([random_state, i]).generate_state(1)[0]
-        permuted = table.with_columns(
-            label=pl.Series(
-                permute_group_labels(
-                    table["dup_group"].to_numpy(), table["label"].to_numpy(), random_state=seed
-                ),
-                dtype=pl.String,
-            )
-        )
-        by_fold = {}
-        for k in folds:
-            train = permuted.filter(pl.col("fold") != k)
-            test = permuted.filter((pl.col("fold") == k) & (pl.col("aug_idx") == -1))
-            if train["label"].n_unique() < 2 or test.is_empty():
-                continue
-            by_fold[k] = fit_predict(train, test)
-        null[i] = statistic(by_fold)
-    return null
-
-
-def run_permutation_test(
-    features_path,
-    clips_path,
-    folds_path,
-    out_path,
-    *,
-    model_name: str,
-    n_permutations: int,
-    params: dict | None = None,
-    positive_label: str = "fake",
-    random_state: int = 0,
-    scaled_path=None,
-    checkpoint_dir=None,
-) -> pl.DataFrame:
-    """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``.
-
-    Feature models read ``features_path`` (``params``: the estimator's keywords). Deep
-    models read ``scaled_path`` (``params``: their ``train.deep.<model>`` settings) and
-    retrain every fold of every permutation (:func:`lib.train.loop.deep_fit_predict`):
-    permutations × folds trainings, so ask for few. Their finished (permutation, fold) fits
-    are kept under ``checkpoint_dir`` (default ``results/.checkpoints/<model>/permutation``)
-    until the table is written: a killed job resumes where it stopped.
-    """
-    from lib.evaluate.metrics import HEADLINE_METRIC, headline_statistic
-    from lib.train.settings import is_deep
-
-    work_dir = None
-    if is_deep(model_name):
-        from lib.train.data import load_clip_table
-        from lib.train.loop import deep_fit_predict
-
-        if not scaled_path:
-            raise ValueError(f"{model_name} is a deep model: give --scaled results/scaled.csv")
-        table = load_clip_table(scaled_path, clips_path, folds_path)
-        work_dir = Path(checkpoint_dir or f"results/.checkpoints/{model_name}/permutation")
-        fit_predict = deep_fit_predict(
-            model_name,
-            settings=params,
-            positive_label=positive_label,
-            random_state=random_state,
-            work_dir=work_dir,
-        )
-    elif model_name in MODELS:
-        if not features_path:
-            raise ValueError(f"{model_name} is a feature model: give --features")
-        table, cols, _ = load_training_table(features_path, clips_path, folds_path)
-        fit_predict = feature_fit_predict(
-            model_name,
-            cols,
-            params=params,
-            positive_label=positive_label,
-            random_state=random_state,
-        )
-    else:
-        raise ValueError(
-            f"permutation test of {model_name!r}: not a known model; feature "
-            f"models are {sorted(MODELS)}, deep models lib.train.settings.DEEP_MODELS"
-        )
-    null = permutation_test(
-        table,
-        fit_predict=fit_predict,
-        n_permutations=n_permutations,
-        random_state=random_state,
-        progress=model_name,
-        statistic=lambda by_fold: headline_statistic(by_fold, positive_label=positive_label),
-    )
-    out = pl.DataFrame(
-        {"permutation": np.arange(n_permutations), "metric": HEADLINE_METRIC, "value": null}
-    )
-    log.info(
-        "%s: %d permutations, null %s mean %.3f sd %.3f",
-        model_name,
-        n_permutations,
-        HEADLINE_METRIC,
-        np.nanmean(null),
-        np.nanstd(null),
-    )
-    written = schemas.write_table(out, out_path, "permutation")
-    if work_dir is not None:  # the table is safe: the fits kept for a resume can go
-        import shutil
-
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return written
