@@ -127,7 +127,7 @@ def test_letterbox_scaler_and_make_scaler():
     out = scaler.scale_chunk(frames)
     assert [frame.shape for frame in out] == [(64, 64, 3)] * 2
     with pytest.raises(ValueError, match="unknown scale method"):
-        make_scaler("bilinear")
+        make_scaler("bilinear", size=64)
 
 
 def test_importing_scale_does_not_import_torch():

@@ -62,7 +62,7 @@ AFFINE_SCALE_RANGE = (0.9, 1.1)
 AFFINE_SHEAR_MAX_DEG = 10.0
 # Elastic: RMS displacement and smoothness (Gaussian std), both fractions of the short side.
 # alpha/sigma <= 0.25 keeps the RMS displacement gradient under 0.18 and its maximum (about
-# 4x the RMS) under 1, so the warp does not fold the picture over itself.
+# four times the RMS) under 1, so the warp does not fold the picture over itself.
 ELASTIC_ALPHA_RANGE = (0.005, 0.010)
 ELASTIC_SIGMA_RANGE = (0.04, 0.07)
 COMBINATION_STEPS_RANGE = (2, 3)

@@ -6,8 +6,8 @@ Two scalers share one interface (``.method`` and ``.scale_chunk(frames) -> frame
   bicubic when enlarging) and centres the picture on a black ``size x size`` canvas.
 - :class:`AutoencoderScaler` letterboxes, then sends the frames through a diffusers VAE
   (encode -> latent mean/mode -> decode): "autoencoder scaling", which replaces fine detail
-  by what the VAE can reproduce. torch and diffusers are imported only when it is built, so
-  letterbox users never pay for them.
+  by what the VAE can reproduce. torch and diffusers are imported only when it is built
+  (:func:`_torch_and_diffusers`), so letterbox users never pay for them.
 
 :func:`scale_frames` drives a scaler over a video's chunks and halves the chunk on
 out-of-memory; when even ``min_chunk`` frames fail it raises :class:`ScaleFallback`, and the
@@ -16,12 +16,15 @@ caller restarts that video with letterbox and records why.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
+import huggingface_hub
 import numpy as np
+from huggingface_hub.errors import EntryNotFoundError
 from PIL import Image
 
 from lib.memory import is_out_of_memory, release
@@ -154,9 +157,6 @@ def _config_at(model: str, relative: str) -> dict[str, Any] | None:
         return _read_json(path) if path.is_file() else None
     if local.is_absolute() or model.startswith((".", "~")) or local.exists():
         raise FileNotFoundError(f"VAE folder {model!r} does not exist (and is not a hub id)")
-    import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError
-
     if not huggingface_hub.constants.HF_HUB_OFFLINE:
         try:
             if not huggingface_hub.file_exists(model, relative):
@@ -229,9 +229,7 @@ class AutoencoderScaler:
         subfolder: str | None = None,
         dtype: str = "auto",
     ) -> None:
-        import torch
-        import diffusers
-
+        torch, diffusers = _torch_and_diffusers()
         self.model = str(model)
         self.size = int(size)
         self.subfolder, self.vae_class = resolve_vae_layout(self.model, subfolder)
@@ -285,8 +283,7 @@ class AutoencoderScaler:
     def scale_chunk(
         self, frames: list[np.ndarray], *, source_size: tuple[int, int] | None = None
     ) -> list[np.ndarray]:
-        import torch
-
+        torch, _ = _torch_and_diffusers()
         if len(frames) == 0:
             return []
         boxed = np.stack([on_canvas(frame, self.size) for frame in frames])
@@ -326,9 +323,18 @@ class AutoencoderScaler:
 
 
 def _module_available(name: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
+
+
+def _torch_and_diffusers():
+    """torch and diffusers, imported here on first use, the one import inside a function in
+    this module: together they take seconds to import, which every process that scales by
+    letterbox (and every stage process importing this module) would pay for nothing
+    (``tests/test_scale.py::test_importing_scale_does_not_import_torch``)."""
+    import torch
+    import diffusers
+
+    return torch, diffusers
 
 
 def make_scaler(
@@ -367,8 +373,9 @@ def letterboxed_chunks(
 ) -> Iterator[list[np.ndarray]]:
     """Letterbox each frame as it arrives and group the small results in chunks.
 
-    A chunk of 100 raw 1080p frames is 600 MB; of letterboxed 256×256 frames, 20 MB. The
-    stage streams frames through this, so memory does not depend on the input resolution.
+    A raw 1080p frame holds about 32 times the bytes of a letterboxed 256×256 one
+    (1920×1080×3 against 256×256×3). The stage streams frames through this, so memory does
+    not depend on the input resolution.
     """
     chunk: list[np.ndarray] = []
     for frame in frames:
