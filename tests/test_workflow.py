@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,7 +14,8 @@ import polars as pl
 from polars.testing import assert_frame_equal
 import pytest
 
-from conftest import BIN, DEMO_CONFIG, REPO, copy_workflow, snakemake, workflow_env
+from conftest import BIN, DEMO_CONFIG, REPO, copy_workflow, resolved_config, snakemake
+from conftest import workflow_env
 from lib import schemas
 from lib.evaluate.folds import check_folds
 
@@ -214,6 +216,18 @@ def test_no_group_straddles_folds_and_clips_follow_originals(demo_run):
             assert (
                 dict(preds.group_by("video_id").len().iter_rows()) == per_video
             ), "every clip (original and augmentations) of a held-out video is held out"
+
+
+@pytest.mark.slow
+def test_resolved_config_json_is_the_layered_config(demo_run):
+    """The run's record of its configuration equals what a dry run of the same command
+    resolves (tests/test_config.py reads the latter for the shipped configs): the demo's
+    sizes under the small config's."""
+    written = json.loads((demo_run / "results/reports/resolved_config.json").read_text())
+    assert written == resolved_config(demo_run, "--profile", "profiles/local", *SMALL_CONFIG)
+    assert (written["augment"]["n_augmentations"], written["folds"]["k"]) == (1, 3)
+    assert written["scale"]["size"] == 128  # configs/demo.yaml's, under small.yaml
+    assert written["train"]["deep"]["naive_cnn"]["image_size"] == 32
 
 
 @pytest.mark.slow
