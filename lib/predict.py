@@ -2,7 +2,9 @@
 
 Each video goes the training path: probe (validate) → windows of ``window_frames`` frames
 every ``stride_frames`` (one window of the whole video when it is shorter) → per window, its
-frames letterboxed and re-encoded as the scale stage writes a clip, then
+frames made into a clip by :class:`lib.media.scale.ScaledClipWriter`, which the scale stage
+writes its clips with (same scaler, canvas and encoder settings, from the ``scale`` config
+section), then
 
 - feature models: the handcrafted features of its sampled frames and the scaled features
   of the scaled window → ``model.joblib``'s class probabilities;
@@ -29,8 +31,20 @@ import joblib
 import numpy as np
 import polars as pl
 
+import torch
+
 from lib import schemas
-from lib.utils import relpath
+from lib.io.probe import probe_video
+from lib.io.reader import FrameReader
+from lib.io.sampling import sample_fraction, sliding_windows
+from lib.media.features import scaled_features
+from lib.media.handcrafted import handcrafted_features
+from lib.media.scale import ScaledClipWriter
+from lib.train.data import FrameClipDataset
+from lib.train.models import create_model
+from lib.train.runtime import autocast, resolve_runtime
+from lib.train.settings import DeepSettings, is_deep
+from lib.utils import atomic_path, relpath
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +86,6 @@ def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list
     """``[start, stop)`` of each window: full windows every ``stride_frames``
     (:func:`lib.io.sampling.sliding_windows`), plus one ending at the last frame when the stride
     leaves a tail uncovered; the whole video when it is shorter than a window."""
-    from lib.io.sampling import sliding_windows
-
     if n_frames <= window_frames:
         return [(0, int(n_frames))] if n_frames > 0 else []
     starts = [w[0] for w in sliding_windows(n_frames, window_frames, stride_frames)]
@@ -82,42 +94,11 @@ def window_bounds(n_frames: int, window_frames: int, stride_frames: int) -> list
     return [(s, s + window_frames) for s in starts]
 
 
-def write_scaled_window(
-    reader, start: int, stop: int, path: Path, *, scaler, crf: int, preset: str, chunk_frames: int
-) -> Path:
-    """Frames ``[start, stop)`` of an open FrameReader, letterboxed and re-encoded at ``path``
-    as the scale stage writes a clip (the input every model was trained on)."""
-    from lib.media.scale import letterboxed_chunks, scale_frames
-    from lib.io.writer import VideoWriter
-
-    with VideoWriter(path, fps=reader.fps, crf=crf, preset=preset) as writer:
-        chunks = letterboxed_chunks(
-            reader.iter_frames(start, stop), size=scaler.size, chunk_frames=chunk_frames
-        )
-        for frame in scale_frames(chunks, scaler, source_size=(reader.width, reader.height)):
-            writer.write(frame)
-    return path
-
-
 def window_features(
-    reader,
-    start: int,
-    stop: int,
-    *,
-    sampling: dict,
-    scaler,
-    crf: int,
-    preset: str,
-    chunk_frames: int,
-    tmp_dir: Path,
+    reader, start: int, stop: int, *, sampling: dict, clip_writer: ScaledClipWriter, tmp_dir: Path
 ) -> dict[str, float]:
     """Handcrafted + scaled features of frames ``[start, stop)`` of an open FrameReader,
     computed as the features and scale stages compute them for a clip."""
-    from lib.media.features import scaled_features
-    from lib.media.handcrafted import handcrafted_features
-    from lib.io.reader import FrameReader
-    from lib.io.sampling import sample_fraction
-
     picks = [start + i for i in sample_fraction(stop - start, **sampling)]
     hc = handcrafted_features(
         (f for _, f in reader.read(picks)),
@@ -126,23 +107,15 @@ def window_features(
         width=reader.width,
         height=reader.height,
     )
-    scaled_path = write_scaled_window(
-        reader,
-        start,
-        stop,
-        tmp_dir / "window.mp4",
-        scaler=scaler,
-        crf=crf,
-        preset=preset,
-        chunk_frames=chunk_frames,
-    )
+    scaled_path = tmp_dir / "window.mp4"
+    clip_writer.write(reader, scaled_path, start=start, stop=stop)
     with FrameReader(scaled_path) as scaled:
         sc = scaled_features(
             (f for _, f in scaled.read(sample_fraction(scaled.n_frames, **sampling))),
             orig_width=reader.width,
             orig_height=reader.height,
-            scaled_width=scaler.size,
-            scaled_height=scaler.size,
+            scaled_width=clip_writer.size,
+            scaled_height=clip_writer.size,
         )
     scaled_path.unlink(missing_ok=True)
     return {**hc, **sc}
@@ -173,19 +146,11 @@ def load_feature_model(model_dir: str | Path):
 class FeatureWindowModel:
     """A final feature model: class probabilities of a window from its features."""
 
-    def __init__(
-        self, model_dir: Path, *, sampling: dict, scaler, crf: int, preset: str, chunk_frames: int
-    ):
+    def __init__(self, model_dir: Path, *, sampling: dict, clip_writer: ScaledClipWriter):
         self.model, self.info = load_feature_model(model_dir)
         self.classes = [str(c) for c in self.model.classes_]
         self.cols = self.info["features"]
-        self.kw = {
-            "sampling": sampling,
-            "scaler": scaler,
-            "crf": crf,
-            "preset": preset,
-            "chunk_frames": chunk_frames,
-        }
+        self.kw = {"sampling": sampling, "clip_writer": clip_writer}
 
     def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
         feats = window_features(reader, start, stop, tmp_dir=tmp_dir, **self.kw)
@@ -196,13 +161,7 @@ class FeatureWindowModel:
 class DeepWindowModel:
     """A final deep model: class probabilities of a window read as a training clip."""
 
-    def __init__(self, model_dir: Path, *, scaler, crf: int, preset: str, chunk_frames: int):
-        import torch
-
-        from lib.train.models import create_model
-        from lib.train.runtime import resolve_runtime
-        from lib.train.settings import DeepSettings
-
+    def __init__(self, model_dir: Path, *, clip_writer: ScaledClipWriter):
         self.info = _read_info(model_dir, "model.pt")
         self.classes = [str(c) for c in self.info["classes"]]
         self.settings = DeepSettings.from_dict(self.info["settings"], self.info["model"])
@@ -211,15 +170,11 @@ class DeepWindowModel:
         state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.to(self.runtime["device"]).eval()
-        self.kw = {"scaler": scaler, "crf": crf, "preset": preset, "chunk_frames": chunk_frames}
+        self.clip_writer = clip_writer
 
     def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
-        import torch
-
-        from lib.train.data import FrameClipDataset
-        from lib.train.runtime import autocast
-
-        path = write_scaled_window(reader, start, stop, tmp_dir / "window.mp4", **self.kw)
+        path = tmp_dir / "window.mp4"
+        self.clip_writer.write(reader, path, start=start, stop=stop)
         norm = self.info["normalisation"]
         window = pl.DataFrame(
             {"clip_id": ["window"], "path": [str(path)], "label": [self.classes[0]]}
@@ -239,32 +194,20 @@ class DeepWindowModel:
         return torch.softmax(logits.double(), dim=1)[0].numpy()
 
 
-def load_model(
-    model_dir: str | Path,
-    *,
-    sampling: dict | None = None,
-    scaler=None,
-    crf: int = 18,
-    preset: str = "veryfast",
-    chunk_frames: int = 100,
-):
+def load_model(model_dir: str | Path, *, sampling: dict, clip_writer: ScaledClipWriter):
     """The final model in ``model_dir`` as an object with ``classes``, ``info`` and
     ``window_probabilities(reader, start, stop, tmp_dir)``: feature or deep, as its
-    ``train_info.json`` says."""
-    from lib.media.scale import LetterboxScaler
-    from lib.train.settings import is_deep
-
+    ``train_info.json`` says. ``clip_writer`` makes each window's clip as the scale stage
+    made the training clips."""
     model_dir = Path(model_dir)
     info_path = model_dir / "train_info.json"
     if not info_path.exists():
         raise FileNotFoundError(
-            f"{info_path}: missing; run `snakemake {info_path}` " "(rule train_final) first"
+            f"{info_path}: missing; run `snakemake {info_path}` (rule train_final) first"
         )
-    scaler = scaler or LetterboxScaler()
-    kw = {"scaler": scaler, "crf": crf, "preset": preset, "chunk_frames": chunk_frames}
     if is_deep(json.loads(info_path.read_text())["model"]):
-        return DeepWindowModel(model_dir, **kw)
-    return FeatureWindowModel(model_dir, sampling=dict(sampling or {}), **kw)
+        return DeepWindowModel(model_dir, clip_writer=clip_writer)
+    return FeatureWindowModel(model_dir, sampling=dict(sampling), clip_writer=clip_writer)
 
 
 def predict_videos(
@@ -272,35 +215,24 @@ def predict_videos(
     model_dir: str | Path,
     out: str | Path,
     *,
-    windows_out: str | Path | None = None,
-    window_frames: int = 250,
-    stride_frames: int = 250,
-    sampling: dict | None = None,
-    scale_size: int = 256,
-    crf: int = 18,
-    preset: str = "veryfast",
-    chunk_frames: int = 100,
-    limits: dict | None = None,
+    windows_out: str | Path | None,
+    window_frames: int,
+    stride_frames: int,
+    sampling: dict,
+    scale: dict,
+    limits: dict,
 ) -> pl.DataFrame:
     """Classify every video of ``source`` (folder or manifest) with the model in ``model_dir``.
 
-    Writes ``out`` (one row per input video: video_id, path, model, n_windows, score, pred,
-    status, reason, score_<class>) and, if given, ``windows_out`` (one row per window with
-    its frame range and class probabilities). A video that fails the probe or whose windows
-    all fail keeps its row with ``status=failed`` and the reason.
+    ``sampling``, ``scale`` and ``limits`` are the config sections the features, scale and
+    validate stages read (``features``, ``scale``, ``validate``): each window is made into a
+    model input exactly as those stages made the training inputs. Writes ``out`` (one row
+    per input video: video_id, path, model, n_windows, score, pred, status, reason,
+    score_<class>) and, if given, ``windows_out`` (one row per window with its frame range
+    and class probabilities). A video that fails the probe or whose windows all fail keeps
+    its row with ``status=failed`` and the reason.
     """
-    from lib.io.probe import probe_video
-    from lib.media.scale import LetterboxScaler
-    from lib.io.reader import FrameReader
-
-    model = load_model(
-        model_dir,
-        sampling=sampling,
-        scaler=LetterboxScaler(scale_size),
-        crf=crf,
-        preset=preset,
-        chunk_frames=chunk_frames,
-    )
+    model = load_model(model_dir, sampling=sampling, clip_writer=ScaledClipWriter(**scale))
     info, classes = model.info, model.classes
     pos = info.get("positive_label", classes[-1])
     inputs = list_inputs(source)
@@ -316,7 +248,7 @@ def predict_videos(
             "status": "failed",
             "reason": "",
         }
-        probe = probe_video(item["path"], **(limits or {}))
+        probe = probe_video(item["path"], **limits)
         if not probe["valid"]:
             rows.append({**row, "reason": f"invalid:{probe['reason']}"})
             log.warning("%s: invalid video (%s)", item["path"], probe["reason"])
@@ -366,8 +298,6 @@ def predict_videos(
     # A failed video has no class scores: NaN, as its score.
     table = pl.DataFrame({n: [r.get(n, np.nan) for r in rows] for n in names}, strict=False)
     if windows_out:
-        from lib.utils import atomic_path
-
         with atomic_path(windows_out) as tmp:
             pl.DataFrame(window_rows).write_csv(tmp)
     return schemas.write_table(table, out, "predict")

@@ -27,6 +27,7 @@ import numpy as np
 from huggingface_hub.errors import EntryNotFoundError
 from PIL import Image
 
+from lib.io.writer import VideoWriter
 from lib.memory import is_out_of_memory, release
 
 log = logging.getLogger(__name__)
@@ -338,11 +339,7 @@ def _torch_and_diffusers():
 
 
 def make_scaler(
-    method: str,
-    *,
-    size: int = DEFAULT_SIZE,
-    model: str | None = None,
-    device: str = "auto",
+    method: str, *, size: int, model: str | None = None, device: str = "auto"
 ) -> LetterboxScaler | AutoencoderScaler:
     """A scaler for ``method`` in ``SCALE_METHODS``; ``model`` defaults to ``DEFAULT_VAE``."""
     if method == "letterbox":
@@ -438,3 +435,56 @@ def scale_frames(
                 raise RuntimeError(f"{scaler!r} returned {len(scaled)} frames for {piece_size}")
             yield from scaled
             start = stop
+
+
+class ScaledClipWriter:
+    """Makes a model's input from a video: frames onto the canvas and encoded as a clip.
+
+    The scale stage writes every training clip with it and predict every window it scores,
+    from the same ``scale`` config section, so a model reads at predict time frames made
+    exactly as its training frames were (same scaler, canvas, chunks and encoder settings).
+    When the autoencoder runs out of memory even on one frame, the clip is redone with
+    letterbox and :meth:`write` says so.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        size: int,
+        model: str | None,
+        device: str,
+        chunk_frames: int,
+        crf: int,
+        preset: str,
+        encoder_threads: int,
+    ) -> None:
+        self.size, self.chunk_frames = size, chunk_frames
+        self.encoder = {"crf": crf, "preset": preset, "threads": encoder_threads}
+        self.scaler = make_scaler(method, size=size, model=model, device=device)
+        self.fallback = make_scaler("letterbox", size=size) if method != "letterbox" else None
+
+    @property
+    def method(self) -> str:
+        return self.scaler.method
+
+    def _encode(self, reader, path: Path, scaler: Scaler, start: int, stop: int | None) -> None:
+        with VideoWriter(path, fps=reader.fps, **self.encoder) as writer:
+            chunks = letterboxed_chunks(
+                reader.iter_frames(start, stop), size=self.size, chunk_frames=self.chunk_frames
+            )
+            for frame in scale_frames(chunks, scaler, source_size=(reader.width, reader.height)):
+                writer.write(frame)
+
+    def write(
+        self, reader, path: str | Path, *, start: int = 0, stop: int | None = None
+    ) -> tuple[str, str]:
+        """Frames ``[start, stop)`` of an open :class:`lib.io.reader.FrameReader` as a clip at
+        ``path``; returns (the method used, the reason of a fallback or "")."""
+        try:
+            self._encode(reader, Path(path), self.scaler, start, stop)
+            return self.scaler.method, ""
+        except ScaleFallback as exc:
+            log.warning("%s: %s; falling back to letterbox", path, exc)
+            self._encode(reader, Path(path), self.fallback, start, stop)
+            return "letterbox", f"fallback:{exc}"

@@ -17,9 +17,7 @@ def run_predict(
     stride_frames: int,
     sampling: dict,
     limits: dict,
-    scale_size: int,
-    scale_crf: int,
-    scale_preset: str,
+    scale: dict,
 ) -> None:
     """Score every video of ``source`` with the model in ``model_dir``
     (:func:`lib.predict.predict_videos`): ``out`` one row per video, ``windows_out`` one row
@@ -32,8 +30,6 @@ def run_predict(
         window_frames=window_frames,
         stride_frames=stride_frames,
         sampling=sampling,
-        scale_size=scale_size,
-        crf=scale_crf,
-        preset=scale_preset,
+        scale=scale,
         limits=limits,
     )

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from lib import schemas
 from lib.io.reader import FrameReader
-from lib.io.writer import VideoWriter
-from lib.media.scale import ScaleFallback, letterboxed_chunks, make_scaler, scale_frames
+from lib.media.scale import ScaledClipWriter
 from lib.shards import Shard
 from lib.stages.sharded import failure_reason, ShardedStage, upstream_failed
 from lib.utils import relpath
@@ -38,13 +37,23 @@ def scale_shard(
 ) -> None:
     """Scale every clip onto a fixed square canvas, streamed ``chunk_frames`` at a time.
 
-    Each frame is letterboxed as it is decoded, so a chunk holds canvas-sized frames only.
-    With the autoencoder, an out-of-memory chunk is halved; when even one frame does not
-    fit, the clip is redone with letterbox and the reason recorded in ``scale_method``.
+    Each clip is made by :class:`lib.media.scale.ScaledClipWriter`, the one maker of a
+    model's input that predict uses too: frames letterboxed as they are decoded (a chunk
+    holds canvas-sized frames only); with the autoencoder, an out-of-memory chunk is halved,
+    and when even one frame does not fit, the clip is redone with letterbox and the reason
+    recorded.
     """
     table = schemas.read_table(clips, "clips")
-    scaler = make_scaler(method, size=size, model=model, device=device)
-    fallback = make_scaler("letterbox", size=size) if method != "letterbox" else None
+    clip_writer = ScaledClipWriter(
+        method=method,
+        size=size,
+        model=model,
+        device=device,
+        chunk_frames=chunk_frames,
+        crf=crf,
+        preset=preset,
+        encoder_threads=encoder_threads,
+    )
 
     def row_for(row, path, used, reason, reader, status="ok"):
         return {
@@ -60,18 +69,6 @@ def scale_shard(
             "reason": reason,
         }
 
-    def encode(src, dst, use):
-        with (
-            FrameReader(src) as reader,
-            VideoWriter(
-                dst, fps=reader.fps, crf=crf, preset=preset, threads=encoder_threads
-            ) as writer,
-        ):
-            chunks = letterboxed_chunks(reader.iter_frames(), size=size, chunk_frames=chunk_frames)
-            for frame in scale_frames(chunks, use, source_size=(reader.width, reader.height)):
-                writer.write(frame)
-            return reader
-
     def skip(row):
         if row["status"] != "ok":
             return [row_for(row, "", "", upstream_failed(row), None, "failed")]
@@ -79,13 +76,9 @@ def scale_shard(
 
     def process(row):
         dst = Path(scaled_dir) / row["video_id"] / f"{row['clip_id']}.mp4"
-        try:
-            reader = encode(row["path"], dst, scaler)
-            return [row_for(row, relpath(dst), scaler.method, "", reader)]
-        except ScaleFallback as exc:
-            log.warning("%s: %s; falling back to letterbox", row["clip_id"], exc)
-            reader = encode(row["path"], dst, fallback)
-            return [row_for(row, relpath(dst), "letterbox", f"fallback:{exc}", reader)]
+        with FrameReader(row["path"]) as reader:
+            used, reason = clip_writer.write(reader, dst)
+        return [row_for(row, relpath(dst), used, reason, reader)]
 
     def on_error(row, exc):
         return [row_for(row, "", "", failure_reason("scale_error", exc), None, "failed")]
