@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 import pytest
 
 from conftest import write_csv as _write_csv
-from lib.config import load_schema, with_defaults
-from lib.corpus.formats import FVC_DEFAULT_LABEL_MAP, wlasl_segment
+from lib.config import DATASET_PATHS, load_schema, with_defaults
+from lib.corpus.formats import FORMATS, FVC_DEFAULT_LABEL_MAP, wlasl_segment
 from lib.corpus.ids import file_video_id, platform_from_url, safe_id, video_id_from_url
 from lib.corpus.ingest import MANIFEST_COLUMNS, build_manifest, resolve_label, write_ingest_report
 
@@ -433,6 +433,11 @@ def test_csv_label_map_and_unknown_labels(tmp_path):
         "Real": {"real": 1},
         "satire": {"(unknown label)": 1},
     }
+
+
+def test_every_format_has_a_reader_a_schema_entry_and_a_path_check():
+    enum = load_schema()["properties"]["dataset"]["properties"]["format"]["enum"]
+    assert set(FORMATS) == set(enum) == set(DATASET_PATHS)
 
 
 def test_csv_missing_columns_is_an_error(tmp_path):

@@ -6,7 +6,9 @@ every input row to the :class:`Collector`: a usable row as a :class:`Listing`
 is dropped silently. A reader may also set its format's own defaults on the collector:
 ``default_label_map`` (used when ``dataset.label_map`` is null) and ``extra_columns`` (manifest
 columns beyond the common ones, with their types). Adding a format is one reader and one entry
-in :data:`FORMATS` (then its name in the schema's ``dataset.format`` enum).
+in :data:`FORMATS`, then its name in the schema's ``dataset.format`` enum and what it reads at
+``dataset.path`` in ``lib.config.DATASET_PATHS`` (the start-up check); a test keeps the three
+lists equal.
 
 Formats
 -------

@@ -57,7 +57,7 @@ MULTICLASS_METRICS = (
 
 # --------------------------------------------------------------------------- metric families
 # Written on numpy (checked against scikit-learn in tests/test_evaluate.py): the group
-# bootstrap evaluates every metric a thousand times per model, where scikit-learn's input
+# bootstrap evaluates every metric once per resample and model, where scikit-learn's input
 # validation alone costs more than the arithmetic.
 def _confusion_counts(labels, pred, classes: list[str]) -> np.ndarray:
     t, p = _positions(labels, classes), _positions(pred, classes)
