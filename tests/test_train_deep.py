@@ -29,8 +29,16 @@ from lib.train.check import check_train_config  # noqa: E402
 from lib.train.models import create_model, register_model  # noqa: E402
 from lib.train.settings import DEEP_MODELS, DeepSettings  # noqa: E402
 
-TINY = {"num_frames": 4, "image_size": 32, "epochs": 2, "batch_size": 4, "micro_batch": 2,
-        "val_fraction": 0.34, "warmup_fraction": 0.0, "lr": 3e-3}  # fmt: skip
+TINY = {
+    "num_frames": 4,
+    "image_size": 32,
+    "epochs": 2,
+    "batch_size": 4,
+    "micro_batch": 2,
+    "val_fraction": 0.34,
+    "warmup_fraction": 0.0,
+    "lr": 3e-3,
+}
 
 
 def _frames(label: str, group: int, n: int = 10, size: int = 32) -> list[np.ndarray]:
@@ -65,13 +73,33 @@ def corpus(tmp_path_factory) -> Path:
                 with VideoWriter(path, fps=10) as w:
                     for f in _frames(label, g * 10 + v + (aug + 1) * 100):
                         w.write(f)
-                clips.append({"clip_id": cid, "video_id": vid, "path": str(path), "aug_idx": aug,
-                              "augmentation": "none" if aug < 0 else "flip", "label": label,
-                              "dup_group": f"grp{g:02d}", "status": "ok", "reason": ""})  # fmt: skip
-                scaled.append({"clip_id": cid, "video_id": vid, "path": str(path),
-                               "scale_method": "letterbox", "orig_width": 32, "orig_height": 32,
-                               "scaled_width": 32, "scaled_height": 32, "status": "ok",
-                               "reason": ""})  # fmt: skip
+                clips.append(
+                    {
+                        "clip_id": cid,
+                        "video_id": vid,
+                        "path": str(path),
+                        "aug_idx": aug,
+                        "augmentation": "none" if aug < 0 else "flip",
+                        "label": label,
+                        "dup_group": f"grp{g:02d}",
+                        "status": "ok",
+                        "reason": "",
+                    }
+                )
+                scaled.append(
+                    {
+                        "clip_id": cid,
+                        "video_id": vid,
+                        "path": str(path),
+                        "scale_method": "letterbox",
+                        "orig_width": 32,
+                        "orig_height": 32,
+                        "scaled_width": 32,
+                        "scaled_height": 32,
+                        "status": "ok",
+                        "reason": "",
+                    }
+                )
     schemas.write_table(pl.DataFrame(clips), root / "clips.csv", "clips")
     schemas.write_table(pl.DataFrame(scaled), root / "scaled.csv", "scaled")
     schemas.write_table(pl.DataFrame(folds), root / "folds.csv", "folds")
@@ -79,10 +107,30 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _train_cmd(corpus: Path, out: Path, ckdir: Path, model: str, settings: dict, fold: int = 0):
-    return [sys.executable, "-m", "lib", "train", "--scaled", str(corpus / "scaled.csv"),
-            "--clips", str(corpus / "clips.csv"), "--folds", str(corpus / "folds.csv"),
-            "--out-dir", str(out), "--model", model, "--fold", str(fold),
-            "--params", json.dumps(settings), "--checkpoint-dir", str(ckdir), "--seed", "3"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "lib",
+        "train",
+        "--scaled",
+        str(corpus / "scaled.csv"),
+        "--clips",
+        str(corpus / "clips.csv"),
+        "--folds",
+        str(corpus / "folds.csv"),
+        "--out-dir",
+        str(out),
+        "--model",
+        model,
+        "--fold",
+        str(fold),
+        "--params",
+        json.dumps(settings),
+        "--checkpoint-dir",
+        str(ckdir),
+        "--seed",
+        "3",
+    ]
 
 
 def _env(**extra) -> dict:
@@ -108,8 +156,9 @@ def test_tiny_family_saves_and_loads_through_from_pretrained(name, tmp_path):
     VideoMAEImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.5, 0.5]).save_pretrained(
         tmp_path
     )
-    loaded = create_model(name, DeepSettings(num_frames=4, image_size=32, pretrained=str(tmp_path)),
-                          num_classes=2)  # fmt: skip
+    loaded = create_model(
+        name, DeepSettings(num_frames=4, image_size=32, pretrained=str(tmp_path)), num_classes=2
+    )
     loaded.eval()
     assert loaded.mean == (0.1, 0.2, 0.3) and "image processor" in loaded.norm_source
     assert model.mean != loaded.mean  # without a processor: ImageNet's
@@ -119,16 +168,21 @@ def test_tiny_family_saves_and_loads_through_from_pretrained(name, tmp_path):
         if not name.startswith("vit_"):  # whole model saved: identical outputs
             assert torch.allclose(model(x), loaded(x), atol=1e-6)
         else:  # encoder saved: identical frame features
-            assert torch.allclose(model.net.encoder(pixel_values=x[0]).last_hidden_state,
-                                  loaded.net.encoder(pixel_values=x[0]).last_hidden_state, atol=1e-6)  # fmt: skip
+            assert torch.allclose(
+                model.net.encoder(pixel_values=x[0]).last_hidden_state,
+                loaded.net.encoder(pixel_values=x[0]).last_hidden_state,
+                atol=1e-6,
+            )
 
 
 def test_clip_length_mismatch_is_a_config_error_at_start_up(tmp_path):
     create_model(
         "videomae", DeepSettings(num_frames=4, image_size=32), num_classes=2
     ).net.save_pretrained(tmp_path)
-    cfg = {"models": ["videomae"], "deep": {"videomae": {"pretrained": str(tmp_path), "num_frames": 8,
-                                                          "image_size": 32}}}  # fmt: skip
+    cfg = {
+        "models": ["videomae"],
+        "deep": {"videomae": {"pretrained": str(tmp_path), "num_frames": 8, "image_size": 32}},
+    }
     with pytest.raises(ConfigError, match=r"num_frames=8 .*fixes num_frames=4"):
         check_train_config(cfg)
     with pytest.raises(ConfigError, match="all_but_last_N"):
@@ -183,8 +237,15 @@ def test_low_trainable_share_refuses_unless_allowed(corpus, tmp_path):
     args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
     s = {**TINY, "freeze": "backbone", "min_trainable_share": 0.05}
     with pytest.raises(ConfigError, match=r"only 130 of .* allow_low_trainable"):
-        train_deep_fold(*args, model_name="naive_cnn", fold=0, settings=s, positive_label="fake",
-                        random_state=0, checkpoint_dir=tmp_path / "ck")  # fmt: skip
+        train_deep_fold(
+            *args,
+            model_name="naive_cnn",
+            fold=0,
+            settings=s,
+            positive_label="fake",
+            random_state=0,
+            checkpoint_dir=tmp_path / "ck",
+        )
 
 
 # -- the training job: warnings, resume -----------------------------------------------------------
@@ -193,8 +254,14 @@ def test_low_trainable_share_refuses_unless_allowed(corpus, tmp_path):
 def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
     out = tmp_path / "out"
     settings = {**TINY, "lr": 0.0, "freeze": "backbone", "allow_low_trainable": True}
-    proc = subprocess.run(_train_cmd(corpus, out, tmp_path / "ck", "naive_cnn", settings),
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        _train_cmd(corpus, out, tmp_path / "ck", "naive_cnn", settings),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "weights did not change this epoch" in proc.stderr
     assert "allowed by allow_low_trainable" in proc.stderr
@@ -211,10 +278,26 @@ def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
     warned = report.training_warnings([out / "predictions.csv"])
     assert warned["epoch"].to_list() == [1, 2] and warned["fold"].unique().to_list() == ["out"]
     empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "fold": pl.Int64})
-    text = report.evaluation_markdown(empty, empty, pl.DataFrame(schema={
-        "model": pl.String, "augmentation": pl.String, "n_clips": pl.Int64, "metric": pl.String,
-        "value": pl.Float64}), 10, warnings=warned)  # fmt: skip
-    assert "## Training warnings" in text and "| out | 1, 2 |" in text and "weights did not change" in text
+    text = report.evaluation_markdown(
+        empty,
+        empty,
+        pl.DataFrame(
+            schema={
+                "model": pl.String,
+                "augmentation": pl.String,
+                "n_clips": pl.Int64,
+                "metric": pl.String,
+                "value": pl.Float64,
+            }
+        ),
+        10,
+        warnings=warned,
+    )
+    assert (
+        "## Training warnings" in text
+        and "| out | 1, 2 |" in text
+        and "weights did not change" in text
+    )
     report.plot_training_curves([out / "predictions.csv"], tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
 
@@ -223,15 +306,26 @@ def test_lr_zero_is_flagged_in_log_and_history(corpus, tmp_path):
 def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
     settings = {**TINY, "epochs": 4}
     ref_out, ref_ck = tmp_path / "ref", tmp_path / "ref_ck"
-    ref = subprocess.run(_train_cmd(corpus, ref_out, ref_ck, "naive_cnn", settings), cwd=tmp_path,
-                         env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    ref = subprocess.run(
+        _train_cmd(corpus, ref_out, ref_ck, "naive_cnn", settings),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert "resuming" not in ref.stderr
 
     out, ck, log_path = tmp_path / "run", tmp_path / "run_ck", tmp_path / "run.log"
     with open(log_path, "w") as log:  # slow steps, so the kill lands inside an epoch
-        job = subprocess.Popen(_train_cmd(corpus, out, ck, "naive_cnn", settings), cwd=tmp_path,
-                               env=_env(VIDSTAGE_TRAIN_STEP_DELAY_S="0.3"), stdout=log, stderr=log)  # fmt: skip
+        job = subprocess.Popen(
+            _train_cmd(corpus, out, ck, "naive_cnn", settings),
+            cwd=tmp_path,
+            env=_env(VIDSTAGE_TRAIN_STEP_DELAY_S="0.3"),
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.time() + 240
         while time.time() < deadline and job.poll() is None:
             state = ckpt.load(ck / "last.pt") if (ck / "last.pt").exists() else None
@@ -246,8 +340,14 @@ def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
     assert "epoch 3/4" in killed_log and not (out / "predictions.csv").exists()
     assert ckpt.load(ck / "last.pt")["epoch"] == 1
 
-    rerun = subprocess.run(_train_cmd(corpus, out, ck, "naive_cnn", settings), cwd=tmp_path,
-                           env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    rerun = subprocess.run(
+        _train_cmd(corpus, out, ck, "naive_cnn", settings),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming at epoch 3 of 4" in rerun.stderr
     assert "epoch 1/4" not in rerun.stderr and "epoch 2/4" not in rerun.stderr
@@ -262,8 +362,11 @@ def test_kill_9_mid_epoch_resumes_with_identical_predictions(corpus, tmp_path):
     wb = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     cols = ["train_loss", "val_loss", "grad_norm"]
-    assert_frame_equal(pl.read_csv(ref_out / "history.csv").select(cols),
-                       pl.read_csv(out / "history.csv").select(cols), check_exact=True)  # fmt: skip
+    assert_frame_equal(
+        pl.read_csv(ref_out / "history.csv").select(cols),
+        pl.read_csv(out / "history.csv").select(cols),
+        check_exact=True,
+    )
 
 
 @pytest.mark.parametrize("name", DEEP_MODELS)
@@ -271,10 +374,18 @@ def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_pa
     from lib.train.epoch import HISTORY_COLUMNS
     from lib.train.loop import train_deep_fold
 
-    preds = train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv",
-                            tmp_path / "out", model_name=name, fold=1,
-                            settings={**TINY, "epochs": 1}, positive_label="fake", random_state=0,
-                            checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    preds = train_deep_fold(
+        corpus / "scaled.csv",
+        corpus / "clips.csv",
+        corpus / "folds.csv",
+        tmp_path / "out",
+        model_name=name,
+        fold=1,
+        settings={**TINY, "epochs": 1},
+        positive_label="fake",
+        random_state=0,
+        checkpoint_dir=tmp_path / "ck",
+    )
     folds = schemas.read_table(corpus / "folds.csv", "folds")
     held_out = set(folds.filter(pl.col("fold") == 1)["video_id"])
     assert set(preds["video_id"]) == held_out and len(preds) == 2 * len(held_out)
@@ -305,11 +416,18 @@ def test_clip_cache_changes_nothing_but_the_decodes(corpus, tmp_path):
     runs = {}
     for cache_mb in (0, 64):
         out = tmp_path / f"cache{cache_mb}"
-        train_deep_fold(corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", out,
-                        model_name="naive_cnn", fold=0,
-                        settings={**TINY, "epochs": 2, "cache_mb": cache_mb},
-                        checkpoint_dir=tmp_path / f"ck{cache_mb}", positive_label="fake",
-                        random_state=3)  # fmt: skip
+        train_deep_fold(
+            corpus / "scaled.csv",
+            corpus / "clips.csv",
+            corpus / "folds.csv",
+            out,
+            model_name="naive_cnn",
+            fold=0,
+            settings={**TINY, "epochs": 2, "cache_mb": cache_mb},
+            checkpoint_dir=tmp_path / f"ck{cache_mb}",
+            positive_label="fake",
+            random_state=3,
+        )
         runs[cache_mb] = out
     assert (runs[0] / "predictions.csv").read_bytes() == (runs[64] / "predictions.csv").read_bytes()
     info = json.loads((runs[64] / "train_info.json").read_text())
@@ -340,8 +458,13 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
 
     monkeypatch.setattr(loop, "create_model", create)
     args = (corpus / "scaled.csv", corpus / "clips.csv", corpus / "folds.csv", tmp_path / "out")
-    kw = {"model_name": "naive_cnn", "fold": 0, "checkpoint_dir": tmp_path / "ck",
-          "positive_label": "fake", "random_state": 0}  # fmt: skip
+    kw = {
+        "model_name": "naive_cnn",
+        "fold": 0,
+        "checkpoint_dir": tmp_path / "ck",
+        "positive_label": "fake",
+        "random_state": 0,
+    }
     settings = {**TINY, "epochs": 1, "micro_batch": 4}
     if fail_at_one:
         with pytest.raises(RuntimeError, match="out of memory at micro-batch 1"):
@@ -357,8 +480,9 @@ def test_out_of_memory_halves_the_micro_batch_then_fails_at_one(
 # -- permutation test of a deep model (on request) ---------------------------------------------
 
 
-def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus, tmp_path,
-                                                                         monkeypatch):  # fmt: skip
+def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(
+    corpus, tmp_path, monkeypatch
+):
     import lib.train.loop as loop
     from lib.stages.permutation import run_permutation
     from lib.train.feature_models import training_table
@@ -367,18 +491,34 @@ def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus
     real, seen, fail_at = loop.train_deep_table, [], [4]
 
     def recording(table, out_dir, **kw):  # the permuted labels each deep training sees
-        seen.append(dict(table.filter(pl.col("fold") != kw["fold"])
-                         .select("dup_group", "label").unique().rows()))  # fmt: skip
+        seen.append(
+            dict(
+                table.filter(pl.col("fold") != kw["fold"])
+                .select("dup_group", "label")
+                .unique()
+                .rows()
+            )
+        )
         if len(seen) == fail_at[0]:
             raise RuntimeError("killed")
         return real(table, out_dir, **kw)
 
     monkeypatch.setattr(loop, "train_deep_table", recording)
     out, work = tmp_path / "permutation.csv", tmp_path / "perm"
-    kw = {"features": None, "scaled": corpus / "scaled.csv", "clips": corpus / "clips.csv",
-          "folds": corpus / "folds.csv", "output": out, "model": "naive_cnn",
-          "params": {**TINY, "epochs": 1}, "checkpoint_dir": work, "n_permutations": 99,
-          "n_permutations_deep": 2, "positive_label": "fake", "seed": 7}  # fmt: skip
+    kw = {
+        "features": None,
+        "scaled": corpus / "scaled.csv",
+        "clips": corpus / "clips.csv",
+        "folds": corpus / "folds.csv",
+        "output": out,
+        "model": "naive_cnn",
+        "params": {**TINY, "epochs": 1},
+        "checkpoint_dir": work,
+        "n_permutations": 99,
+        "n_permutations_deep": 2,
+        "positive_label": "fake",
+        "seed": 7,
+    }
     with pytest.raises(RuntimeError, match="killed"):  # dies in permutation 2, fold 0
         run_permutation(**kw)
     assert not out.exists() and len(list(work.glob("fold-*/predictions.csv"))) == 3
@@ -396,10 +536,15 @@ def test_deep_permutation_test_resumes_and_draws_the_feature_paths_labels(corpus
     folds = schemas.read_table(corpus / "folds.csv", "folds")
     features = pl.DataFrame({"clip_id": clips["clip_id"], "hc_x": 0.0})
     drawn = []
-    permutation_test(training_table(features, clips, folds)[0], n_permutations=2, random_state=7,
-                     fit_predict=lambda train, test: drawn.append(dict(
-                         train.select("dup_group", "label").unique().rows())),
-                     statistic=lambda by_fold: 0.5)  # fmt: skip
+    permutation_test(
+        training_table(features, clips, folds)[0],
+        n_permutations=2,
+        random_state=7,
+        fit_predict=lambda train, test: drawn.append(
+            dict(train.select("dup_group", "label").unique().rows())
+        ),
+        statistic=lambda by_fold: 0.5,
+    )
     assert seen[3] == seen[4] and [*seen[:3], *seen[4:]] == drawn
     truth = dict(folds.select("dup_group", "label").unique().rows())
     assert any(d != {g: truth[g] for g in d} for d in drawn)  # labels were permuted
@@ -413,12 +558,24 @@ def test_deep_train_final_then_predict_windows(corpus, tmp_path):
     from lib.predict import predict_videos
 
     final = tmp_path / "models/naive_cnn/final"
-    run_train_final(features=None, scaled=corpus / "scaled.csv", clips=corpus / "clips.csv",
-                    folds=corpus / "folds.csv", out_dir=final, model="naive_cnn",
-                    params={**TINY, "epochs": 1}, checkpoint_dir=tmp_path / "ck",
-                    positive_label="fake", seed=0)  # fmt: skip
+    run_train_final(
+        features=None,
+        scaled=corpus / "scaled.csv",
+        clips=corpus / "clips.csv",
+        folds=corpus / "folds.csv",
+        out_dir=final,
+        model="naive_cnn",
+        params={**TINY, "epochs": 1},
+        checkpoint_dir=tmp_path / "ck",
+        positive_label="fake",
+        seed=0,
+    )
     info = json.loads((final / "train_info.json").read_text())
-    assert info["fold"] == -1 and info["n_test_clips"] == 0 and not (final / "predictions.csv").exists()
+    assert (
+        info["fold"] == -1
+        and info["n_test_clips"] == 0
+        and not (final / "predictions.csv").exists()
+    )
     assert info["n_train_videos"] + info["n_val_videos"] == 18  # every labelled video, all folds
     assert info["classes"] == ["fake", "real"] and info["normalisation"]["mean"]
     assert (final / "model.pt").exists() and len(pl.read_csv(final / "history.csv")) == 1
@@ -431,19 +588,33 @@ def test_deep_train_final_then_predict_windows(corpus, tmp_path):
                 w.write(f)
     (videos / "broken.mp4").write_bytes(b"not a video")
     defaults = with_defaults({}, load_schema())  # the scale stage's clips, on a 32-px canvas
-    predict_videos(videos, final, tmp_path / "pred.csv", windows_out=tmp_path / "win.csv",
-                   window_frames=10, stride_frames=10, sampling=defaults["features"],
-                   scale={**defaults["scale"], "size": 32}, limits=defaults["validate"])  # fmt: skip
+    predict_videos(
+        videos,
+        final,
+        tmp_path / "pred.csv",
+        windows_out=tmp_path / "win.csv",
+        window_frames=10,
+        stride_frames=10,
+        sampling=defaults["features"],
+        scale={**defaults["scale"], "size": 32},
+        limits=defaults["validate"],
+    )
     table = schemas.read_table(tmp_path / "pred.csv", "predict")
     by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
     assert sorted(by_id) == ["broken", "long", "short"]
-    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["reason"].startswith("invalid:")
+    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["reason"].startswith(
+        "invalid:"
+    )
     ok = table.filter(pl.col("status") == "ok")
     assert dict(ok.select("video_id", "n_windows").iter_rows()) == {"long": 3, "short": 1}
     assert (ok["model"] == "naive_cnn").all() and set(ok["pred"]) <= {"fake", "real"}
     assert np.allclose((ok["score_fake"] + ok["score_real"]).to_numpy(), 1.0)
     windows = pl.read_csv(tmp_path / "win.csv")
     long = windows.filter(pl.col("video_id") == "long")
-    assert long["start_frame"].to_list() == [0, 10, 15] and long["stop_frame"].to_list() == [10, 20, 25]
+    assert long["start_frame"].to_list() == [0, 10, 15] and long["stop_frame"].to_list() == [
+        10,
+        20,
+        25,
+    ]
     assert np.allclose((windows["score_fake"] + windows["score_real"]).to_numpy(), 1.0)
     assert by_id["long"]["score"] == pytest.approx(long["score_fake"].mean())  # mean of windows

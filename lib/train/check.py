@@ -6,12 +6,11 @@ settings again (:func:`lib.train.models.create_model`). Checked: a deep model's 
 spelling, sizes and micro-batch, the clip length a checkpoint fixes, and the keyword
 arguments of the feature models (``train.params``).
 
-The Snakefile imports this module at every start, so two imports wait here until a check
+The Snakefile imports this module on every read, so two imports wait here until a check
 needs them, each named where it stands: scikit-learn (only when ``train.params`` holds
 arguments to check) and transformers, which imports torch (only when a family whose
 checkpoint fixes the clip length names a checkpoint in ``pretrained``). Each costs seconds
-(docs/BENCHMARKS.md, section "Start-up imports"). This is the one place in ``lib/train``
-that defers an import.
+(docs/BENCHMARKS.md, section "Start-up of a Snakemake run").
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def deep_fit_predict(
     use stays at one model's checkpoints. The caller removes ``work_dir`` when done.
     """
     # torch and transformers: imported by deep models' jobs only, which a feature
-    # model's job would otherwise pay (docs/BENCHMARKS.md, section "Stage start-up").
+    # model's job would otherwise pay (docs/BENCHMARKS.md, section "Start-up of a stage
+    # process").
     from lib.train.loop import train_deep_table
 
     s = as_settings(settings, model_name)
@@ -115,12 +116,12 @@ def deep_fit_predict(
         predictions = train_deep_table(
             pl.concat([train, test]),
             fit_dir,
+            checkpoint_dir=fit_dir / "ck",
             model_name=model_name,
             fold=fold,
             settings=s,
             positive_label=positive_label,
             random_state=random_state,
-            checkpoint_dir=fit_dir / "ck",
         )
         shutil.rmtree(fit_dir / "ck", ignore_errors=True)
         (fit_dir / "model.pt").unlink(missing_ok=True)
