@@ -300,20 +300,22 @@ def probe_timing(
         np.diff(packets.distinct_timestamps())
     )
     duration_s = stream_duration_s if math.isfinite(stream_duration_s) else span_s
-    measured_fps = (
-        packets.count / span_s
-        if packets.count > 1 and math.isfinite(span_s) and span_s > 0
-        else math.nan
-    )
     fps = choose_fps(
         avg_fps=avg_fps,
         real_fps=real_fps,
-        measured_fps=measured_fps,
+        measured_fps=_measured_fps(packets.count, span_s),
         vfr=vfr,
         min_fps=min_fps,
         max_fps=max_fps,
     )
     return ProbeTiming(span_s=span_s, duration_s=duration_s, fps=fps, vfr=vfr)
+
+
+def _measured_fps(n_packets: int, span_s: float) -> float:
+    """Packets per second over the demuxed span; NaN for fewer than two or no span."""
+    if n_packets > 1 and math.isfinite(span_s) and span_s > 0:
+        return n_packets / span_s
+    return math.nan
 
 
 def is_variable_frame_rate(
