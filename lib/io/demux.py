@@ -37,9 +37,13 @@ Frame rate and duration: two rules, on purpose
     (average first for variable-rate video) that lies in ``[min_fps, max_fps]``
     (:func:`choose_fps`).
 
-    They agree on ordinary files. Merging them would change the frame rate clips are
-    encoded at or the probe's ``fps``/``duration_s`` columns on some files, and so the
-    tables; each is used where it is today.
+    They agree on ordinary files (the demo corpus and the test media included). They
+    differ where a header is implausible or missing: a 1000 fps header is the reader's rate
+    but the probe's ``bad_fps`` (``default_fps``), and a file without stream duration gets
+    the container's duration from the reader but the demuxed span from the probe. Merging
+    them would change either the rate scaled clips are encoded at (the reader's) or the
+    ``fps``/``duration_s`` columns of ``videos.csv`` (the probe's) on such files; each is
+    used where it is today.
 """
 
 from __future__ import annotations
