@@ -58,17 +58,19 @@ CLIP_FRAMES = 250  # augment.max_frames: every augmented clip has at most this m
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from lib import stages
+from lib.cli import default_parameters  # the schema's defaults, as a rule passes them
+from lib.stages.commands import stage_function
 from lib.shards import Shard
 spec = json.loads({spec!r})
-if spec["function"] == "features_shard":
+if spec["function"] == "features":
     # numba and the kernel's cache load before the clock starts: a shard job pays that
     # second once for hundreds of clips, not once per clip as this one-clip run would
     import lib.media.feature_kernels
     lib.media.feature_kernels.compile_kernels()
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t = time.perf_counter()
-getattr(stages, spec["function"])(*spec["args"], Shard(0, 1), **spec["kwargs"])
+kwargs = {{**default_parameters(spec["function"]), **spec["kwargs"]}}
+stage_function(spec["function"])(*spec["args"], Shard(0, 1), **kwargs)
 wall = time.perf_counter() - t
 ru1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -134,16 +136,16 @@ def measure_resolution(name: str, size, work: Path, runs: int, aug_frames: int) 
         progress = str(work / f"progress-{name}-{run}")
         scaled_csv = work / f"scaled-{name}-{run}.csv"
         plan = [
-            ("validate", "validate_shard", [str(paths["download"]), str(work / "v.csv")], {},
+            ("validate", "validate", [str(paths["download"]), str(work / "v.csv")], {},
              300),
-            ("augment", "augment_shard", [str(paths["videos"]), str(work / "c.csv")],
+            ("augment", "augment", [str(paths["videos"]), str(work / "c.csv")],
              {"clips_dir": str(work / f"clips-{run}"), "n_augmentations": 10,
               "max_frames": aug_frames}, 10 * aug_frames),
-            ("features", "features_shard", [str(paths["clips"]), str(work / "f.csv")],
+            ("features", "features", [str(paths["clips"]), str(work / "f.csv")],
              {"sampling": {"fraction": 0.1, "min_frames": 5, "max_frames": 50}}, CLIP_FRAMES),
-            ("scale", "scale_shard", [str(paths["clips"]), str(scaled_csv)],
+            ("scale", "scale", [str(paths["clips"]), str(scaled_csv)],
              {"scaled_dir": str(work / f"scaled-{run}"), "size": 256}, CLIP_FRAMES),
-            ("scaled_features", "scaled_features_shard", [str(scaled_csv), str(work / "s.csv")],
+            ("scaled_features", "scaled-features", [str(scaled_csv), str(work / "s.csv")],
              {"sampling": {"fraction": 0.1, "min_frames": 5, "max_frames": 50}}, CLIP_FRAMES),
         ]  # fmt: skip
         for stage, function, args, kwargs, frames in plan:

@@ -88,7 +88,7 @@ def features_table() -> pl.DataFrame:
 
 # A stage process's fixed cost: import the stages, read and write a one-row table.
 PROCESS = (
-    "import lib.stages\n"
+    "import lib.shards\n"
     "from lib import schemas\n"
     "t = schemas.read_table('clips.csv', 'clips')\n"
     "schemas.write_table(t, 'out.csv', 'clips')\n"
@@ -193,7 +193,7 @@ def main() -> None:
         "2 feature columns (plus `clip_id`): polars scans only those, pandas read the whole file "
         f"and then selected. Load average {load[0]:.1f} → {load[1]:.1f} (other jobs were "
         "running: timings are indicative).\n\n" + "\n".join(lines) + "\n\n"
-        "Fixed cost of every stage process (a fresh `python` that imports `lib.stages`, reads "
+        "Fixed cost of every stage process (a fresh `python` that imports `lib.shards`, reads "
         "and writes a one-row clips table; peak RSS from `getrusage`, as bench_memory.py): "
         f"peak RSS {process['pandas rss']:.0f} → {process['polars rss']:.0f} MiB, "
         f"{process['pandas seconds']:.2f} → {process['polars seconds']:.2f} s. pandera's "

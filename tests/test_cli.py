@@ -83,6 +83,29 @@ def test_stage_functions_take_every_config_key_without_a_default_of_their_own():
                 )
 
 
+def test_a_light_job_imports_neither_torch_nor_scikit_learn():
+    """The command table (the Snakefile reads it on every job) imports no stage module, and a
+    command outside HEAVY_COMMANDS imports none of the libraries that take seconds to load."""
+    import subprocess
+    import sys
+
+    from lib.stages.commands import HEAVY_COMMANDS
+
+    light = [c.name for c in COMMANDS if c.name not in HEAVY_COMMANDS]
+    code = (
+        "import sys\n"
+        "from lib.stages.commands import stage_function\n"
+        "assert not [m for m in sys.modules if m.startswith('lib.stages.')"
+        " and m != 'lib.stages.commands'], sorted(sys.modules)\n"
+        f"for name in {light!r}:\n"
+        "    stage_function(name)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'sklearn'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"a light stage imports {done.stdout.strip()}"
+
+
 @pytest.fixture
 def recorder(monkeypatch):
     """Replace a stage's function by one that records its keywords."""
@@ -212,7 +235,8 @@ def test_every_rule_passes_its_commands_sections_whole():
             assert "--config-json {params.config_json:q}" in rule, (path.name, name)
             for section in BY_NAME[name].sections:
                 for key in section_keys(section, SCHEMA):
-                    assert not re.search(rf"{cli.flag_of(section, key)}\b", rule), (name, key)
+                    flag = cli.flag_of(section, key)
+                    assert not re.search(rf"{flag}(?![\w-])", rule), (name, key)
     assert seen == set(WITH_SECTIONS)
 
 

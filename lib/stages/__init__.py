@@ -13,8 +13,8 @@ and the library (tables read and written, config keys renamed to the library's k
 - One job each: :mod:`~lib.stages.corpus` (demo-corpus, manifest),
   :mod:`~lib.stages.near_duplicates`, :mod:`~lib.stages.folds`, :mod:`~lib.stages.gather`
   (gather, completeness), :mod:`~lib.stages.train` (train, train-final),
-  :mod:`~lib.stages.permutation`, :mod:`~lib.stages.evaluate` (evaluate, data-quality),
-  :mod:`~lib.stages.predict`.
+  :mod:`~lib.stages.permutation`, :mod:`~lib.stages.evaluate` (evaluate, data-quality);
+  predict calls :func:`lib.predict.predict_videos` itself (no glue needed).
 
 Every stage function takes its config keys as required keywords: their defaults live in
 ``workflow/schemas/config.schema.yaml`` only.

@@ -7,7 +7,7 @@ from pathlib import Path
 from lib import schemas
 from lib.media.augment import encode_clips, make_augmentation
 from lib.shards import Shard
-from lib.stages.sharded import failure_reason, ShardedStage, segment
+from lib.stages.sharded import ShardedStage, failure_reason, segment
 from lib.utils import relpath
 
 #: The stage as lib.shards.run_shard runs it (its progress folder, unit key, table kind).

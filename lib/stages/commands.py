@@ -18,6 +18,7 @@ Snakefile imports this module on every job: it imports no stage module at its to
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -53,8 +54,9 @@ class Section:
     ``seed``). ``keys``: the keys taken; ``None`` takes every key the schema lists, so a key
     added there arrives by itself. ``into``: pass the section as one mapping under this
     keyword (e.g. ``limits``) instead of one keyword per key. ``prefix``: put before the
-    flag and keyword of each key (``scale_`` -> ``--scale-size``, ``scale_size``), where a
-    command reads several sections whose keys would clash or mislead.
+    flag of each key and, without ``into``, its keyword (``scale_`` -> ``--scale-size``,
+    ``scale_size``), where a command reads several sections whose keys would clash or
+    mislead (predict's ``--model-dir`` and the scale section's ``--scale-model``).
     """
 
     path: str
@@ -367,7 +369,7 @@ COMMANDS: tuple[Command, ...] = (
             Section("predict", keys=("window_frames", "stride_frames")),
             Section("features", into="sampling"),
             Section("validate", into="limits"),
-            Section("scale", keys=("size", "crf", "preset"), prefix="scale_"),
+            Section("scale", into="scale", prefix="scale_"),  # --scale-model, not --model
         ),
     ),
 )
@@ -414,6 +416,14 @@ def config_fragment(command: str, config: dict, schema: dict | None = None) -> d
 
 
 # --------------------------------------------------------------- the function each command calls
+#: The commands whose stage module imports scikit-learn, torch or transformers: it is imported
+#: without the cycle collector (:func:`lib.utils.imports_without_gc`).
+HEAVY_COMMANDS = frozenset(
+    {"near-duplicates", "folds", "train", "train-final", "permutation", "evaluate"}
+    | {"data-quality", "predict"}
+)
+
+
 def stage_function(name: str) -> Callable[..., Any]:
     """The function that command ``name`` calls, importing its stage module and no other.
 
@@ -423,41 +433,32 @@ def stage_function(name: str) -> Callable[..., Any]:
     scale...) would pay, and the Snakefile, which imports this table for
     :func:`config_fragment` on every job, would pay even for the light stages.
     """
-    match name:
-        case "demo-corpus":
-            from lib.stages.corpus import run_demo_corpus as function
-        case "manifest":
-            from lib.stages.corpus import run_manifest as function
-        case "download":
-            from lib.stages.download import download_shard as function
-        case "validate":
-            from lib.stages.validate import validate_shard as function
-        case "augment":
-            from lib.stages.augment import augment_shard as function
-        case "features":
-            from lib.stages.features import features_shard as function
-        case "scaled-features":
-            from lib.stages.features import scaled_features_shard as function
-        case "merge-features":
-            from lib.stages.features import merge_features as function
-        case "signatures":
-            from lib.stages.signatures import signatures_shard as function
-        case "scale":
-            from lib.stages.scale import scale_shard as function
-        case "gather":
-            from lib.stages.gather import run_gather as function
-        case "completeness":
-            from lib.stages.gather import run_completeness as function
-        case _:
-            function = _heavy_stage_function(name)
-    return function
-
-
-def _heavy_stage_function(name: str) -> Callable[..., Any]:
-    """:func:`stage_function` of the stages whose modules import scikit-learn, torch or
-    transformers: imported without the cycle collector (:func:`lib.utils.imports_without_gc`)."""
-    with imports_without_gc():
+    with imports_without_gc() if name in HEAVY_COMMANDS else contextlib.nullcontext():
         match name:
+            case "demo-corpus":
+                from lib.stages.corpus import run_demo_corpus as function
+            case "manifest":
+                from lib.stages.corpus import run_manifest as function
+            case "download":
+                from lib.stages.download import download_shard as function
+            case "validate":
+                from lib.stages.validate import validate_shard as function
+            case "augment":
+                from lib.stages.augment import augment_shard as function
+            case "features":
+                from lib.stages.features import features_shard as function
+            case "scaled-features":
+                from lib.stages.features import scaled_features_shard as function
+            case "merge-features":
+                from lib.stages.features import merge_features as function
+            case "signatures":
+                from lib.stages.signatures import signatures_shard as function
+            case "scale":
+                from lib.stages.scale import scale_shard as function
+            case "gather":
+                from lib.stages.gather import run_gather as function
+            case "completeness":
+                from lib.stages.gather import run_completeness as function
             case "near-duplicates":
                 from lib.stages.near_duplicates import run_near_duplicates as function
             case "folds":
@@ -473,7 +474,8 @@ def _heavy_stage_function(name: str) -> Callable[..., Any]:
             case "data-quality":
                 from lib.stages.evaluate import run_data_quality as function
             case "predict":
-                from lib.stages.predict import run_predict as function
+                # its driver takes the command line's keywords as they are: no glue
+                from lib.predict import predict_videos as function
             case _:
                 raise KeyError(f"no stage function for command {name!r}")
     return function

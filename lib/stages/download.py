@@ -16,7 +16,7 @@ from lib.corpus.download import (
     local_source,
 )
 from lib.shards import Shard
-from lib.stages.sharded import extra_columns, ShardedStage
+from lib.stages.sharded import ShardedStage, extra_columns
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from lib.io.sampling import sample_fraction
 from lib.media.features import HANDCRAFTED_FEATURES, SCALED_FEATURES, scaled_features
 from lib.media.handcrafted import handcrafted_features
 from lib.shards import Shard
-from lib.stages.sharded import failure_reason, ShardedStage, upstream_failed
+from lib.stages.sharded import ShardedStage, failure_reason, upstream_failed
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from lib import schemas
 from lib.io.reader import FrameReader
 from lib.media.scale import ScaledClipWriter
 from lib.shards import Shard
-from lib.stages.sharded import failure_reason, ShardedStage, upstream_failed
+from lib.stages.sharded import ShardedStage, failure_reason, upstream_failed
 from lib.utils import relpath
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from lib import schemas
 from lib.audit.signatures import encode_hashes, video_signature
 from lib.io.reader import FrameReader
 from lib.shards import Shard
-from lib.stages.sharded import failure_reason, ShardedStage, segment
+from lib.stages.sharded import ShardedStage, failure_reason, segment
 
 #: The stage as lib.shards.run_shard runs it (its progress folder, unit key, table kind).
 STAGE = ShardedStage("signatures", key="video_id", out_kind="signatures")

@@ -7,7 +7,7 @@ from pathlib import Path
 from lib import schemas
 from lib.io.probe import probe_video
 from lib.shards import Shard
-from lib.stages.sharded import extra_columns, passthrough, ShardedStage
+from lib.stages.sharded import ShardedStage, extra_columns, passthrough
 
 #: What the probe adds to a download row (the rest of the videos table travels on).
 _PROBE_COLUMNS = [
