@@ -120,14 +120,14 @@ def test_letterbox_same_size_is_a_copy():
 
 
 def test_letterbox_scaler_and_make_scaler():
-    scaler = make_scaler("letterbox", size=64)
+    scaler = make_scaler("letterbox", size=64, model=None, device="cpu")
     assert isinstance(scaler, LetterboxScaler) and isinstance(scaler, Scaler)
     assert scaler.method == "letterbox"
     frames = [np.zeros((30, 40, 3), np.uint8), np.zeros((50, 20, 3), np.uint8)]
     out = scaler.scale_chunk(frames)
     assert [frame.shape for frame in out] == [(64, 64, 3)] * 2
     with pytest.raises(ValueError, match="unknown scale method"):
-        make_scaler("bilinear", size=64)
+        make_scaler("bilinear", size=64, model=None, device="cpu")
 
 
 def test_importing_scale_does_not_import_torch():

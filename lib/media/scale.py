@@ -32,8 +32,6 @@ from lib.memory import is_out_of_memory, release
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIZE = 256
-DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
 SCALE_METHODS = ("letterbox", "autoencoder")
 VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
 
@@ -44,7 +42,7 @@ VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
 
 
 def letterbox_geometry(
-    width: int, height: int, size: int = DEFAULT_SIZE
+    width: int, height: int, size: int
 ) -> tuple[int, int, int, int]:
     """Where a ``width x height`` picture lands on a ``size x size`` canvas.
 
@@ -68,7 +66,7 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def letterbox(frame: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
     """Resize an RGB ``uint8`` frame into a black ``size x size`` canvas, aspect ratio kept.
 
     Shrinking averages the covered source area (PIL ``BOX``: no aliasing, no ringing);
@@ -128,7 +126,7 @@ class LetterboxScaler:
 
     method = "letterbox"
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, size: int) -> None:
         self.size = int(size)
 
     def scale_chunk(
@@ -223,10 +221,10 @@ class AutoencoderScaler:
 
     def __init__(
         self,
-        model: str = DEFAULT_VAE,
+        model: str,
         *,
-        size: int = DEFAULT_SIZE,
-        device: str = "auto",
+        size: int,
+        device: str,
         subfolder: str | None = None,
         dtype: str = "auto",
     ) -> None:
@@ -339,13 +337,16 @@ def _torch_and_diffusers():
 
 
 def make_scaler(
-    method: str, *, size: int, model: str | None = None, device: str = "auto"
+    method: str, *, size: int, model: str | None, device: str
 ) -> LetterboxScaler | AutoencoderScaler:
-    """A scaler for ``method`` in ``SCALE_METHODS``; ``model`` defaults to ``DEFAULT_VAE``."""
+    """A scaler for ``method`` in ``SCALE_METHODS`` (``model`` and ``device``: the autoencoder's;
+    the config's ``scale`` section holds their defaults)."""
     if method == "letterbox":
         return LetterboxScaler(size=size)
     if method == "autoencoder":
-        return AutoencoderScaler(model or DEFAULT_VAE, size=size, device=device)
+        if not model:
+            raise ValueError("the autoencoder scaler needs a model: set scale.model")
+        return AutoencoderScaler(model, size=size, device=device)
     raise ValueError(f"unknown scale method {method!r}; expected one of {SCALE_METHODS}")
 
 
@@ -462,7 +463,8 @@ class ScaledClipWriter:
         self.size, self.chunk_frames = size, chunk_frames
         self.encoder = {"crf": crf, "preset": preset, "threads": encoder_threads}
         self.scaler = make_scaler(method, size=size, model=model, device=device)
-        self.fallback = make_scaler("letterbox", size=size) if method != "letterbox" else None
+        letterbox_only = make_scaler("letterbox", size=size, model=None, device=device)
+        self.fallback = letterbox_only if method != "letterbox" else None
 
     @property
     def method(self) -> str:
