@@ -60,6 +60,7 @@ def run_demo(workdir: Path, shards: int) -> float:
     """Copy the workflow into ``workdir``, run the demo, return its wall time in seconds."""
     copy_workflow(workdir)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--profile", "profiles/local",
+           "--configfile", "config.yaml", "configs/demo.yaml",  # what `make demo` runs
            "--set-scatter", f"shards={shards}"]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(cmd, cwd=workdir, env=workflow_env(), check=True, capture_output=True)

@@ -1,6 +1,6 @@
 """Deep models on the CPU at demo size: loader vs training-step throughput, RSS over epochs.
 
-For every family, at the settings the demo uses (config.yaml ``train.deep``; vit_gru and
+For every family, at the settings the demo uses (configs/demo.yaml ``train.deep``; vit_gru and
 vit_transformer from configs/all_families.yaml), on demo-like scaled clips (256x256 H.264,
 90 frames, one keyframe, generated here):
 
@@ -84,7 +84,7 @@ def make_corpus(root: Path) -> Path:
 
 
 def demo_settings() -> dict:
-    train = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
+    train = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["train"]
     every = yaml.safe_load((REPO / "configs/all_families.yaml").read_text())["train"]
     return {m: settings_for({"deep": {**every["deep"], **train["deep"]}}, m) for m in DEEP_MODELS}
 
@@ -190,7 +190,7 @@ def main(runs: int = 3) -> None:
 
 Measured {date.today()} on {os.cpu_count()} cores ({cpu_model()}), `python benchmarks/bench_train.py`:
 {N_CLIPS} demo-like scaled clips ({SIZE}x{SIZE} H.264, {N_FRAMES} frames, one keyframe), each
-family at the demo's settings (config.yaml `train.deep`; vit_* from configs/all_families.yaml),
+family at the demo's settings (configs/demo.yaml `train.deep`; vit_* from configs/all_families.yaml),
 fp32, workers 0, one process, one torch thread (as a local `train_deep` job). Medians of {runs} runs. **Load average (1, 5, 15 min): {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}
 before, {load_after[0]:.1f}, {load_after[1]:.1f}, {load_after[2]:.1f} after**: other jobs shared the cores; timings are noisy, compare them with each other.
 
