@@ -1,9 +1,11 @@
-"""Memory discipline for per-video loops: release what the last video held and log RSS."""
+"""Memory of a stage process: RSS logged after each unit, caches emptied, and the cycle
+collector's one workaround (skipped at exit)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 
 import psutil
 
@@ -15,24 +17,35 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / _MiB
 
 
-def release(log: logging.Logger | None = None, label: str = "") -> float:
-    """Collect garbage (then freeze the survivors), empty the CUDA cache, and log RSS.
+def release(log: logging.Logger | None = None, label: str = "", *, collect: bool = True) -> float:
+    """Empty the CUDA cache and log RSS; with ``collect``, run a full cycle collection first.
 
-    Call it once after each video, after the loop has dropped its own references (frames,
-    decoders, models' activations). Returns the RSS in MiB.
+    Collect after an out-of-memory error, where cycles may still hold the failed attempt's
+    tensors. After each unit of a shard, pass ``collect=False``: the collector's own
+    generational runs keep RSS flat there, whereas a full collection after every unit scans
+    every object the stage imported (docs/BENCHMARKS.md, section "gc"). Returns the RSS in MiB.
     """
-    gc.collect()
-    # What survives this collection is long-lived (modules, the loop's own state): move it
-    # out of the collector's sight, so the next call scans only what the next video
-    # allocated. A full collection over the objects that polars, pandera and PyAV leave
-    # after import took 106-134 ms per call, most of a demo clip's feature time; frozen
-    # objects are still freed by reference counting, only their cycles are no longer sought.
-    gc.freeze()
+    if collect:
+        gc.collect()
     _empty_cuda_cache()
     rss = rss_mb()
     if log is not None:
         log.info("rss_mb=%.1f %s", rss, label)
     return rss
+
+
+def skip_the_collection_at_exit() -> None:
+    """Leave every object alive now out of the collection the interpreter runs at exit.
+
+    Call it once, just before a stage process exits, when its results are written and
+    closed: that last collection would scan every object the stage imported (torch,
+    transformers, scikit-learn, polars...) only to free memory the operating system takes
+    back anyway. Frozen objects are still freed by reference counting; only cycles among
+    them are left to the operating system. The only freeze of the collector in ``lib``, kept
+    because it shortens every stage process (docs/BENCHMARKS.md, section "gc", which also
+    measures the freezes that went: after every shard unit and around heavy imports).
+    """
+    gc.freeze()
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -45,8 +58,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _empty_cuda_cache() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")  # only if a stage already imported it: importing costs 1 s
+    # Only if the stage already imported torch: importing it just to ask would slow every stage.
+    torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

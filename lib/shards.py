@@ -178,7 +178,7 @@ def run_shard(
         # A unit always leaves a row in the progress file, even with no output, so that a
         # rerun knows it was finished: the marker row carries only the key.
         progress.append(out if out else [{key: row[key], _EMPTY: 1}])
-        release(log, f"{key}={row[key]}: done")
+        release(log, f"{key}={row[key]}: done", collect=False)
     result = _ordered(progress.load(out_kind, key)[0], rows[key], key)
     written = schemas.write_table(result, output, out_kind)
     progress_path.unlink(missing_ok=True)

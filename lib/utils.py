@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import os
 import tempfile
@@ -41,25 +40,6 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-@contextlib.contextmanager
-def imports_without_gc() -> Iterator[None]:
-    """Import heavy libraries (torch, transformers, scikit-learn) with the cyclic collector off.
-
-    An import makes hundreds of thousands of long-lived objects, and the collector rescans
-    the growing heap on the way: 1-2 s of a deep train job's 8 s of imports. Afterwards the
-    imported objects are frozen (``gc.freeze``), so later collections, in a training loop
-    for instance, no longer scan them either.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -257,28 +257,6 @@ def test_the_fragment_of_the_demo_config_resolves_to_its_values(recorder):
     }
 
 
-def test_heavy_imports_run_without_the_collector_and_leave_it_as_it_was():
-    import gc
-
-    from lib.utils import imports_without_gc
-
-    assert gc.isenabled()
-    frozen_before = gc.get_freeze_count()
-    try:
-        with imports_without_gc():
-            assert not gc.isenabled()
-            kept = [[] for _ in range(1000)]  # stands for the modules an import creates
-        assert gc.isenabled()
-        assert gc.get_freeze_count() >= frozen_before + len(kept)
-        gc.disable()
-        with imports_without_gc():
-            pass
-        assert not gc.isenabled()  # a caller that had it off keeps it off
-    finally:
-        gc.enable()
-        gc.unfreeze()  # back to the state of the test process
-
-
 def test_the_command_line_exits_with_the_stage_status(tmp_path):
     import subprocess
     import sys

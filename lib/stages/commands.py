@@ -18,12 +18,10 @@ Snakefile imports this module on every job: it imports no stage module at its to
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from lib.config import load_schema
-from lib.utils import imports_without_gc
 
 #: Where sharded stages keep their progress (the ``--progress-dir`` default).
 PROGRESS_DIR = "results/.progress"
@@ -416,8 +414,7 @@ def config_fragment(command: str, config: dict, schema: dict | None = None) -> d
 
 
 # --------------------------------------------------------------- the function each command calls
-#: The commands whose stage module imports scikit-learn, torch or transformers: it is imported
-#: without the cycle collector (:func:`lib.utils.imports_without_gc`).
+#: The commands whose stage module imports scikit-learn, torch or transformers.
 HEAVY_COMMANDS = frozenset(
     {"near-duplicates", "folds", "train", "train-final", "permutation", "evaluate"}
     | {"data-quality", "predict"}
@@ -433,49 +430,48 @@ def stage_function(name: str) -> Callable[..., Any]:
     scale...) would pay, and the Snakefile, which imports this table for
     :func:`config_fragment` on every job, would pay even for the light stages.
     """
-    with imports_without_gc() if name in HEAVY_COMMANDS else contextlib.nullcontext():
-        match name:
-            case "demo-corpus":
-                from lib.stages.corpus import run_demo_corpus as function
-            case "manifest":
-                from lib.stages.corpus import run_manifest as function
-            case "download":
-                from lib.stages.download import download_shard as function
-            case "validate":
-                from lib.stages.validate import validate_shard as function
-            case "augment":
-                from lib.stages.augment import augment_shard as function
-            case "features":
-                from lib.stages.features import features_shard as function
-            case "scaled-features":
-                from lib.stages.features import scaled_features_shard as function
-            case "merge-features":
-                from lib.stages.features import merge_features as function
-            case "signatures":
-                from lib.stages.signatures import signatures_shard as function
-            case "scale":
-                from lib.stages.scale import scale_shard as function
-            case "gather":
-                from lib.stages.gather import run_gather as function
-            case "completeness":
-                from lib.stages.gather import run_completeness as function
-            case "near-duplicates":
-                from lib.stages.near_duplicates import run_near_duplicates as function
-            case "folds":
-                from lib.stages.folds import run_folds as function
-            case "train":
-                from lib.stages.train import run_train as function
-            case "train-final":
-                from lib.stages.train import run_train_final as function
-            case "permutation":
-                from lib.stages.permutation import run_permutation as function
-            case "evaluate":
-                from lib.stages.evaluate import run_evaluate as function
-            case "data-quality":
-                from lib.stages.evaluate import run_data_quality as function
-            case "predict":
-                # its driver takes the command line's keywords as they are: no glue
-                from lib.predict import predict_videos as function
-            case _:
-                raise KeyError(f"no stage function for command {name!r}")
+    match name:
+        case "demo-corpus":
+            from lib.stages.corpus import run_demo_corpus as function
+        case "manifest":
+            from lib.stages.corpus import run_manifest as function
+        case "download":
+            from lib.stages.download import download_shard as function
+        case "validate":
+            from lib.stages.validate import validate_shard as function
+        case "augment":
+            from lib.stages.augment import augment_shard as function
+        case "features":
+            from lib.stages.features import features_shard as function
+        case "scaled-features":
+            from lib.stages.features import scaled_features_shard as function
+        case "merge-features":
+            from lib.stages.features import merge_features as function
+        case "signatures":
+            from lib.stages.signatures import signatures_shard as function
+        case "scale":
+            from lib.stages.scale import scale_shard as function
+        case "gather":
+            from lib.stages.gather import run_gather as function
+        case "completeness":
+            from lib.stages.gather import run_completeness as function
+        case "near-duplicates":
+            from lib.stages.near_duplicates import run_near_duplicates as function
+        case "folds":
+            from lib.stages.folds import run_folds as function
+        case "train":
+            from lib.stages.train import run_train as function
+        case "train-final":
+            from lib.stages.train import run_train_final as function
+        case "permutation":
+            from lib.stages.permutation import run_permutation as function
+        case "evaluate":
+            from lib.stages.evaluate import run_evaluate as function
+        case "data-quality":
+            from lib.stages.evaluate import run_data_quality as function
+        case "predict":
+            # its driver takes the command line's keywords as they are: no glue
+            from lib.predict import predict_videos as function
+        case _:
+            raise KeyError(f"no stage function for command {name!r}")
     return function

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lib.train.feature_models import train_fold
 from lib.train.settings import is_deep
-from lib.utils import imports_without_gc
 
 #: The fold of the final model: no clip has it, so every fold trains and none is held out.
 ALL_FOLDS_TRAIN = -1
@@ -45,8 +44,7 @@ def run_train(
         # torch and transformers: imported by deep models' jobs only, which a feature
         # model's job would otherwise pay on every fold (docs/BENCHMARKS.md, "Stage
         # start-up").
-        with imports_without_gc():
-            from lib.train.loop import train_deep_fold
+        from lib.train.loop import train_deep_fold
 
         train_deep_fold(
             scaled,
