@@ -71,10 +71,25 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
-    # libyaml's loader where PyYAML has it: 10x faster on the schema, read at every start
+    """The config schema, with the model names a config may list filled in (:func:`model_names`)."""
+    # libyaml's loader where PyYAML has it: much faster on the schema, read at every start
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+        schema = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+    names = model_names(schema)
+    train = schema["properties"]["train"]["properties"]
+    permutation = schema["properties"]["evaluate"]["properties"]["permutation"]["properties"]
+    for listing in (train["models"], permutation["models"]):
+        listing["items"] = {**listing["items"], "enum": names}
+    return schema
+
+
+def model_names(schema: dict) -> list[str]:
+    """Every model a config may name: the feature models (``train.params``' entries), then the
+    deep ones (``train.deep``'s). A model is named once, by its settings entry; the lists
+    ``train.models`` and ``evaluate.permutation.models`` take their choices from here."""
+    train = schema["properties"]["train"]["properties"]
+    return [*train["params"]["properties"], *train["deep"]["properties"]]
 
 
 def _dotted(path: Iterable[Any]) -> str:

@@ -685,3 +685,19 @@ def test_rerun_after_editing_the_corpus(tmp_path):
     )
     assert all(status[v] == "skipped" for v in first["video_id"])
     assert sum(s == "ok" for s in status.values()) == 1
+
+
+def test_every_model_is_named_once_by_its_settings_entry():
+    """train.models and evaluate.permutation.models take their choices from the models'
+    settings entries: a feature model's train.params.<name> (which the feature registry must
+    build) and a deep model's train.deep.<name> (which the deep registry builds)."""
+    from lib.config import model_names
+    from lib.train.feature_models import MODELS as FEATURE_MODELS
+    from lib.train.settings import DEEP_MODELS
+
+    schema = load_schema()
+    assert model_names(schema) == [*FEATURE_MODELS, *DEEP_MODELS]
+    train = schema["properties"]["train"]["properties"]
+    permutation = schema["properties"]["evaluate"]["properties"]["permutation"]["properties"]
+    for listing in (train["models"], permutation["models"]):
+        assert listing["items"]["enum"] == model_names(schema)
