@@ -31,14 +31,22 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
-#: What each dataset.format reads at dataset.path: (kind, files inside a folder).
+#: What each dataset.format reads at dataset.path: (kind, files inside a folder). "generated":
+#: a folder the workflow writes (the demo corpus; its index.csv is what ingest reads).
 DATASET_PATHS = {
     "fvc": ("folder", ("FVC.csv", "FVC_dup.csv")),
     "csv": ("file", ()),
     "wlasl": ("file", ()),
     "folder": ("folder", ()),
-    "demo": ("generated", ()),
+    "demo": ("generated", ("index.csv",)),
 }
+
+
+def dataset_files(fmt: str, path: str) -> list[str]:
+    """The files ingest reads for a corpus (a folder format's listing is not one): the
+    manifest's inputs, so that editing them reruns ingest."""
+    kind, inside = DATASET_PATHS[fmt]
+    return [path] if kind == "file" else [f"{path}/{name}" for name in inside]
 
 _TYPE_WORDS = {
     "integer": "a whole number",

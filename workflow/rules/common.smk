@@ -9,7 +9,13 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from lib.stages.commands import config_fragment
-from lib.config import ConfigError, load_schema, typed_config, validate_config
+from lib.config import (
+    ConfigError,
+    dataset_files,
+    load_schema,
+    typed_config,
+    validate_config,
+)
 from lib.train.check import check_train_config
 from lib.train.settings import is_deep
 
@@ -149,14 +155,7 @@ def by_kind(feature, deep):
 
 def dataset_inputs(wildcards):
     """Files the manifest is built from, so that editing them reruns ingest."""
-    fmt, path = config["dataset"]["format"], config["dataset"]["path"]
-    if fmt == "demo":
-        return [f"{path}/index.csv"]
-    if fmt == "fvc":
-        return [f"{path}/FVC.csv", f"{path}/FVC_dup.csv"]
-    if fmt in ("csv", "wlasl"):
-        return [path]
-    return []
+    return dataset_files(config["dataset"]["format"], config["dataset"]["path"])
 
 
 def near_duplicates_input():
