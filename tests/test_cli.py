@@ -1,7 +1,7 @@
 """``python -m lib``: every stage parameter is defined once, in the config schema.
 
 The flags, their defaults and help, the JSON a rule passes and the keywords a stage's
-function receives all come from ``workflow/schemas/config.schema.yaml`` (README, "Adding a
+function receives all come from ``workflow/schemas/config.schema.yaml`` (docs/DEVELOPING.md, "Adding a
 stage parameter"); these tests hold that promise for every command.
 """
 
@@ -162,7 +162,7 @@ def test_a_section_passed_as_one_mapping_and_nested_mappings_merge_key_by_key(re
 
 
 def test_a_key_added_to_the_schema_reaches_the_driver_with_nothing_else_edited(recorder, capsys):
-    """What README's "Adding a stage parameter" promises: one schema entry, then use it."""
+    """What docs/DEVELOPING.md's "Adding a stage parameter" promises: one schema entry, then use it."""
     import lib.stages.augment
 
     schema = copy.deepcopy(SCHEMA)

@@ -91,7 +91,7 @@ def stage_config(command):
     """The config sections `python -m lib <command>` reads, as its --config-json argument.
 
     Which sections: lib/stages/commands.py; every key of them reaches the stage as a keyword, so a
-    rule never lists parameters one by one (README, "Adding a stage parameter").
+    rule never lists parameters one by one (docs/DEVELOPING.md, "Adding a stage parameter").
     """
     return as_json(config_fragment(command, config, CONFIG_SCHEMA))
 
