@@ -34,18 +34,37 @@ WRAPPER = (
     "t = time.perf_counter()\n"
     "rc = subprocess.run(sys.argv[1:]).returncode\n"
     "dt = time.perf_counter() - t\n"
-    "print(rc, dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
+    "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(rc, dt, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)\n"
 )
+
+
+def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Run ``cmd`` in a fresh wrapper: wall and CPU seconds, peak RSS (MiB) and stderr of
+    ``cmd`` alone, its start-up and exit included."""
+    out = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *cmd],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rc, seconds, rss, cpu = out.stdout.splitlines()[-1].split()  # the wrapper prints last
+    if rc != "0":
+        raise RuntimeError(f"{cmd} failed: {out.stderr[-2000:]}")
+    return {
+        "seconds": float(seconds),
+        "cpu_s": float(cpu),
+        "peak_rss_mb": float(rss),
+        "stderr": out.stderr,
+    }
 
 
 def peak_rss(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``cmd`` in a fresh wrapper; return (seconds, peak RSS in MiB) of ``cmd`` alone."""
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], cwd=cwd, capture_output=True,
-                         text=True, check=True)  # fmt: skip
-    rc, seconds, rss = out.stdout.split()
-    if rc != "0":
-        raise RuntimeError(f"{cmd} failed: {out.stderr[-2000:]}")
-    return float(seconds), float(rss)
+    run = measure(cmd, cwd)
+    return run["seconds"], run["peak_rss_mb"]
 
 
 def one_clip_table(work: Path, video: Path) -> Path:
