@@ -1,6 +1,7 @@
 """Every benchmark in one run: reader vs peers, memory of the streaming stages, the demo,
 the leak audit (robustness of the signatures, scale of the matcher); table read/write
-(pandas vs polars); deep-model training;
+(pandas vs polars); deep-model training; start-up of a stage process and of a Snakemake run,
+the collector's workarounds;
 feature math, augment at 1080p, and the per-stage cost model with the FVC projection.
 
     .venv/bin/python benchmarks/run_all.py      # or: make bench
@@ -28,6 +29,9 @@ SCRIPTS = (
     "bench_train.py",  # deep models: loader vs step, RSS over epochs (issue 10)
     "bench_leaks.py",  # leak audit: robustness, matcher scale (issue 12)
     "bench_tables.py",  # table read/write, pandas before vs polars after (issue 13; ~1 min)
+    "bench_startup.py",  # start-up of a stage process, per command (issue 20)
+    "bench_snakefile.py",  # start-up of a Snakemake run: what the train check imports (issue 20)
+    "bench_gc.py",  # the cycle collector's workarounds (issue 20)
     "bench_demo.py",
 )
 

@@ -58,3 +58,38 @@ def test_no_measured_figure_is_copied_out_of_benchmarks(name, text):
         + ", ".join(f"{n} {u}" for n, u in copies)
         + " -- link the section of docs/BENCHMARKS.md instead"
     )
+
+
+HEADINGS = [
+    line.lstrip("#").strip()
+    for line in (REPO / "docs" / "BENCHMARKS.md").read_text().splitlines()
+    if line.startswith("#")
+]
+#: `docs/BENCHMARKS.md, section "Demo run"`, `[docs/BENCHMARKS.md](...), "Demo run"`, ...
+SECTION_REFERENCE = re.compile(r'BENCHMARKS\.md\S*?,?\s+(?:sections?\s+)?\\?"([^"\\]+)\\?"')
+
+
+def _pointers() -> list[tuple[str, str]]:
+    texts = _prose() + [
+        (str(p.relative_to(REPO)), p.read_text())
+        for p in sorted((REPO / "docs").glob("*.md")) + sorted((REPO / "configs").glob("*.yaml"))
+        if p.name != "BENCHMARKS.md"
+    ]
+    found = []
+    for name, text in texts:
+        flat = re.sub(r"\s*\n\s*(?:#+\s*)?", " ", text)  # references wrap across comment lines
+        found += [(name, m.group(1)) for m in SECTION_REFERENCE.finditer(flat)]
+    return found
+
+
+def test_pointers_to_benchmarks_name_sections_that_exist():
+    pointers = _pointers()
+    assert len(pointers) > 10, "the pattern no longer finds the references?"
+    dangling = sorted(
+        {
+            (name, section)
+            for name, section in pointers
+            if not any(h.startswith(section) for h in HEADINGS)
+        }
+    )
+    assert not dangling, f"sections of docs/BENCHMARKS.md that do not exist: {dangling}"

@@ -42,8 +42,8 @@ def run_train(
         if not scaled:
             raise ValueError(f"{model} is a deep model: give --scaled results/scaled.csv")
         # torch and transformers: imported by deep models' jobs only, which a feature
-        # model's job would otherwise pay on every fold (docs/BENCHMARKS.md, "Stage
-        # start-up").
+        # model's job would otherwise pay on every fold (docs/BENCHMARKS.md, section
+        # "Start-up of a stage process").
         from lib.train.loop import train_deep_fold
 
         train_deep_fold(
