@@ -23,7 +23,7 @@ from lib.io.writer import VideoWriter
 torch = pytest.importorskip("torch")
 
 from lib.train import checkpoint as ckpt  # noqa: E402
-from lib.train.data import inner_split, load_clip_table  # noqa: E402
+from lib.train.clips import inner_split, load_clip_table  # noqa: E402
 from lib.config import ConfigError, load_schema, with_defaults  # noqa: E402
 from lib.train.check import check_train_config  # noqa: E402
 from lib.train.models import create_model, register_model  # noqa: E402

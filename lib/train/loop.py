@@ -45,7 +45,8 @@ from lib.config import ConfigError
 from lib.memory import is_out_of_memory, rss_mb
 from lib.train.check import check_settings
 from lib.train.checkpoint import FoldCheckpoints, TrainingState, fingerprint
-from lib.train.data import ClipCache, FrameClipDataset, load_clip_table, split_fold
+from lib.train.clips import load_clip_table, split_fold
+from lib.train.data import ClipCache, FrameClipDataset
 from lib.train.epoch import (
     class_weights,
     diagnose,
@@ -97,7 +98,7 @@ def train_deep_table(
 ) -> pl.DataFrame:
     """Train on the rows of ``table`` outside ``fold``; predict the rows of ``fold`` once.
 
-    ``table``: one row per clip, as :func:`lib.train.data.clip_table` gives it (clip_id,
+    ``table``: one row per clip, as :func:`lib.train.clips.clip_table` gives it (clip_id,
     path, video_id, label, aug_idx, dup_group, fold). The permutation test passes tables
     with permuted labels. ``fold=-1`` (no row has it) is the final model: every row trains
     (the epoch still chosen on the inner split), nothing is predicted and no

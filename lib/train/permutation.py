@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lib import schemas
 from lib.evaluate.metrics import HEADLINE_METRIC, headline_statistic
-from lib.train.data import load_clip_table
+from lib.train.clips import load_clip_table
 from lib.train.feature_models import MODELS, fit_table, load_training_table, predict_table
 from lib.train.settings import DeepSettings, as_settings, is_deep
 
