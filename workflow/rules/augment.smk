@@ -27,16 +27,3 @@ rule augment:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib augment --videos {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
-
-
-rule gather_augment:
-    input:
-        gather.shards("results/shards/augment/{scatteritem}.csv"),
-    output:
-        "results/clips.csv",
-    log:
-        "logs/gather_augment/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind clips --stage augment --out {output} {input} > {log} 2>&1'

@@ -25,16 +25,3 @@ rule download:
         '"$VIDSTAGE_PYTHON" -m lib download --manifest {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --previous results/download.csv"
         " --recheck results/videos.csv --out {output} > {log} 2>&1"
-
-
-rule gather_download:
-    input:
-        gather.shards("results/shards/download/{scatteritem}.csv"),
-    output:
-        "results/download.csv",
-    log:
-        "logs/gather_download/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind download --stage download --out {output} {input} > {log} 2>&1'

@@ -25,19 +25,6 @@ rule features:
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 
-rule gather_features:
-    input:
-        gather.shards("results/shards/features/{scatteritem}.csv"),
-    output:
-        "results/features_handcrafted.csv",
-    log:
-        "logs/gather_features/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind features_stage --stage features --out {output} {input} > {log} 2>&1'
-
-
 rule merge_features:
     input:
         handcrafted="results/features_handcrafted.csv",

@@ -27,16 +27,3 @@ rule scale:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib scale --clips {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
-
-
-rule gather_scale:
-    input:
-        gather.shards("results/shards/scale/{scatteritem}.csv"),
-    output:
-        "results/scaled.csv",
-    log:
-        "logs/gather_scale/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind scaled --stage scale --out {output} {input} > {log} 2>&1'

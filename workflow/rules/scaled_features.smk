@@ -26,17 +26,3 @@ rule scaled_features:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib scaled-features --scaled {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
-
-
-rule gather_scaled_features:
-    input:
-        gather.shards("results/shards/scaled_features/{scatteritem}.csv"),
-    output:
-        "results/features_scaled.csv",
-    log:
-        "logs/gather_scaled_features/gather.log",
-    priority: 10
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind features_stage --stage scaled_features --out {output} {input} > {log} 2>&1'

@@ -21,16 +21,3 @@ rule signatures:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib signatures --videos {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
-
-
-rule gather_signatures:
-    input:
-        gather.shards("results/shards/signatures/{scatteritem}.csv"),
-    output:
-        "results/signatures.csv",
-    log:
-        "logs/gather_signatures/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind signatures --stage signatures --out {output} {input} > {log} 2>&1'

@@ -21,16 +21,3 @@ rule validate:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib validate --downloads {input} --shard {wildcards.scatteritem}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
-
-
-rule gather_validate:
-    input:
-        gather.shards("results/shards/validate/{scatteritem}.csv"),
-    output:
-        "results/videos.csv",
-    log:
-        "logs/gather_validate/gather.log",
-    conda:
-        ENV
-    shell:
-        '"$VIDSTAGE_PYTHON" -m lib gather --kind videos --stage validate --out {output} {input} > {log} 2>&1'
