@@ -197,9 +197,9 @@ def main() -> None:
         "and writes a one-row clips table; peak RSS from `getrusage`, as bench_memory.py): "
         f"peak RSS {process['pandas rss']:.0f} → {process['polars rss']:.0f} MiB, "
         f"{process['pandas seconds']:.2f} → {process['polars seconds']:.2f} s. pandera's "
-        "top-level package imports pandas whenever it is installed; `lib/schemas.py` imports "
-        "its polars backend with pandas looking absent (pandera supports polars-only "
-        "installs), so a stage process holds polars only.\n"
+        "top-level package imports pandas whenever it is installed (and the SLURM executor "
+        "plugin needs pandas installed), so the polars process carries pandas' import too "
+        "(issue 20 removed the hook that hid it; its cost: section gc).\n"
     )
     print(write_section("tables", text).read_text()[-3000:])
 
