@@ -48,6 +48,7 @@ def dataset_files(fmt: str, path: str) -> list[str]:
     kind, inside = DATASET_PATHS[fmt]
     return [path] if kind == "file" else [f"{path}/{name}" for name in inside]
 
+
 _TYPE_WORDS = {
     "integer": "a whole number",
     "number": "a number",

@@ -41,9 +41,7 @@ VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
 # --------------------------------------------------------------------------------------------
 
 
-def letterbox_geometry(
-    width: int, height: int, size: int
-) -> tuple[int, int, int, int]:
+def letterbox_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
     """Where a ``width x height`` picture lands on a ``size x size`` canvas.
 
     Returns ``(new_w, new_h, x0, y0)``: the resized picture's size (the long side becomes
