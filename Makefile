@@ -25,9 +25,10 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m lib.media.feature_kernels  # compile the numba feature kernel into its cache
 	touch $(STAMP)
 
-lint: $(STAMP)  ## snakemake --lint and snakefmt --check
+lint: $(STAMP)  ## snakemake --lint, snakefmt --check and black --check lib/
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
+	$(BIN)/black --check lib
 
 bench: $(STAMP)  ## every benchmark (median of >= 3 runs each) -> docs/BENCHMARKS.md
 	$(BIN)/python benchmarks/run_all.py
