@@ -165,6 +165,30 @@ def near_duplicates_input():
     return "results/near_duplicates.csv"
 
 
+# The report's sections, by caption (workflow/report/<caption>.rst).
+REPORT_CATEGORIES = {
+    "summary": "1. Headline (originals)",
+    "platform": "1. Headline (originals)",
+    "curves": "1. Headline (originals)",
+    "confusion": "1. Headline (originals)",
+    "null": "2. Permutation test",
+    "robustness": "3. Robustness (augmented clips)",
+    "training": "4. Training curves",
+    "data_quality": "5. Data quality",
+}
+
+
+def in_report(path, caption, **label):
+    """An output shown in Snakemake's report (`snakemake --report`), under its caption's
+    section; its label says what it is (table=... or figure=...)."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=REPORT_CATEGORIES[caption],
+        labels=label,
+    )
+
+
 def prediction_files():
     return expand("results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS)
 

@@ -54,50 +54,17 @@ rule evaluate:
         videos="results/videos.csv",
     output:
         metrics="results/metrics.csv",
-        summary=report(
-            "results/summary.csv",
-            caption="../report/summary.rst",
-            category="1. Headline (originals)",
-            labels={"table": "summary: intervals and p-values"},
-        ),
-        robustness=report(
-            "results/robustness.csv",
-            caption="../report/robustness.rst",
-            category="3. Robustness (augmented clips)",
-            labels={"table": "per augmentation type"},
-        ),
-        platform=report(
-            "results/platform_metrics.csv",
-            caption="../report/platform.rst",
-            category="1. Headline (originals)",
-            labels={"table": "per platform"},
-        ),
+        summary=in_report("results/summary.csv", "summary", table="summary: intervals and p-values"),
+        robustness=in_report("results/robustness.csv", "robustness", table="per augmentation type"),
+        platform=in_report("results/platform_metrics.csv", "platform", table="per platform"),
         confusion="results/confusion.csv",
         report="results/reports/evaluation.md",
-        curves=report(
-            "results/reports/curves.png",
-            caption="../report/curves.rst",
-            category="1. Headline (originals)",
-            labels={"figure": "ROC and PR curves"},
+        curves=in_report("results/reports/curves.png", "curves", figure="ROC and PR curves"),
+        confusion_plot=in_report(
+            "results/reports/confusion.png", "confusion", figure="confusion matrices"
         ),
-        confusion_plot=report(
-            "results/reports/confusion.png",
-            caption="../report/confusion.rst",
-            category="1. Headline (originals)",
-            labels={"figure": "confusion matrices"},
-        ),
-        null=report(
-            "results/reports/permutation_null.png",
-            caption="../report/null.rst",
-            category="2. Permutation test",
-            labels={"figure": "null distributions"},
-        ),
-        training=report(
-            "results/reports/training_curves.png",
-            caption="../report/training.rst",
-            category="4. Training curves",
-            labels={"figure": "deep models"},
-        ),
+        null=in_report("results/reports/permutation_null.png", "null", figure="null distributions"),
+        training=in_report("results/reports/training_curves.png", "training", figure="deep models"),
     log:
         "logs/evaluate/evaluate.log",
     conda:
@@ -120,23 +87,16 @@ rule data_quality:
         downloads="results/download.csv",
         videos="results/videos.csv",
     output:
-        table=report(
-            "results/reports/data_quality.csv",
-            caption="../report/data_quality.rst",
-            category="5. Data quality",
-            labels={"table": "per label and platform"},
+        table=in_report(
+            "results/reports/data_quality.csv", "data_quality", table="per label and platform"
         ),
-        failures=report(
-            "results/reports/failures.csv",
-            caption="../report/data_quality.rst",
-            category="5. Data quality",
-            labels={"table": "failures by stage and reason"},
+        failures=in_report(
+            "results/reports/failures.csv", "data_quality", table="failures by stage and reason"
         ),
-        plot=report(
+        plot=in_report(
             "results/reports/data_quality.png",
-            caption="../report/data_quality.rst",
-            category="5. Data quality",
-            labels={"figure": "resolution, fps, duration, failures"},
+            "data_quality",
+            figure="resolution, fps, duration, failures",
         ),
     log:
         "logs/evaluate/data_quality.log",
