@@ -58,6 +58,9 @@ alive() {
 }
 
 # ------------------------------------------------------------------ prerequisites
+# Debian puts munged, slurmctld and slurmd in /usr/sbin, which a non-login shell's PATH
+# often lacks (found missing even after apt-get installed them).
+export PATH="$PATH:/usr/sbin:/sbin"
 [ "$(id -u)" -eq 0 ] || cannot "must run as root (SLURM daemons with root as SlurmUser; apt-get)"
 
 missing=()
