@@ -11,6 +11,7 @@ every figure under 400 MB (the stages stream; memory must not grow with the vide
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,19 @@ def peak_rss(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``cmd`` in a fresh wrapper; return (seconds, peak RSS in MiB) of ``cmd`` alone."""
     run = measure(cmd, cwd)
     return run["seconds"], run["peak_rss_mb"]
+
+
+def startup_rows(cases: dict[str, list[str]], *, runs: int, cwd) -> list[str]:
+    """``| label | seconds | peak RSS MiB |`` rows, medians of ``runs`` fresh processes per
+    command; ``cwd(cmd)`` is the folder each command runs in."""
+    rows = []
+    for label, cmd in cases.items():
+        measured = [peak_rss(cmd, cwd(cmd)) for _ in range(runs)]
+        seconds = statistics.median(r[0] for r in measured)
+        rss = statistics.median(r[1] for r in measured)
+        rows.append(f"| {label} | {seconds:.2f} | {rss:.0f} |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def one_clip_table(work: Path, video: Path) -> Path:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_memory import peak_rss
+from bench_memory import startup_rows
 from report import DEFAULT_PATH, machine_line, write_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,14 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(REPO)
     load = [os.getloadavg()[0]]
-    rows = []
     with tempfile.TemporaryDirectory(prefix="vidstage-snakefile-") as tmp:
-        for label, cmd in cases().items():
-            runs = [peak_rss(cmd, Path(tmp) if "-c" in cmd else REPO) for _ in range(args.runs)]
-            seconds = statistics.median(r[0] for r in runs)
-            rss = statistics.median(r[1] for r in runs)
-            rows.append(f"| {label} | {seconds:.2f} | {rss:.0f} |")
-            print(rows[-1], flush=True)
+        rows = startup_rows(
+            cases(), runs=args.runs, cwd=lambda cmd: Path(tmp) if "-c" in cmd else REPO
+        )
     load.append(os.getloadavg()[0])
     text = (
         "## Start-up of a Snakemake run (`benchmarks/bench_snakefile.py`)\n\n"

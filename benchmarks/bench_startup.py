@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_memory import peak_rss
+from bench_memory import startup_rows
 from report import machine_line, write_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,15 +53,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     load = [os.getloadavg()[0]]
-    rows = []
+    commands = {
+        label: ["env", f"PYTHONPATH={REPO}", sys.executable, "-c", code]
+        for label, code in cases().items()
+    }
     with tempfile.TemporaryDirectory(prefix="vidstage-startup-") as tmp:
-        for label, code in cases().items():
-            cmd = ["env", f"PYTHONPATH={REPO}", sys.executable, "-c", code]
-            runs = [peak_rss(cmd, Path(tmp)) for _ in range(args.runs)]
-            seconds = statistics.median(r[0] for r in runs)
-            rss = statistics.median(r[1] for r in runs)
-            rows.append(f"| {label} | {seconds:.2f} | {rss:.0f} |")
-            print(rows[-1], flush=True)
+        rows = startup_rows(commands, runs=args.runs, cwd=lambda cmd: Path(tmp))
     load.append(os.getloadavg()[0])
     text = (
         "## Start-up of a stage process (`benchmarks/bench_startup.py`)\n\n"
