@@ -306,37 +306,44 @@ def vit_transformer(s: DeepSettings, num_classes: int) -> VideoClassifier:
 # --------------------------------------------------------------------------------------
 
 
+def _hf_video_config(s: DeepSettings, num_classes: int, config_cls, extra: dict):
+    """The config a family without ``pretrained`` is built from (``s.model_config`` last)."""
+    return config_cls(
+        **{
+            "image_size": s.image_size,
+            "num_frames": s.num_frames,
+            "patch_size": max(2, s.image_size // 4),
+            **TINY_TRANSFORMER,
+            **extra,
+            **_labels(num_classes),
+            **s.model_config,
+        }
+    )
+
+
 def _hf_video(s: DeepSettings, num_classes: int, config_cls, model_cls, extra: dict):
     if s.pretrained:
         net = model_cls.from_pretrained(
             s.pretrained, **_labels(num_classes), ignore_mismatched_sizes=True
         )
     else:
-        cfg = config_cls(
-            **{
-                "image_size": s.image_size,
-                "num_frames": s.num_frames,
-                "patch_size": max(2, s.image_size // 4),
-                **TINY_TRANSFORMER,
-                **extra,
-                **_labels(num_classes),
-                **s.model_config,
-            }
-        )
-        net = model_cls(cfg)
+        net = model_cls(_hf_video_config(s, num_classes, config_cls, extra))
     return net
+
+
+_VIDEOMAE_EXTRA = {"tubelet_size": 2, "use_mean_pooling": True}
+
+
+def videomae_config(s: DeepSettings, num_classes: int = 2) -> VideoMAEConfig:
+    """The VideoMAEConfig the ``videomae`` builder makes from ``s`` without a checkpoint;
+    :mod:`lib.train.pretrain` pretrains exactly this encoder (``pretrained: ssl``)."""
+    return _hf_video_config(s, num_classes, VideoMAEConfig, _VIDEOMAE_EXTRA)
 
 
 @register_model("videomae")
 def videomae(s: DeepSettings, num_classes: int) -> VideoClassifier:
     """VideoMAEForVideoClassification (tubelet tokens over the whole clip)."""
-    net = _hf_video(
-        s,
-        num_classes,
-        VideoMAEConfig,
-        VideoMAEForVideoClassification,
-        {"tubelet_size": 2, "use_mean_pooling": True},
-    )
+    net = _hf_video(s, num_classes, VideoMAEConfig, VideoMAEForVideoClassification, _VIDEOMAE_EXTRA)
     mean, std, norm_source = _normalisation(s.pretrained)
     return VideoClassifier(
         net,
