@@ -26,6 +26,11 @@ __all__ = ["check_settings", "check_train_config", "settings_problems", "train_c
 #: embeddings span the clip): the settings must equal the checkpoint's.
 CHECKPOINT_FIXES_CLIP_LENGTH = ("videomae", "timesformer")
 
+#: ``pretrained: ssl``: start from the fold's own self-supervised pretraining (the
+#: ``pretrain`` stage, :mod:`lib.train.pretrain`), which makes VideoMAE encoders only.
+SSL = "ssl"
+SSL_MODELS = ("videomae",)
+
 _FREEZE = re.compile(r"^(none|backbone|all_but_last_(\d+))$")
 
 
@@ -92,6 +97,11 @@ def settings_problems(model: str, s: DeepSettings, *, load_pretrained_config: bo
             f"{key}.micro_batch={s.micro_batch} exceeds batch_size="
             f"{s.batch_size}: lower micro_batch or raise batch_size"
         )
+    if s.pretrained == SSL and model not in SSL_MODELS:
+        problems.append(
+            f"{key}.pretrained=ssl: the pretrain stage makes {' and '.join(SSL_MODELS)} "
+            f"encoders only; give {model} a hub id, a local folder or null"
+        )
     if model in CHECKPOINT_FIXES_CLIP_LENGTH:
         problems += _clip_length_problems(model, s, load_pretrained_config=load_pretrained_config)
     return problems
@@ -99,7 +109,7 @@ def settings_problems(model: str, s: DeepSettings, *, load_pretrained_config: bo
 
 def _clip_length_problems(model: str, s: DeepSettings, *, load_pretrained_config: bool) -> list:
     key = f"train.deep.{model}"
-    if s.pretrained and load_pretrained_config:
+    if s.pretrained and s.pretrained != SSL and load_pretrained_config:
         # Deferred (module docstring): transformers imports torch.
         from transformers import AutoConfig
 
@@ -125,7 +135,7 @@ def _clip_length_problems(model: str, s: DeepSettings, *, load_pretrained_config
         if value != getattr(s, name)
     ]
     tubelet = s.model_config.get("tubelet_size", 2)
-    if model == "videomae" and not s.pretrained and s.num_frames % tubelet:
+    if model == "videomae" and s.pretrained in (None, SSL) and s.num_frames % tubelet:
         problems.append(
             f"{key}.num_frames={s.num_frames} is not a multiple of the tubelet size "
             f"{tubelet}: choose an even num_frames"
