@@ -57,6 +57,7 @@ from lib.train.epoch import (
     validate,
     write_history,
 )
+from lib.train.export import export_final
 from lib.train.models import apply_freeze, create_model
 from lib.train.predictions import predictions_table
 from lib.train.runtime import resolve_runtime
@@ -235,6 +236,8 @@ def train_deep_table(
         "seconds": round(time.perf_counter() - started, 1),
     }
     atomic_write_text(out_dir / "train_info.json", json.dumps(info, indent=2, default=float))
+    if final:  # also a folder opened without this project (lib/train/export.py)
+        export_final(model, out_dir, info)
     if predictions is None:
         return pl.DataFrame()
     return schemas.write_table(predictions, out_dir / "predictions.csv", "predictions")

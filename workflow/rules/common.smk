@@ -116,6 +116,11 @@ def model_files(kind, folder):
     return {"model": f"{folder}/model.joblib"}
 
 
+def export_files(kind, folder):
+    """A final deep model's copy that opens without this project (lib/train/export.py)."""
+    return {"export": directory(f"{folder}/export")} if kind == "deep" else {}
+
+
 def model_data(wildcards):
     """What a model learns from: the feature table, or a deep model's scaled clips."""
     return "results/scaled.csv" if is_deep(wildcards.model) else "results/features.parquet"

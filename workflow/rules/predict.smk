@@ -1,8 +1,8 @@
 # Classify new videos: `snakemake results/predictions/{name}.csv` with predict.input (a
 # folder or a manifest CSV) and predict.model. train_final refits the model on every fold
 # with the settings the cross-validation used; not part of `all`. A rule per kind of model,
-# as for train: `train_final` (model.joblib) and `train_final_deep` (model.pt, the GPU
-# profile's), whose every fold trains while the epoch is still chosen on the inner split,
+# as for train: `train_final` (model.joblib) and `train_final_deep` (model.pt and export/, the
+# GPU profile's), whose every fold trains while the epoch is still chosen on the inner split,
 # and whose checkpoints survive a killed job.
 
 
@@ -17,6 +17,7 @@ for kind, models in MODELS_BY_KIND.items():
             folds="results/folds.csv",
         output:
             **model_files(kind, "results/models/{model}/final"),
+            **export_files(kind, "results/models/{model}/final"),
             info="results/models/{model}/final/train_info.json",
         log:
             "logs/train/{model}/final.log",
