@@ -44,6 +44,8 @@ from lib.io.writer import VideoWriter
 __all__ = ["MAKES", "clip_table", "make_frames", "visible_table", "write_corpus"]
 
 POSITIVE, NEGATIVE = "fake", "real"
+#: Bumped whenever a make draws different frames, so a reused corpus folder is rewritten.
+VERSION = 2
 
 
 def _hue(rng: np.random.Generator, saturation: float = 0.9, value: float = 0.95) -> np.ndarray:
@@ -55,8 +57,8 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _square(positive, size, n_frames, group, video) -> np.ndarray:
-    base = group.integers(40, 120, (size, size, 3)).astype(np.float32)
-    side = max(2, round(size * 0.3))
+    base = group.integers(20, 210, (size, size, 3)).astype(np.float32)
+    side = max(2, round(size * 0.2))
     span = size - side
     phase, step = int(video.integers(0, span)), int(video.choice([-1, 1]))
     out = []
@@ -65,7 +67,7 @@ def _square(positive, size, n_frames, group, video) -> np.ndarray:
         if positive:
             top = (phase + t) % span
             left = (phase // 2 + 2 * t) % span
-            f[top : top + side, left : left + side] = 230
+            f[top : top + side, left : left + side] = 220
         out.append(f)
     return np.stack(out)
 
@@ -191,6 +193,7 @@ def write_corpus(
     """
     root = Path(root)
     args = {
+        "version": VERSION,
         "make": make,
         "n_groups": n_groups,
         "clips_per_group": clips_per_group,
