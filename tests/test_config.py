@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import logging
 import re
 import shlex
@@ -701,3 +702,88 @@ def test_every_model_is_named_once_by_its_settings_entry():
     permutation = schema["properties"]["evaluate"]["properties"]["permutation"]["properties"]
     for listing in (train["models"], permutation["models"]):
         assert listing["items"]["enum"] == model_names(schema)
+
+
+# --------------------------------------------------------------------------- pretrained checkpoints
+
+FAKE_HUB_ID = "vidstage-tests/no-such-model"
+
+
+def _deep(model: str, **settings) -> dict:
+    return {"models": [model], "deep": {model: settings}}
+
+
+def _config_json(folder: Path, **values) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(values))
+    return folder
+
+
+@pytest.mark.parametrize("model", ["vit_gru", "videomae"])
+def test_a_hub_id_found_nowhere_stops_at_start_up_naming_the_key(tmp_path, monkeypatch, model):
+    """Offline, not in the cache: a ConfigError naming the key and both fixes (no request)."""
+    from huggingface_hub import constants
+
+    from lib.train.check import check_train_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ConfigError) as error:
+        check_train_config(_deep(model, pretrained=FAKE_HUB_ID, num_frames=16, image_size=224))
+    key = f"train.deep.{model}.pretrained"
+    assert error.value.problems == [
+        f"{key}={FAKE_HUB_ID!r} cannot be found: not in the Hugging Face cache "
+        f"{tmp_path / 'empty-cache'}, and HF_HUB_OFFLINE is set; download it on a machine with "
+        f"internet (`hf download {FAKE_HUB_ID} --local-dir models/{FAKE_HUB_ID}`; older "
+        f"clients: `huggingface-cli download`), copy the folder here and set "
+        f"{key}: models/{FAKE_HUB_ID}, or set HF_HOME to a Hugging Face cache that holds it"
+    ]
+
+
+def test_a_hub_id_in_the_cache_passes_offline(tmp_path, monkeypatch):
+    """The cache answers first (no network): a videomae checkpoint's clip length is read
+    from the cached config.json."""
+    from huggingface_hub import constants
+
+    from lib.train.check import check_train_config, locate_pretrained
+
+    repo = tmp_path / "cache" / "models--vidstage-tests--cached-videomae"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    config = _config_json(repo / "snapshots" / "0123abcd", num_frames=16, image_size=224)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    hub_id = "vidstage-tests/cached-videomae"
+    assert locate_pretrained(hub_id) == config / "config.json"
+    check_train_config(_deep("videomae", pretrained=hub_id, num_frames=16, image_size=224))
+    with pytest.raises(
+        ConfigError, match=r"num_frames=8 but the checkpoint .* fixes num_frames=16"
+    ):
+        check_train_config(_deep("videomae", pretrained=hub_id, num_frames=8, image_size=224))
+
+
+def test_a_local_folder_passes_and_a_bad_one_is_named(tmp_path, monkeypatch):
+    from lib.train.check import check_train_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    good = _config_json(tmp_path / "models" / "vit", model_type="vit", image_size=32)
+    check_train_config(_deep("vit_transformer", pretrained=str(good), image_size=32))
+    empty = tmp_path / "models" / "empty"
+    empty.mkdir()
+    missing = str(tmp_path / "models" / "not" / "there")
+    for pretrained, reason in (
+        (
+            str(empty),
+            f"the folder {empty} has no config.json (save_pretrained and `hf download` "
+            "write one)",
+        ),
+        (missing, "no such folder, and not a hub id"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            check_train_config(_deep("naive_cnn", pretrained=pretrained))
+        assert error.value.problems == [
+            f"train.deep.naive_cnn.pretrained={pretrained!r} cannot be found: {reason}; set "
+            "train.deep.naive_cnn.pretrained to a folder written by save_pretrained or `hf "
+            "download --local-dir` (relative paths start from the working directory), or to a "
+            "hub id"
+        ]

@@ -3,24 +3,44 @@
 ``workflow/rules/common.smk`` calls :func:`check_train_config` once per run, in the process
 the user started, after :func:`lib.config.validate_config`; each deep job checks its model's
 settings again (:func:`lib.train.models.create_model`). Checked: a deep model's freeze
-spelling, sizes and micro-batch, the clip length a checkpoint fixes, and the keyword
-arguments of the feature models (``train.params``).
+spelling, sizes and micro-batch, that its ``pretrained`` checkpoint can be found, the clip
+length a checkpoint fixes, and the keyword arguments of the feature models
+(``train.params``).
 
-The Snakefile imports this module on every read, so two imports wait here until a check
+Finding a checkpoint (:func:`locate_pretrained`) never stalls a run that cannot reach the
+hub: a local folder must hold ``config.json``; a hub id is looked up in the Hugging Face
+cache (``HF_HOME``/``HF_HUB_CACHE``, no network); only when it is not there, and
+``HF_HUB_OFFLINE`` is not set, one metadata request asks the hub, with a short timeout
+(:data:`HUB_TIMEOUT_S`) and no retries. A checkpoint found nowhere is a start-up error
+naming the key and the two fixes (a downloaded folder, or a cache that holds it), not a
+traceback in the middle of the first training job.
+
+The Snakefile imports this module on every read, so three imports wait here until a check
 needs them, each named where it stands: scikit-learn (only when ``train.params`` holds
-arguments to check) and transformers, which imports torch (only when a family whose
-checkpoint fixes the clip length names a checkpoint in ``pretrained``). Each costs seconds
+arguments to check), huggingface_hub (only when a model names a hub id in ``pretrained``)
+and transformers, which imports torch (only when a checkpoint's config.json leaves out
+the clip length, so that the family's defaults apply). Each costs time at start-up
 (docs/BENCHMARKS.md, section "Start-up of a Snakemake run").
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from pathlib import Path
 
 from lib.config import ConfigError, _nearest
 from lib.train.settings import DEEP_MODELS, DeepSettings, is_deep, settings_for
 
-__all__ = ["check_settings", "check_train_config", "settings_problems", "train_config_problems"]
+__all__ = [
+    "PretrainedNotFound",
+    "check_settings",
+    "check_train_config",
+    "locate_pretrained",
+    "settings_problems",
+    "train_config_problems",
+]
 
 #: Families whose checkpoint fixes ``num_frames`` and ``image_size`` (their position
 #: embeddings span the clip): the settings must equal the checkpoint's.
@@ -30,6 +50,10 @@ CHECKPOINT_FIXES_CLIP_LENGTH = ("videomae", "timesformer")
 #: ``pretrain`` stage, :mod:`lib.train.pretrain`), which makes VideoMAE encoders only.
 SSL = "ssl"
 SSL_MODELS = ("videomae",)
+
+#: Seconds the start-up check waits for the hub's answer about a checkpoint that is in
+#: neither a local folder nor the cache (one request, no retries).
+HUB_TIMEOUT_S = 10.0
 
 _FREEZE = re.compile(r"^(none|backbone|all_but_last_(\d+))$")
 
@@ -102,26 +126,25 @@ def settings_problems(model: str, s: DeepSettings, *, load_pretrained_config: bo
             f"{key}.pretrained=ssl: the pretrain stage makes {' and '.join(SSL_MODELS)} "
             f"encoders only; give {model} a hub id, a local folder or null"
         )
-    if model in CHECKPOINT_FIXES_CLIP_LENGTH:
-        problems += _clip_length_problems(model, s, load_pretrained_config=load_pretrained_config)
+    fixes_clip = model in CHECKPOINT_FIXES_CLIP_LENGTH
+    config_json = None
+    if s.pretrained and s.pretrained != SSL and load_pretrained_config:
+        try:
+            config_json = locate_pretrained(s.pretrained, need_file=fixes_clip)
+        except PretrainedNotFound as exc:
+            return problems + [unresolvable_message(f"{key}.pretrained", s.pretrained, exc)]
+    if fixes_clip:
+        problems += _clip_length_problems(model, s, config_json=config_json)
     return problems
 
 
-def _clip_length_problems(model: str, s: DeepSettings, *, load_pretrained_config: bool) -> list:
+def _clip_length_problems(model: str, s: DeepSettings, *, config_json: Path | None) -> list:
     key = f"train.deep.{model}"
-    if s.pretrained and s.pretrained != SSL and load_pretrained_config:
-        # Deferred (module docstring): transformers imports torch.
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(s.pretrained)
-        except (OSError, ValueError) as exc:
-            return [
-                f"{key}.pretrained={s.pretrained!r} cannot be read ({exc}); give a hub id "
-                "reachable from here or a local folder written by save_pretrained"
-            ]
-        expected = {"num_frames": config.num_frames, "image_size": config.image_size}
+    if config_json is not None:
+        expected = _clip_length_of(config_json)
         source = f"the checkpoint {s.pretrained!r}"
+    elif s.pretrained and s.pretrained != SSL:  # not read (load_pretrained_config=False)
+        expected, source = {}, ""
     else:
         expected = {
             k: s.model_config[k] for k in ("num_frames", "image_size") if k in s.model_config
@@ -141,6 +164,109 @@ def _clip_length_problems(model: str, s: DeepSettings, *, load_pretrained_config
             f"{tubelet}: choose an even num_frames"
         )
     return problems
+
+
+class PretrainedNotFound(ValueError):
+    """A ``pretrained`` checkpoint found neither in a local folder nor through the hub;
+    ``hub_id`` says whether the value was a hub id (the fix differs)."""
+
+    def __init__(self, reason: str, *, hub_id: bool):
+        super().__init__(reason)
+        self.hub_id = hub_id
+
+
+def locate_pretrained(
+    pretrained: str,
+    *,
+    need_file: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    timeout: float = HUB_TIMEOUT_S,
+) -> Path | None:
+    """The local ``config.json`` of checkpoint ``pretrained`` (a folder or a hub id).
+
+    In order, stopping at the first answer: a folder (its ``config.json``, which it must
+    have); a hub id in the Hugging Face cache (``cache_dir``, default the hub's own under
+    ``HF_HOME``; no network); with ``HF_HUB_OFFLINE`` set, not found; else one metadata
+    request for the hub's ``config.json`` (``timeout`` seconds, no retries): ``None`` when
+    the hub has it, or with ``need_file`` the file downloaded into the cache. Raises
+    :class:`PretrainedNotFound` with the reason when none finds it.
+    """
+    folder = Path(pretrained).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise PretrainedNotFound(
+                f"the folder {folder} has no config.json (save_pretrained and `hf download` "
+                "write one)",
+                hub_id=False,
+            )
+        return folder / "config.json"
+    # Deferred (module docstring): only a hub id needs the hub's client.
+    from huggingface_hub import constants, errors, get_hf_file_metadata, hf_hub_download
+    from huggingface_hub import hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(pretrained)
+    except errors.HFValidationError:
+        raise PretrainedNotFound("no such folder, and not a hub id", hub_id=False) from None
+    cached = try_to_load_from_cache(pretrained, "config.json", cache_dir=cache_dir)
+    if isinstance(cached, str):
+        return Path(cached)
+    cache = f"the Hugging Face cache {cache_dir or constants.HF_HUB_CACHE}"
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}:
+        raise PretrainedNotFound(f"not in {cache}, and HF_HUB_OFFLINE is set", hub_id=True)
+    try:
+        get_hf_file_metadata(hf_hub_url(pretrained, "config.json"), timeout=timeout)
+        if need_file:
+            return Path(
+                hf_hub_download(
+                    pretrained, "config.json", cache_dir=cache_dir, etag_timeout=timeout
+                )
+            )
+    except errors.GatedRepoError:
+        reason = "gated on the hub: accept its terms on its page, then `hf auth login`"
+        raise PretrainedNotFound(reason, hub_id=True) from None
+    except errors.RepositoryNotFoundError:
+        reason = "no such model on the hub (or a private one: `hf auth login`)"
+        raise PretrainedNotFound(reason, hub_id=True) from None
+    except errors.RemoteEntryNotFoundError:
+        reason = "the hub has it but without config.json: not a transformers checkpoint"
+        raise PretrainedNotFound(reason, hub_id=True) from None
+    except Exception as exc:  # noqa: BLE001  (no connection, a timeout, a proxy: one reason)
+        reason = f"not in {cache}, and the hub cannot be reached ({type(exc).__name__}: {exc})"
+        raise PretrainedNotFound(reason, hub_id=True) from None
+    return None
+
+
+def unresolvable_message(key: str, pretrained: str, error: PretrainedNotFound) -> str:
+    """The start-up error for a checkpoint :func:`locate_pretrained` did not find: the key,
+    the reason and the fix."""
+    if error.hub_id:
+        fix = (
+            f"download it on a machine with internet (`hf download {pretrained} --local-dir "
+            f"models/{pretrained}`; older clients: `huggingface-cli download`), copy the folder "
+            f"here and set {key}: models/{pretrained}, or set HF_HOME to a Hugging Face cache "
+            "that holds it"
+        )
+    else:
+        fix = (
+            f"set {key} to a folder written by save_pretrained or `hf download --local-dir` "
+            "(relative paths start from the working directory), or to a hub id"
+        )
+    return f"{key}={pretrained!r} cannot be found: {error}; {fix}"
+
+
+def _clip_length_of(config_json: Path) -> dict:
+    """``num_frames`` and ``image_size`` a checkpoint's config.json fixes."""
+    values = json.loads(Path(config_json).read_text())
+    names = ("num_frames", "image_size")
+    if all(name in values for name in names):
+        return {name: values[name] for name in names}
+    # Deferred (module docstring): a config.json that leaves them to the family's defaults.
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(Path(config_json).parent)
+    return {name: getattr(config, name) for name in names if hasattr(config, name)}
 
 
 def feature_param_problems(model: str, params: dict) -> list:
