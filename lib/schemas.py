@@ -164,6 +164,18 @@ TABLES: dict[str, dict[str, str]] = {
         "frame_index": "str",
         "hashes": "str",
     },
+    # Self-supervised pretraining (lib/train/pretrain.py): one row per (run, epoch).
+    "pretrain_history": {
+        "run": "str",
+        "epoch": "int",
+        "loss": "float",
+        "lr": "float",
+        "grad_norm": "float",
+        "n_clips": "int",
+        "mask_ratio": "float",
+        "rss_mb": "float",
+        "seconds": "float",
+    },
     "near_duplicates": {
         "video_a": "str",
         "video_b": "str",
@@ -202,6 +214,7 @@ _CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
     "predictions": {"aug_idx": [pa.Check.ge(-1)]},
     "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
+    "pretrain_history": {"epoch": [pa.Check.ge(1)], "mask_ratio": [pa.Check.in_range(0, 1)]},
 }
 
 # Tables whose key column must be unique (one row per video / clip).
@@ -301,8 +314,12 @@ def validate(df: pl.DataFrame, kind: str, source: str | Path = "<memory>") -> pl
     """Check ``df`` (collected) against table ``kind``; raise TableError naming ``source``."""
     if isinstance(df, pl.LazyFrame):  # a lazy check would skip the values: collect first
         df = df.collect()
+    return _checked(schema(kind), df, kind, source)
+
+
+def _checked(spec: pa.DataFrameSchema, df: pl.DataFrame, kind: str, source) -> pl.DataFrame:
     try:
-        return schema(kind).validate(df, lazy=True)
+        return spec.validate(df, lazy=True)
     except (SchemaErrors, SchemaError) as exc:
         cases = getattr(exc, "failure_cases", None)
         detail = str(cases.head(10)) if cases is not None else str(exc)
@@ -346,6 +363,19 @@ def read_table(path: str | Path, kind: str, columns: list[str] | None = None) ->
             scan = scan.select([c for c in wanted if c in have])
         df = type_text(scan.collect(), kind, source=path)
     return validate(conform(df, kind), kind, source=path)
+
+
+def read_columns(path: str | Path, kind: str, names: list[str]) -> pl.DataFrame:
+    """Only the columns ``names`` of a CSV table ``kind``, typed and checked as
+    :func:`read_table` types and checks them; the others are never parsed. For a stage that
+    must not see a column, e.g. ``pretrain``, which reads no label."""
+    path = Path(path)
+    if not path.exists():
+        raise TableError(f"{path}: missing. Run the stage that writes it first.")
+    text = pl.scan_csv(path, infer_schema=False, empty_string_is_null=False).select(names)
+    full = schema(kind)
+    part = pa.DataFrameSchema({n: full.columns[n] for n in names}, strict=True, name=kind)
+    return _checked(part, type_text(text.collect(), kind, source=path), kind, path)
 
 
 def type_text(text: pl.DataFrame, kind: str, source="<csv>") -> pl.DataFrame:

@@ -226,6 +226,29 @@ def plot_training_curves(prediction_paths, path: Path) -> None:
     _save(fig, path)
 
 
+def plot_pretrain_history(history: pl.DataFrame, path: Path, *, transductive: bool) -> None:
+    """Self-supervised pretraining (``pretrain_history``: run, epoch, loss, lr, rss_mb...):
+    the reconstruction loss per epoch of every run, and its learning rate. ``transductive``
+    (``pretrain.scope: corpus``) says so in the title: the evaluated folds' videos were seen,
+    without their labels."""
+    fig, (ax, ax_lr) = _subplots(1, 2, figsize=(9, 3.2))
+    for k, (run, h) in enumerate(sorted(history.group_by("run"), key=lambda g: str(g[0][0]))):
+        h = h.sort("epoch")
+        x = h["epoch"].to_numpy()
+        ax.plot(x, h["loss"].to_numpy(), marker=".", color=f"C{k}", label=str(run[0]))
+        ax_lr.plot(x, h["lr"].to_numpy(), color=f"C{k}")
+    scope = (
+        "every valid video, evaluated folds included (transductive)"
+        if transductive
+        else "each fold's training videos only"
+    )
+    ax.set_title(f"VideoMAE pretraining: {scope}", fontsize=9, color="C3" if transductive else "k")
+    ax.set(xlabel="epoch", ylabel="masked-patch reconstruction loss")
+    ax.legend(fontsize=7)
+    ax_lr.set(title="learning rate (last step of the epoch)", xlabel="epoch")
+    _save(fig, path)
+
+
 def _fmt(v: float | None) -> str:
     return "" if v is None or not np.isfinite(v) else f"{v:.3f}"
 

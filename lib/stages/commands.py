@@ -97,6 +97,7 @@ _DOWNLOADS = _reads("--downloads", "results/download.csv")
 _VIDEOS = _reads("--videos", "results/videos.csv")
 _CLIPS = _reads("--clips", "results/clips.csv")
 _SCALED = _reads("--scaled", "results/scaled.csv")
+_FOLDS = _reads("--folds", "results/folds.csv")
 
 
 def _sampling_stage(name: str, help: str, reads: Arg, section: str) -> Command:
@@ -114,24 +115,28 @@ def _training_args(output: Arg, checkpoints: str, *extra: Arg) -> tuple[Arg, ...
         _reads("--features", "results/features.parquet (feature models)", required=False),
         _reads("--scaled", "results/scaled.csv (deep models)", required=False),
         _CLIPS,
-        _reads("--folds", "results/folds.csv"),
+        _FOLDS,
         output,
         arg("--model", required=True, help="model name (train.models)"),
         *extra,
-        arg(
+        _json(
             "--params",
-            type="json",
-            default={},
-            help="JSON: keyword arguments of the feature model (config "
-            "train.params.<model>) or the deep model's settings (train.deep.<model>)",
+            "JSON: keyword arguments of the feature model (config train.params.<model>) or "
+            "the deep model's settings (train.deep.<model>)",
         ),
-        arg(
-            "--checkpoint-dir",
-            default=None,
-            help="deep models: where finished work survives a killed job, for a resume "
-            f"(default results/.checkpoints/<model>/{checkpoints})",
-        ),
+        _resume_dir(f"results/.checkpoints/<model>/{checkpoints}", "deep models: "),
     )
+
+
+def _json(flag: str, help: str, **options: Any) -> Arg:
+    """An argument given as JSON text (``{}`` when left out)."""
+    return arg(flag, type="json", default={}, help=help, **options)
+
+
+def _resume_dir(default: str, who: str = "") -> Arg:
+    """``--checkpoint-dir``: where a job keeps what a killed run resumes from."""
+    resume = "where finished work survives a killed job, for a resume"
+    return arg("--checkpoint-dir", default=None, help=f"{who}{resume} (default {default})")
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -307,6 +312,30 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "pretrain",
+        "self-supervised VideoMAE pretraining on one fold's training videos (no label read)",
+        args=(
+            arg("--fold", type=int, required=True, help="the evaluated fold (-1: none)"),
+            _SCALED,
+            _CLIPS,
+            _FOLDS,
+            arg("--out-dir", required=True, help="results/pretrain/<run>"),
+            _json("--params", "JSON: train.deep.videomae (encoder, frames, size, runtime)"),
+            _resume_dir("results/.checkpoints/pretrain/<run>"),
+        ),
+        sections=(Section("pretrain", into="pretraining"), SEED),
+    ),
+    Command(
+        "pretrain-report",
+        "every pretraining run's history in one table and one figure",
+        sections=(Section("pretrain", keys=("scope",)),),
+        args=(
+            _OUT,
+            arg("--plot", required=True, help="figure to write"),
+            arg("histories", nargs="+", help="results/pretrain/<run>/history.csv files"),
+        ),
+    ),
+    Command(
         "evaluate",
         "headline metrics on held-out originals, intervals, p-values, robustness per "
         "augmentation type, report plots",
@@ -317,22 +346,11 @@ COMMANDS: tuple[Command, ...] = (
             _reads("--clips", "results/clips.csv (augmentation types)"),
             _reads("--folds", "results/folds.csv (duplicate groups)"),
             _reads("--videos", "results/videos.csv (platforms)", required=False),
-            arg(
-                "--permutations",
-                nargs="*",
-                default=[],
-                help="results/models/<model>/permutation.csv files",
-            ),
+            arg("--permutations", nargs="*", default=[], help="results/models/*/permutation.csv"),
             arg("--robustness", default=None, help="robustness table to write"),
             arg("--platform", default=None, help="per-platform metrics to write"),
             arg("--confusion", default=None, help="confusion matrices to write"),
-            arg(
-                "--config",
-                dest="resolved_config",
-                type="json",
-                default={},
-                help="the resolved config, recorded in the report",
-            ),
+            _json("--config", "the resolved config, for the report", dest="resolved_config"),
             arg("predictions", nargs="+", help="predictions.csv of every (model, fold)"),
         ),
         sections=(Section("evaluate", keys=("bootstrap",)), POSITIVE_LABEL, SEED),
@@ -417,7 +435,7 @@ def config_fragment(command: str, config: dict, schema: dict | None = None) -> d
 #: The commands whose stage module imports scikit-learn, torch or transformers.
 HEAVY_COMMANDS = frozenset(
     {"near-duplicates", "folds", "train", "train-final", "permutation", "evaluate"}
-    | {"data-quality", "predict"}
+    | {"data-quality", "predict", "pretrain", "pretrain-report"}
 )
 
 
@@ -465,6 +483,10 @@ def stage_function(name: str) -> Callable[..., Any]:
             from lib.stages.train import run_train_final as function
         case "permutation":
             from lib.stages.permutation import run_permutation as function
+        case "pretrain":
+            from lib.stages.pretrain import run_pretrain as function
+        case "pretrain-report":
+            from lib.stages.pretrain import run_pretrain_report as function
         case "evaluate":
             from lib.stages.evaluate import run_evaluate as function
         case "data-quality":

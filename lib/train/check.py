@@ -50,6 +50,18 @@ CHECKPOINT_FIXES_CLIP_LENGTH = ("videomae", "timesformer")
 #: ``pretrain`` stage, :mod:`lib.train.pretrain`), which makes VideoMAE encoders only.
 SSL = "ssl"
 SSL_MODELS = ("videomae",)
+#: The keys of ``train.deep.videomae`` the pretraining reads (the encoder, its input and the
+#: runtime choices): changing a fine-tuning key (lr, epochs...) does not redo the pretraining.
+SSL_SETTINGS = (
+    "num_frames",
+    "image_size",
+    "model_config",
+    "device",
+    "precision",
+    "micro_batch",
+    "workers",
+    "cache_mb",
+)
 
 #: Seconds the start-up check waits for the hub's answer about a checkpoint that is in
 #: neither a local folder nor the cache (one request, no retries).

@@ -16,7 +16,7 @@ from lib.config import (
     typed_config,
     validate_config,
 )
-from lib.train.check import check_train_config
+from lib.train.check import SSL, SSL_SETTINGS, check_train_config
 from lib.train.settings import is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
@@ -62,6 +62,24 @@ FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
 # Models with a permutation test: one job each (all permutations inside it).
 PERMUTED = [m for m in config["evaluate"]["permutation"]["models"] if m in MODELS]
+
+# Self-supervised pretraining (pretrain.smk): the deep models that start from it
+# (train.deep.<model>.pretrained: ssl; videomae only, lib/train/check.py) and its runs: one
+# per fold and one for train_final, or one on the whole corpus (pretrain.scope: corpus).
+SSL_MODELS = [
+    m for m in DEEP_MODELS if (config["train"]["deep"].get(m) or {}).get("pretrained") == SSL
+]
+TRANSDUCTIVE = config["pretrain"]["scope"] == "corpus"
+PRETRAIN_RUNS = ["corpus"] if TRANSDUCTIVE else [*(f"fold-{k}" for k in FOLDS), "final"]
+if not SSL_MODELS:
+    PRETRAIN_RUNS = []
+if workflow.is_main_process and set(SSL_MODELS) & set(PERMUTED):
+    raise WorkflowError(
+        f"evaluate.permutation.models has {sorted(set(SSL_MODELS) & set(PERMUTED))}, whose "
+        "train.deep.<model>.pretrained is ssl: the permutation test retrains every fold in "
+        "one job and cannot start each fold from its own pretraining. Remove it from "
+        "evaluate.permutation.models, or set its pretrained to null"
+    )
 
 
 def model_pattern(names):
@@ -132,9 +150,53 @@ def model_data_option(wildcards):
 
 
 def model_settings(wildcards):
-    """The model's --params: train.deep.<model> for a deep model, else train.params.<model>."""
+    """The model's --params: train.deep.<model> for a deep model, else train.params.<model>;
+    `pretrained: ssl` becomes the folder of its run's pretraining (pretrained_input)."""
     section = "deep" if is_deep(wildcards.model) else "params"
-    return as_json(config["train"][section].get(wildcards.model, {}))
+    settings = dict(config["train"][section].get(wildcards.model, {}))
+    if wildcards.model in SSL_MODELS:
+        settings["pretrained"] = pretrain_folder(training_run(wildcards))
+    return as_json(settings)
+
+
+def training_run(wildcards):
+    """fold-<k> for a train job, final for train_final (permutation is refused above)."""
+    return f"fold-{wildcards.fold}" if "fold" in wildcards.keys() else "final"
+
+
+def pretrain_folder(run):
+    """The pretraining a training run starts from: its own, or the corpus-wide one."""
+    return f"results/pretrain/{'corpus' if TRANSDUCTIVE else run}"
+
+
+def pretrain_settings():
+    """The pretraining's --params: the keys of train.deep.videomae it reads (SSL_SETTINGS)."""
+    settings = config["train"]["deep"].get("videomae") or {}
+    return as_json({k: v for k, v in settings.items() if k in SSL_SETTINGS})
+
+
+def pretrain_files(folder):
+    """What a pretraining run writes: a save_pretrained folder, its history and info."""
+    return {
+        "config": f"{folder}/config.json",
+        "weights": f"{folder}/model.safetensors",
+        "processor": f"{folder}/preprocessor_config.json",
+        "history": f"{folder}/history.csv",
+        "info": f"{folder}/pretrain_info.json",
+    }
+
+
+def pretrained_input(wildcards):
+    """A model with pretrained: ssl waits for its run's pretraining; the others for nothing."""
+    if wildcards.model not in SSL_MODELS:
+        return []
+    folder = pretrain_folder(training_run(wildcards))
+    return [f"{folder}/config.json", f"{folder}/model.safetensors"]
+
+
+def pretrain_report_inputs():
+    """The history of every pretraining the cross-validation uses (not train_final's)."""
+    return sorted({f"{pretrain_folder(f'fold-{k}')}/history.csv" for k in FOLDS})
 
 
 def checkpoint_option(run):
@@ -179,6 +241,7 @@ REPORT_CATEGORIES = {
     "null": "2. Permutation test",
     "robustness": "3. Robustness (augmented clips)",
     "training": "4. Training curves",
+    "pretrain": "4. Training curves",
     "data_quality": "5. Data quality",
 }
 
@@ -233,6 +296,7 @@ def get_final_output():
         "results/robustness.csv",
         "results/reports/data_quality.csv",
         "results/reports/completeness.md",
+        *(["results/reports/pretrain_history.png"] if SSL_MODELS else []),
     ]
 
 

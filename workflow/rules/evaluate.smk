@@ -81,6 +81,29 @@ rule evaluate:
         " --config {params.config:q} {input.predictions} > {log} 2>&1"
 
 
+# Self-supervised pretraining's reconstruction loss per epoch, every run the cross-validation
+# used (pretrain.smk), in one table and one figure; only when a model has pretrained: ssl.
+rule pretrain_report:
+    input:
+        pretrain_report_inputs(),
+    output:
+        table=in_report(
+            "results/reports/pretrain_history.csv", "pretrain", table="pretraining per epoch"
+        ),
+        plot=in_report(
+            "results/reports/pretrain_history.png", "pretrain", figure="VideoMAE pretraining"
+        ),
+    log:
+        "logs/evaluate/pretrain_report.log",
+    conda:
+        ENV
+    params:
+        config_json=stage_config("pretrain-report"),
+    shell:
+        '"$VIDSTAGE_PYTHON" -m lib pretrain-report --out {output.table} --plot {output.plot}'
+        " --config-json {params.config_json:q} {input} > {log} 2>&1"
+
+
 rule data_quality:
     input:
         manifest="results/manifest.csv",

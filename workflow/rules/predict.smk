@@ -15,6 +15,7 @@ for kind, models in MODELS_BY_KIND.items():
             data=model_data,
             clips="results/clips.csv",
             folds="results/folds.csv",
+            pretrained=pretrained_input,
         output:
             **model_files(kind, "results/models/{model}/final"),
             **export_files(kind, "results/models/{model}/final"),

@@ -3,6 +3,7 @@
 # the scaled clips and keep checkpoints (common.smk, checkpoint_option). Both write the same
 # predictions.csv contract, so `evaluate` sees one family. One definition, a rule per kind
 # of model: profiles/slurm-gpu gives GPUs to the deep jobs only (common.smk, MODELS_BY_KIND).
+# A deep model with pretrained: ssl starts from its fold's pretraining (pretrain.smk).
 
 
 for kind, models in MODELS_BY_KIND.items():
@@ -14,6 +15,7 @@ for kind, models in MODELS_BY_KIND.items():
             data=model_data,
             clips="results/clips.csv",
             folds="results/folds.csv",
+            pretrained=pretrained_input,
         output:
             **model_files(kind, "results/models/{model}/fold-{fold}"),
             predictions="results/models/{model}/fold-{fold}/predictions.csv",
