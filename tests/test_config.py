@@ -787,3 +787,75 @@ def test_a_local_folder_passes_and_a_bad_one_is_named(tmp_path, monkeypatch):
             "download --local-dir` (relative paths start from the working directory), or to a "
             "hub id"
         ]
+
+
+def _tiny_checkpoints(folder: Path, deep: dict) -> dict:
+    """A tiny model saved with save_pretrained for each hub id of ``deep`` (``train.deep``),
+    with the architecture and clip length the hub's checkpoint has; returns the overlay that
+    points each family's ``pretrained`` at its folder (relative to the working directory)."""
+    from transformers import (
+        TimesformerConfig,
+        TimesformerForVideoClassification,
+        VideoMAEConfig,
+        VideoMAEForVideoClassification,
+        ViTConfig,
+        ViTModel,
+    )
+
+    tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    tiny["intermediate_size"] = 64
+    overlay = {}
+    for model, settings in deep.items():
+        hub_id = settings.get("pretrained")
+        if not hub_id:
+            continue
+        clip = {"image_size": settings["image_size"], "patch_size": 16, **tiny}
+        if model == "videomae":
+            net = VideoMAEForVideoClassification(
+                VideoMAEConfig(num_frames=settings["num_frames"], **clip)
+            )
+        elif model == "timesformer":
+            net = TimesformerForVideoClassification(
+                TimesformerConfig(num_frames=settings["num_frames"], **clip)
+            )
+        else:  # a ViT frame encoder
+            net = ViTModel(ViTConfig(**clip), add_pooling_layer=False)
+        net.save_pretrained(folder / "models" / hub_id)
+        overlay[model] = {"pretrained": f"models/{hub_id}"}
+    return {"train": {"deep": overlay}}
+
+
+def test_fvc_deep_settings_plan_their_jobs_and_unreachable_hub_ids_stop_at_start_up(
+    tmp_path, monkeypatch
+):
+    """configs/fvc.yaml's deep models, local folders standing in for its hub ids (no network
+    here): the dry run plans a train_deep job per model and fold and the final model's export.
+    As shipped, offline with an empty cache, the run stops at start-up naming each key."""
+    wf = copy_workflow(tmp_path / "wf")
+    fvc = tmp_path / "shared" / "data" / "fvc"  # configs/fvc.yaml's ../shared/data/fvc
+    _write_csv(fvc / "FVC.csv", ["cascade_id", "video_url", "label"], [])
+    _write_csv(fvc / "FVC_dup.csv", ["cascade_id", "video_url", "label"], [])
+    shipped = yaml.safe_load((REPO / "configs/fvc.yaml").read_text())["train"]
+    deep_models = [m for m in shipped["models"] if m in shipped["deep"]]
+    assert sorted(deep_models) == sorted(shipped["deep"]) and len(deep_models) == 5
+    overlay = _tiny_checkpoints(wf, shipped["deep"])
+    (wf / "local.yaml").write_text(yaml.safe_dump(overlay))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+
+    files = ("--configfile", "config.yaml", "configs/fvc.yaml", "local.yaml")
+    plan = snakemake(wf, "-n", "all", "results/models/videomae/final/export", *files).stdout
+    k = with_defaults({}, SCHEMA)["folds"]["k"]
+    assert re.search(rf"^train_deep\s+{len(deep_models) * k}$", plan, re.M), plan[-3000:]
+    assert re.search(r"^train_final_deep\s+1$", plan, re.M), plan[-3000:]
+
+    proc = snakemake(wf, "-n", *files[:-1], check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in said, said[-3000:]
+    for model in deep_models:
+        hub_id = shipped["deep"][model].get("pretrained")
+        if hub_id:
+            key = f"train.deep.{model}.pretrained"
+            assert f"{key}={hub_id!r} cannot be found" in said, model
+            assert f"hf download {hub_id} --local-dir models/{hub_id}" in said
+    assert not (wf / "results").exists()
