@@ -790,7 +790,8 @@ def test_a_local_folder_passes_and_a_bad_one_is_named(tmp_path, monkeypatch):
 
 
 def _tiny_checkpoints(folder: Path, deep: dict) -> dict:
-    """A tiny model saved with save_pretrained for each hub id of ``deep`` (``train.deep``),
+    """A tiny model saved with save_pretrained for each hub id of ``deep`` (``train.deep``;
+    ``ssl``, the project's own pretraining, is none),
     with the architecture and clip length the hub's checkpoint has; returns the overlay that
     points each family's ``pretrained`` at its folder (relative to the working directory)."""
     from transformers import (
@@ -807,7 +808,7 @@ def _tiny_checkpoints(folder: Path, deep: dict) -> dict:
     overlay = {}
     for model, settings in deep.items():
         hub_id = settings.get("pretrained")
-        if not hub_id:
+        if hub_id in (None, "ssl"):
             continue
         clip = {"image_size": settings["image_size"], "patch_size": 16, **tiny}
         if model == "videomae":
@@ -829,8 +830,9 @@ def test_fvc_deep_settings_plan_their_jobs_and_unreachable_hub_ids_stop_at_start
     tmp_path, monkeypatch
 ):
     """configs/fvc.yaml's deep models, local folders standing in for its hub ids (no network
-    here): the dry run plans a train_deep job per model and fold and the final model's export.
-    As shipped, offline with an empty cache, the run stops at start-up naming each key."""
+    here): the dry run plans a train_deep job per model and fold, the final model's export, and
+    a pretraining per fold and for the final model where a family starts from `ssl`. As
+    shipped, offline with an empty cache, the run stops at start-up naming each hub id's key."""
     wf = copy_workflow(tmp_path / "wf")
     fvc = tmp_path / "shared" / "data" / "fvc"  # configs/fvc.yaml's ../shared/data/fvc
     _write_csv(fvc / "FVC.csv", ["cascade_id", "video_url", "label"], [])
@@ -848,13 +850,16 @@ def test_fvc_deep_settings_plan_their_jobs_and_unreachable_hub_ids_stop_at_start
     k = with_defaults({}, SCHEMA)["folds"]["k"]
     assert re.search(rf"^train_deep\s+{len(deep_models) * k}$", plan, re.M), plan[-3000:]
     assert re.search(r"^train_final_deep\s+1$", plan, re.M), plan[-3000:]
+    ssl = [m for m in deep_models if shipped["deep"][m].get("pretrained") == "ssl"]
+    assert ssl == ["videomae"], "configs/fvc.yaml's videomae starts from its own pretraining"
+    assert re.search(rf"^pretrain\s+{k + 1}$", plan, re.M), plan[-3000:]
 
     proc = snakemake(wf, "-n", *files[:-1], check=False)
     said = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in said, said[-3000:]
     for model in deep_models:
         hub_id = shipped["deep"][model].get("pretrained")
-        if hub_id:
+        if hub_id not in (None, "ssl"):
             key = f"train.deep.{model}.pretrained"
             assert f"{key}={hub_id!r} cannot be found" in said, model
             assert f"hf download {hub_id} --local-dir models/{hub_id}" in said
