@@ -45,7 +45,7 @@ def run_pretrain(
     pretrain_table(
         table,
         out_dir,
-        run=Path(out_dir).name,
+        run="corpus" if scope == "corpus" else f"fold-{fold}" if fold >= 0 else "final",
         settings=params,
         random_state=seed,
         checkpoint_dir=checkpoint_dir,
