@@ -864,3 +864,62 @@ def test_fvc_deep_settings_plan_their_jobs_and_unreachable_hub_ids_stop_at_start
             assert f"{key}={hub_id!r} cannot be found" in said, model
             assert f"hf download {hub_id} --local-dir models/{hub_id}" in said
     assert not (wf / "results").exists()
+
+
+def _hub_error(name: str) -> Exception:
+    """An instance of huggingface_hub.errors.<name> without an HTTP response to build."""
+    from huggingface_hub import errors
+
+    cls = getattr(errors, name)
+    error = cls.__new__(cls)
+    Exception.__init__(error, name)
+    return error
+
+
+@pytest.mark.parametrize(
+    "raised,reason",
+    [
+        (
+            ConnectionError("no route to host"),
+            "not in the Hugging Face cache {cache}, and the hub cannot be reached "
+            "(ConnectionError: no route to host)",
+        ),
+        ("RepositoryNotFoundError", "no such model on the hub (or a private one: `hf auth login`)"),
+        ("GatedRepoError", "gated on the hub: accept its terms on its page, then `hf auth login`"),
+        (
+            "RemoteEntryNotFoundError",
+            "the hub has it but without config.json: not a transformers checkpoint",
+        ),
+        (None, None),  # the hub has it
+    ],
+    ids=["unreachable", "no such model", "gated", "no config.json", "found"],
+)
+def test_a_hub_id_not_in_the_cache_is_asked_of_the_hub_once(tmp_path, monkeypatch, raised, reason):
+    """Online, not cached: one metadata request with the short timeout, no retries; its
+    answer decides (the hub is faked: no network here)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from lib.train.check import HUB_TIMEOUT_S, PretrainedNotFound, check_train_config
+    from lib.train.check import locate_pretrained
+
+    calls = []
+
+    def metadata(url, timeout):
+        calls.append((url, timeout))
+        if raised is not None:
+            raise _hub_error(raised) if isinstance(raised, str) else raised
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", metadata)
+    url = f"https://huggingface.co/{FAKE_HUB_ID}/resolve/main/config.json"
+    if reason is None:
+        assert locate_pretrained(FAKE_HUB_ID) is None
+        check_train_config(_deep("vit_gru", pretrained=FAKE_HUB_ID, image_size=224))
+        assert calls == [(url, HUB_TIMEOUT_S)] * 2
+        return
+    with pytest.raises(PretrainedNotFound) as error:
+        locate_pretrained(FAKE_HUB_ID)
+    assert str(error.value) == reason.format(cache=tmp_path)
+    assert error.value.hub_id and calls == [(url, HUB_TIMEOUT_S)]

@@ -40,6 +40,7 @@ __all__ = [
     "locate_pretrained",
     "settings_problems",
     "train_config_problems",
+    "unresolvable_message",
 ]
 
 #: Families whose checkpoint fixes ``num_frames`` and ``image_size`` (their position
