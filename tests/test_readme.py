@@ -16,6 +16,7 @@ that exists (and, with ``#anchor``, a heading of that file).
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -103,11 +104,28 @@ def fresh_copy(tmp_path_factory) -> Path:
         (fvc / name).write_text(
             "cascade_id,video_url,label\nf1,https://youtu.be/Y7MJlmbnLQA,fake\n"
         )
+    # configs/fvc.yaml names hub checkpoints, found at start-up in the Hugging Face cache
+    # (this machine has no network): their config.json where `hf download` would put it.
+    for repo_id, config in FVC_HUB_CONFIGS.items():
+        snapshot = root / "hf/hub" / f"models--{repo_id.replace('/', '--')}" / "snapshots/0"
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text(json.dumps(config))
+        (snapshot.parents[1] / "refs").mkdir()
+        (snapshot.parents[1] / "refs/main").write_text("0")
     return wf
 
 
+#: The hub checkpoints configs/fvc.yaml starts from, and what their config.json fixes.
+FVC_HUB_CONFIGS = {
+    "google/vit-base-patch16-224-in21k": {"model_type": "vit", "image_size": 224},
+    "facebook/timesformer-base-finetuned-k400": {
+        "model_type": "timesformer", "image_size": 224, "num_frames": 8},
+}  # fmt: skip
+
+
 def _shell(wf: Path, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], cwd=wf, env=workflow_env(),
+    env = dict(workflow_env(), HF_HOME=str(wf.parent / "hf"), HF_HUB_OFFLINE="1")
+    return subprocess.run(["bash", "-c", command], cwd=wf, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
