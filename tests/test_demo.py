@@ -236,7 +236,8 @@ def test_reposts_are_near_duplicates_of_their_own_original(corpus):
         other = max(
             float((thumbs @ middle).max()) for g, thumbs in originals.items() if g != row["group"]
         )
-        assert own > 0.6 and own > other + 0.1, (row["path"], row["edits"], own, other)
+        # crop+watermark of a scene with little detail is the weakest match
+        assert own > 0.55 and own > other + 0.1, (row["path"], row["edits"], own, other)
     edits = set("+".join(reposts["edits"]).split("+"))
     assert edits <= set(media.REPOST_EDITS) and len(edits) >= 3
 
@@ -298,6 +299,42 @@ def test_camera_captures_carry_sensor_noise_and_rendered_content_does_not():
         assert not np.array_equal(noisy[1].astype(int) - clean[1], noisy[2].astype(int) - clean[2])
     rendered = media.rendered_animation(np.random.default_rng(0), n_frames=4, width=160, height=120)
     assert median_residual(rendered) < 0.3
+
+
+def colour_summary(clip: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """At a thumbnail's size (16x12, as small models see it, roughly): the clip's mean chroma
+    (each channel minus the pixel's grey), the chroma spread inside its frames, its mean grey."""
+    small = np.stack(
+        [np.asarray(Image.fromarray(f).resize((16, 12), Image.BOX), np.float32) for f in clip]
+    )
+    grey = small.mean(axis=-1, keepdims=True)
+    chroma = small - grey
+    return chroma.mean(axis=(0, 1, 2)), float(chroma.reshape(-1, 3).std(axis=0).mean()), grey.mean()
+
+
+def test_no_colour_cast_or_exposure_of_a_videos_own():
+    """A video's overall colour says nothing about its group or label; colour inside frames stays.
+
+    Per kind (camera captures, renders, fakes of every recipe; 12 seeds each): the spread
+    between videos of the mean chroma must stay small beside the chroma spread inside their
+    frames, and captures, renders and fakes must share one mean brightness. A random colour
+    cast per scene (a tint per group, as the generator once drew) gives a spread between
+    videos of the same order as the one inside frames, and darker captures than renders.
+    """
+    makers = {
+        "capture": lambda rng: media.camera_capture(rng, n_frames=2, width=96, height=72),
+        "render": lambda rng: media.rendered_animation(rng, n_frames=2, width=96, height=72),
+        "fake": lambda rng: media.fake_video(rng, n_frames=6, width=96, height=72, fps=15)[0],
+    }
+    brightness = {}
+    for kind, make in makers.items():
+        summaries = [colour_summary(make(np.random.default_rng(seed))) for seed in range(12)]
+        between = float(np.stack([s[0] for s in summaries]).std(axis=0).mean())
+        within = float(np.mean([s[1] for s in summaries]))
+        assert within > 5.0, (kind, within)  # colour still varies inside frames
+        assert between < 0.25 * within, (kind, between, within)
+        brightness[kind] = float(np.mean([s[2] for s in summaries]))
+    assert max(brightness.values()) - min(brightness.values()) < 12.0, brightness
 
 
 def test_double_compression_leaves_8x8_blocking():

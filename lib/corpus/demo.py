@@ -12,10 +12,22 @@ an ``index.csv`` listing them. Why each choice:
   one or more of: splicing two captures with a hard cut and different noise levels,
   double compression (a coarse MPEG-4 pass, decoded and encoded again: 8×8 blocking),
   noise-free rendered content (flat-shaded shapes with hard edges), and a speed change
-  (duplicated or dropped frames). Confounders keep it from being separable by one statistic:
-  real sensor noise ranges from faint to strong, some real scenes are soft, reposts of real
-  videos are re-encoded at low bitrates too, and a speed change on its own leaves every single
-  frame camera-like.
+  (duplicated or dropped frames, over the whole clip or from a point on). Confounders keep it
+  from being separable by one statistic: real sensor noise ranges from faint to strong, some
+  real scenes are soft, reposts of real videos are re-encoded at low bitrates too, and a speed
+  change on its own leaves every single frame camera-like.
+* **What survives a thumbnail is what would in real footage**: at the few dozen pixels a
+  small deep model reads, noise and 8×8 blocking are gone (double compression is invisible
+  there, as in real footage), while a splice still shows as a scene change between frames,
+  a render as flat-shaded regions with hard edges, and a speed change as motion whose pace
+  changes or jumps. Nothing is drawn for a label but the manipulation itself.
+* **No colour cast or exposure of a group's own**: every capture goes through a camera's
+  automatic exposure and white balance (its mean is a neutral grey of a level drawn from one
+  range for all), and renders are graded the same way. Colour varies inside frames (objects,
+  a slowly varying colour field, rendered shapes), but a video's overall colour and
+  brightness say nothing about its label: with a random tint per group, the most visible
+  thing at a deep model's input size was a group-level colour that the model fitted in the
+  training folds and that leaned the other way in the held-out one.
 * **No label leak through the format**: the codec/container, bitrate, frame rate, size and
   repost edits of every file come from random streams that never see the label.
 * **Reposts are near-duplicates**: each decodes its group's original file and applies one or

@@ -32,6 +32,7 @@ REPOST_EDITS = ("trim", "crop", "rescale", "watermark")  # in the order applied
 FAKE_MANIPULATIONS = ("splice", "double_compression", "rendered", "speed_change")
 MIN_DURATION_S = 2.1  # every good file lasts at least this long (and at most MAX_DURATION_S)
 MAX_DURATION_S = 3.8
+EXPOSURE_LEVELS = (95.0, 130.0)  # the mean grey level automatic exposure aims at, per capture
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def _scene_texture(rng: np.random.Generator, *, width: int, height: int) -> np.n
 
     Brightness comes from several octaves (coarse light, mid-scale shapes, and fine
     grass/gravel-like detail whose strength varies per scene); colour varies slowly on top of
-    it. A few blocky objects give edges; optics blur (random radius) softens everything.
+    it. A few blocky objects give edges; automatic exposure and white balance
+    (:func:`_grey_world_gains`) leave no colour cast of the scene's own; optics blur (random
+    radius) softens everything.
     """
     detail = rng.uniform(0.03, 0.2)
     brightness = (
@@ -118,8 +121,7 @@ def _scene_texture(rng: np.random.Generator, *, width: int, height: int) -> np.n
     colour = 0.45 + 0.55 * _smooth_field(
         rng, width=width, height=height, cell=int(rng.integers(60, 120))
     )
-    tint = rng.uniform(0.7, 1.0, size=3).astype(np.float32)
-    img = (0.1 + 0.9 * brightness[..., None]) * colour * tint * 255.0
+    img = (0.1 + 0.9 * brightness[..., None]) * colour * 255.0
     yy, xx = np.mgrid[0:height, 0:width]
     for _ in range(int(rng.integers(2, 7))):  # objects: textured rectangles with edges
         x0, y0 = rng.integers(0, width - 8), rng.integers(0, height - 8)
@@ -127,11 +129,23 @@ def _scene_texture(rng: np.random.Generator, *, width: int, height: int) -> np.n
         inside = (xx >= x0) & (xx < x0 + w) & (yy >= y0) & (yy < y0 + h)
         object_colour = rng.uniform(20, 235, size=3).astype(np.float32)
         img[inside] = 0.55 * object_colour + 0.45 * img[inside]
+    img *= _grey_world_gains(img, level=float(rng.uniform(*EXPOSURE_LEVELS)))
     blur = float(rng.uniform(0.4, 1.6))
     blurred = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(blur)
     )
     return np.asarray(blurred, dtype=np.float32)
+
+
+def _grey_world_gains(picture: np.ndarray, *, level: float) -> np.ndarray:
+    """Per-channel gains that make ``picture``'s mean a neutral grey of ``level``: what a
+    camera's automatic exposure and white balance do (the grey-world assumption).
+
+    Colour still varies inside the picture (objects, a slowly varying colour field), but no
+    capture carries a colour cast or an exposure of its own making.
+    """
+    means = picture.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    return (level / np.maximum(means, 1.0)).astype(np.float32)
 
 
 def _sensor_noise(
@@ -208,7 +222,7 @@ def rendered_animation(
     """Noise-free computer-generated content: flat-shaded shapes bouncing over a smooth backdrop.
 
     Hard, aliased edges and exactly flat regions are what rendering leaves and a camera
-    never does. Returns uint8 frames of shape ``(n_frames, height, width, 3)``.
+    never does; the palette is graded to a camera's exposure and neutral balance. Returns uint8 frames of shape ``(n_frames, height, width, 3)``.
     """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     c0, c1 = rng.uniform(30, 220, size=(2, 3)).astype(np.float32)
@@ -245,6 +259,11 @@ def rendered_animation(
                 frame[y0:y1, x0:x1][inside] = colour
             else:
                 frame[y0:y1, x0:x1] = colour
+    # Graded like camera footage (the same exposure and neutral balance on average), so that
+    # flat shading and hard edges, not a palette or a brightness, tell a render apart.
+    gains = _grey_world_gains(frames[0], level=float(rng.uniform(*EXPOSURE_LEVELS)))
+    for frame in frames:
+        frame[...] = np.clip(frame * gains + 0.5, 0, 255)
     return frames
 
 
@@ -282,10 +301,14 @@ def fake_video(
     if rng.random() < 0.35:
         steps.add(str(rng.choice([m for m in FAKE_MANIPULATIONS if m != primary])))
 
-    # A speed change maps output frames to source frames: repeats (slow motion) or gaps.
+    # A speed change maps output frames to source frames: repeats (slow motion) or gaps. It
+    # covers the whole clip (a slowed-down speech) or starts partway (a sped-up gesture), so
+    # the motion between frames far apart changes pace too, not only between neighbours.
     if "speed_change" in steps:
         rate = rng.uniform(0.4, 0.7) if rng.random() < 0.5 else rng.uniform(1.4, 2.0)
-        source_index = np.floor(np.arange(n_frames) * rate).astype(int)
+        start = 0 if rng.random() < 0.5 else int(n_frames * rng.uniform(0.3, 0.6))
+        step = np.where(np.arange(n_frames) < start, 1.0, rate)
+        source_index = np.floor(np.concatenate([[0.0], np.cumsum(step[:-1])]) + 1e-9).astype(int)
     else:
         source_index = np.arange(n_frames)
     n_source = int(source_index[-1]) + 1
