@@ -7,8 +7,8 @@ every held-out clip (original and augmented) is predicted, and evaluation scores
 originals only (lib/evaluate/metrics.py).
 
 Models: ``logreg``; ``linear_svm`` (a LinearSVC whose margins are calibrated into
-probabilities by ``CalibratedClassifierCV`` on an inner split of the training folds, grouped
-by duplicate group); ``hist_gbm`` (HistGradientBoostingClassifier, no early stopping: its
+probabilities by ``CalibratedClassifierCV`` on inner splits of the training folds, grouped
+by duplicate group: one calibrator on every split's held-out margins); ``hist_gbm`` (HistGradientBoostingClassifier, no early stopping: its
 internal validation split would not be grouped); ``dummy`` (DummyClassifier, the floor: what
 predicting the training prior scores).
 
@@ -135,9 +135,24 @@ def _linear_svm(params: dict, random_state: int, cv):
     params = dict(params)
     method = params.pop("calibration", "sigmoid")
     svm = LinearSVC(class_weight="balanced", random_state=random_state, **params)
+    # ensemble=False: one calibrator fitted on the margins of every inner split's held-out
+    # groups, and one SVM on all training rows. The default (a calibrator per split, their
+    # probabilities averaged) fits each on a few groups; on the demo their slopes came out of
+    # both signs and the average scrambled a ranking the margins had right.
+    # A fallback split list that is not a partition (inner_splits) keeps the average.
     return CalibratedClassifierCV(
-        svm, method=method, cv=cv if cv is not None else CALIBRATION_FOLDS
+        svm,
+        method=method,
+        cv=cv if cv is not None else CALIBRATION_FOLDS,
+        ensemble=cv is not None and not _is_partition(cv),
     )
+
+
+def _is_partition(splits) -> bool:
+    """Whether the held-out parts of ``splits`` cover every row exactly once."""
+    held_out = np.concatenate([test for _, test in splits])
+    n_rows = len(splits[0][0]) + len(splits[0][1])
+    return len(held_out) == n_rows and len(np.unique(held_out)) == n_rows
 
 
 def _hist_gbm(params: dict, random_state: int, cv):
