@@ -197,6 +197,8 @@ def test_fine_tuning_starts_from_the_pretrained_encoder(corpus, tmp_path):
     history = _pretrain(table, tmp_path / "pre", epochs=1)
     info = json.loads((tmp_path / "pre/pretrain_info.json").read_text())
     assert info["folds"] == [1, 2] and info["n_clips"] == len(table) and not info["transductive"]
+    ppf, tubelets = info["patches_per_frame"], info["tubelets"]
+    assert info["hidden_tokens_per_clip"] == int(0.75 * ppf) * tubelets < ppf * tubelets
     assert (
         set(schemas.read_table(tmp_path / "pre/history.csv", "pretrain_history")["run"])
         == {"fold-0"}

@@ -155,11 +155,17 @@ def tube_masks(
     hides the same number, as ``VideoMAEForPreTraining`` requires. Token order is the patch
     embedding's: time outermost.
     """
-    hidden = min(patches_per_frame - 1, max(1, math.floor(mask_ratio * patches_per_frame + 1e-9)))
+    hidden = hidden_patches(patches_per_frame, mask_ratio)
     order = torch.rand(n, patches_per_frame, generator=generator).argsort(dim=1)
     spatial = torch.zeros(n, patches_per_frame, dtype=torch.bool)
     spatial.scatter_(1, order[:, :hidden], True)
     return spatial.repeat(1, tubelets)
+
+
+def hidden_patches(patches_per_frame: int, mask_ratio: float) -> int:
+    """Spatial patches a tube mask hides: ``floor(mask_ratio * patches_per_frame)``, at least
+    one and at most all but one."""
+    return min(patches_per_frame - 1, max(1, math.floor(mask_ratio * patches_per_frame + 1e-9)))
 
 
 def pretrain_table(
@@ -310,6 +316,8 @@ def pretrain_table(
         "n_videos": int(table["video_id"].n_unique()),
         "folds": sorted(table["fold"].drop_nulls().unique().to_list()),
         "tokens_per_clip": geometry["patches_per_frame"] * geometry["tubelets"],
+        "hidden_tokens_per_clip": hidden_patches(geometry["patches_per_frame"], mask_ratio)
+        * geometry["tubelets"],
         **geometry,
         "settings": ps.as_dict(),
         "decoder": {k: getattr(cfg, k) for k in _DECODER_KEYS},
