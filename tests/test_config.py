@@ -377,9 +377,13 @@ def test_make_demo_resolves_to_the_demo_settings(tmp_path):
         "timesformer",
     ]
     assert resolved["train"]["params"]["hist_gbm"] == {"max_bins": 16}
-    for model in ("naive_cnn", "videomae", "timesformer"):
+    for model in ("naive_cnn", "videomae", "timesformer"):  # the tiny CPU recipe
         deep = resolved["train"]["deep"][model]
-        assert (deep["num_frames"], deep["image_size"], deep["epochs"]) == (4, 32, 3), model
+        assert (deep["num_frames"], deep["image_size"], deep["train_clips"]) == (
+            4,
+            32,
+            "originals",
+        ), model
     assert resolved["evaluate"]["permutation"]["n_permutations"] == 50
     assert resolved["predict"]["input"] == "data/demo"
 

@@ -618,3 +618,70 @@ def test_deep_train_final_then_predict_windows(corpus, tmp_path):
     ]
     assert np.allclose((windows["score_fake"] + windows["score_real"]).to_numpy(), 1.0)
     assert by_id["long"]["score"] == pytest.approx(long["score_fake"].mean())  # mean of windows
+
+
+# -- layer-wise learning-rate decay, selection of the last epoch ----------------------------------
+
+
+@pytest.mark.parametrize("name", ["videomae", "vit_gru"])
+def test_layer_decay_lowers_the_learning_rate_block_by_block(name):
+    from lib.train.epoch import training_state
+    from lib.train.models import apply_freeze
+
+    s = DeepSettings(num_frames=4, image_size=32, lr=0.01, layer_decay=0.5, warmup_fraction=0)
+    model = create_model(name, s, num_classes=2)
+    if name == "videomae":
+        layers, embeddings = model.net.videomae.encoder.layer, model.net.videomae.embeddings
+        head, final_norm = model.net.classifier, model.net.fc_norm  # fc_norm: the head's
+    else:
+        layers, embeddings = model.backbone_blocks[:-1], model.net.encoder.embeddings
+        head, final_norm = model.net.temporal, model.net.encoder.layernorm  # the last block's
+    params = [p for p in model.parameters() if p.requires_grad]
+    rt = {"device": "cpu", "precision": "fp32"}
+    opt = training_state(model, params, s, rt, n_train=8).optimiser
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert sorted(lr_of) == sorted(id(p) for p in params)  # every parameter once
+    n = len(layers)
+
+    def lr(module) -> float:  # the one learning rate of every parameter of ``module``
+        (value,) = {lr_of[id(p)] for p in module.parameters()}
+        return value
+
+    assert lr(head) == 0.01 and opt.param_groups[0]["lr"] == 0.01  # logged: the peak
+    for i, layer in enumerate(layers):  # the last block 0.01 * 0.5, each earlier one halved
+        assert lr(layer) == pytest.approx(0.01 * 0.5 ** (n - i))
+    assert lr(embeddings) == pytest.approx(0.01 * 0.5 ** (n + 1))
+    assert lr(final_norm) == pytest.approx(0.01 if name == "videomae" else 0.005)
+    # the schedule keeps the ratios; frozen blocks stay out; 1.0 is a single group
+    state = training_state(model, params, s, rt, n_train=8)
+    state.optimiser.step()
+    state.scheduler.step()
+    ratios = [g["lr"] / state.optimiser.param_groups[0]["lr"] for g in state.optimiser.param_groups]
+    assert ratios == pytest.approx([0.5**k for k in range(n + 2)])
+    apply_freeze(model, "all_but_last_1")
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    groups = training_state(model, frozen, s, rt, n_train=8).optimiser.param_groups
+    assert len(groups) == 2 and sum(len(g["params"]) for g in groups) == len(frozen)
+    one = DeepSettings(num_frames=4, image_size=32, lr=0.01)
+    assert len(training_state(model, frozen, one, rt, n_train=8).optimiser.param_groups) == 1
+
+
+def test_select_on_last_keeps_the_last_epoch_and_never_stops_early(corpus, tmp_path):
+    from lib.train.loop import train_deep_fold
+
+    train_deep_fold(
+        corpus / "scaled.csv",
+        corpus / "clips.csv",
+        corpus / "folds.csv",
+        tmp_path / "out",
+        model_name="naive_cnn",
+        fold=0,
+        settings={**TINY, "epochs": 3, "patience": 1, "select_on": "last", "lr": 0.0},
+        positive_label="fake",
+        random_state=0,
+        checkpoint_dir=tmp_path / "ck",
+    )
+    info = json.loads((tmp_path / "out/train_info.json").read_text())
+    # lr 0: the validation loss never improves after epoch 1, yet all 3 epochs run
+    assert info["epochs_run"] == 3 and info["best_epoch"] == 3
+    assert not (tmp_path / "ck/best.pt").exists()

@@ -14,7 +14,7 @@ make can be checked on another:
 
 A duplicate group is one background (its videos near-duplicates of each other: same
 background, the object's phase and the noise drawn per video); groups alternate between the
-classes and are dealt into ``k`` folds stratified by label. Everything is drawn from
+classes and are dealt into ``k`` folds stratified by the true label. Everything is drawn from
 ``seed``: the same arguments give the same frames, tables and folds.
 
 Two ways in:
@@ -25,8 +25,9 @@ Two ways in:
 - :func:`visible_table` writes the same and returns the clip table that
   :func:`lib.train.loop.train_deep_table` takes (the DAG's entry point).
 
-``shuffle_labels=True`` permutes the labels over the groups after the videos are drawn (the
-shuffled-label control: nothing left to learn).
+``shuffle_labels=True`` gives every group a random label, drawn independently of its videos
+(the shuffled-label control: nothing left to learn; :func:`random_labels` says why not a
+permutation); :func:`shuffled` does the same to a clip table already written.
 """
 
 from __future__ import annotations
@@ -41,11 +42,19 @@ import polars as pl
 from lib import schemas
 from lib.io.writer import VideoWriter
 
-__all__ = ["MAKES", "clip_table", "make_frames", "visible_table", "write_corpus"]
+__all__ = [
+    "MAKES",
+    "clip_table",
+    "make_frames",
+    "random_labels",
+    "shuffled",
+    "visible_table",
+    "write_corpus",
+]
 
 POSITIVE, NEGATIVE = "fake", "real"
 #: Bumped whenever a make draws different frames, so a reused corpus folder is rewritten.
-VERSION = 2
+VERSION = 3
 
 
 def _hue(rng: np.random.Generator, saturation: float = 0.9, value: float = 0.95) -> np.ndarray:
@@ -188,7 +197,7 @@ def write_corpus(
     videos each, every video one original clip (``aug_idx`` -1) and ``n_augmentations``
     augmented clips (flip, brightness); frames ``image_size`` px square, ``n_frames`` long.
     ``root`` gets ``videos/*.mp4``, ``scaled.csv``, ``clips.csv``, ``folds.csv`` (``k`` folds
-    of whole groups, stratified by label) and ``corpus.json`` (the arguments); a ``root``
+    of whole groups, stratified by the true label) and ``corpus.json`` (the arguments); a ``root``
     already holding a corpus written with the same arguments is reused as it is.
     """
     root = Path(root)
@@ -215,8 +224,12 @@ def write_corpus(
     (root / "videos").mkdir(parents=True, exist_ok=True)
     truth = [POSITIVE if g % 2 else NEGATIVE for g in range(n_groups)]
     rng = np.random.default_rng([seed, 0])
-    labels = list(rng.permutation(truth)) if shuffle_labels else truth
-    folds = _group_folds(labels, k, rng)
+    folds = _group_folds(truth, k, rng)
+    if shuffle_labels:
+        drawn = random_labels(list(range(n_groups)), folds, seed)
+        labels = [drawn[g] for g in range(n_groups)]
+    else:
+        labels = truth
     clips, scaled, fold_rows = [], [], []
     for g in range(n_groups):
         group = f"grp{g:03d}"
@@ -276,6 +289,29 @@ def clip_table(root: str | Path) -> pl.DataFrame:
 
     root = Path(root)
     return load_clip_table(root / "scaled.csv", root / "clips.csv", root / "folds.csv")
+
+
+def random_labels(groups: list[str], folds: list[int], seed: int) -> dict[str, str]:
+    """A label drawn at random for every group, independently of the videos and of each other.
+
+    Not a permutation of the true labels: with a fixed number of each label, a class that
+    drew more groups with the object in the training folds necessarily draws fewer in the
+    evaluated fold, so a model that learns to see the object scores below 0.5 there on
+    average. Independent draws leave no such link; both classes in every fold.
+    """
+    rng = np.random.default_rng([seed, 3])
+    while True:
+        labels = rng.choice([NEGATIVE, POSITIVE], size=len(groups))
+        if all(len(set(labels[np.asarray(folds) == f])) == 2 for f in set(folds)):
+            return dict(zip(groups, labels.tolist()))
+
+
+def shuffled(table: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """``table`` with a random label per duplicate group (:func:`random_labels`): the
+    shuffled-label control without writing new videos."""
+    groups = table.unique("dup_group", keep="first").sort("dup_group")
+    mapping = random_labels(groups["dup_group"].to_list(), groups["fold"].to_list(), seed)
+    return table.with_columns(pl.col("dup_group").replace_strict(mapping).alias("label"))
 
 
 def visible_table(root: str | Path, make: str = "square", **kwargs) -> pl.DataFrame:

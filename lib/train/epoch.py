@@ -118,10 +118,44 @@ def lr_factor(step: int, *, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def param_groups(model, params: list, *, lr: float, layer_decay: float) -> list[dict]:
+    """AdamW's parameter groups: layer-wise learning-rate decay over the backbone.
+
+    With ``layer_decay`` d < 1 the head (everything outside ``model.backbone``) trains at
+    ``lr``, the backbone's last block at ``lr * d``, the block before at ``lr * d**2`` and
+    so on, and what the backbone holds outside its blocks (embeddings) at ``lr * d**(n+1)``
+    for ``n`` blocks (a final norm rides with the last block): a pretrained backbone's early layers move least (BEiT, VideoMAE
+    fine-tuning). ``layer_decay`` 1 is one group at ``lr``. Only the trainable ``params``
+    go in; groups are ordered head first, empty ones left out.
+    """
+    if layer_decay >= 1.0:
+        return [{"params": params, "lr": lr}]
+    trainable = {id(p) for p in params}
+    # A final norm listed as a block of its own rides with the block before it (as in
+    # apply_freeze): ``levels`` are the blocks' positions counted without such norms.
+    levels, level = [], -1
+    for i, block in enumerate(model.backbone_blocks):
+        level += 0 if i and isinstance(block, torch.nn.LayerNorm) else 1
+        levels.append(level)
+    depth_of = {}  # parameter id -> number of levels above it (0: the last block)
+    for block, lv in zip(model.backbone_blocks, levels):
+        for p in block.parameters():
+            depth_of.setdefault(id(p), level - lv)
+    in_backbone = {id(p) for p in model.backbone.parameters()}
+    groups: dict[int, list] = {}
+    for p in model.parameters():
+        if id(p) in trainable:  # the head 0, the last block 1, ..., embeddings level + 2
+            k = 1 + depth_of.get(id(p), level + 1) if id(p) in in_backbone else 0
+            groups.setdefault(k, []).append(p)
+    return [{"params": groups[k], "lr": lr * layer_decay**k} for k in sorted(groups)]
+
+
 def training_state(model, params: list, s: DeepSettings, rt: dict, *, n_train: int):
-    """AdamW over the trainable ``params``, warm-up + cosine, and fp16's grad scaler."""
+    """AdamW over the trainable ``params`` (learning rates per :func:`param_groups`),
+    warm-up + cosine, and fp16's grad scaler."""
+    groups = param_groups(model, params, lr=s.lr, layer_decay=s.layer_decay) if params else []
     optimiser = torch.optim.AdamW(
-        params or [torch.nn.Parameter(torch.zeros(1))], lr=s.lr, weight_decay=s.weight_decay
+        groups or [torch.nn.Parameter(torch.zeros(1))], lr=s.lr, weight_decay=s.weight_decay
     )
     total_steps = max(1, s.epochs * math.ceil(n_train / s.batch_size))
     warmup = round(s.warmup_fraction * total_steps)

@@ -186,15 +186,17 @@ def train_deep_table(
     )
 
     # -- the evaluated fold, predicted once by the chosen epoch --------------------------
-    chosen = checkpoints.load_best()
-    if chosen is None:  # every validation loss was NaN
-        log.warning("no epoch had a finite %s: predicting with the last epoch", s.select_on)
+    chosen = None if s.select_on == "last" else checkpoints.load_best()
+    if chosen is None:  # select_on: last, or every validation score was NaN
+        if s.select_on != "last":
+            log.warning("no epoch had a finite %s: predicting with the last epoch", s.select_on)
         chosen = {"epoch": len(history) - 1, "model": model.state_dict()}
     model.load_state_dict(chosen["model"])
     log.info(
-        "%s with the weights of epoch %d (chosen on the inner split)",
+        "%s with the weights of epoch %d (%s)",
         "final model" if final else f"predicting fold {fold}",
         chosen["epoch"] + 1,
+        "the last" if s.select_on == "last" else "chosen on the inner split",
     )
     predictions = None
     if not final:
@@ -333,11 +335,14 @@ def run_epochs(
             log.warning("%s fold %d epoch %d: %s", model_name, fold, epoch + 1, w)
         row["warnings"] = "; ".join(warnings)
         history.append(row)
-        score = row["val_loss"] if s.select_on == "val_loss" else -row["val_auc"]
-        if not math.isnan(score) and score < best["score"]:
-            best = {"epoch": epoch, "score": score}
-            checkpoints.save_best(model, epoch)
-        stop = epoch - best["epoch"] >= s.patience and best["epoch"] >= 0
+        if s.select_on == "last":  # no selection: the last epoch's weights, no early stop
+            best, stop = {"epoch": epoch, "score": -epoch}, False
+        else:
+            score = row["val_loss"] if s.select_on == "val_loss" else -row["val_auc"]
+            if not math.isnan(score) and score < best["score"]:
+                best = {"epoch": epoch, "score": score}
+                checkpoints.save_best(model, epoch)
+            stop = epoch - best["epoch"] >= s.patience and best["epoch"] >= 0
         checkpoints.save_last(
             state,
             epoch=epoch,
