@@ -270,7 +270,9 @@ def evaluation_markdown(
         "grouped by duplicate group. Per metric: mean ± sample std over folds, the value "
         f"pooled over all folds, and its 95% interval from {n_bootstrap} bootstrap "
         "resamples of duplicate groups. p: permutation test of the mean fold ROC-AUC "
-        "(group labels permuted, same folds and training).",
+        "(group labels permuted, same folds and training). Every model sees the same folds, "
+        "and the deep models the same inner split too, so their scores are correlated: "
+        "models that agree are closer to one observation than to several.",
         "",
         "| model | metric | mean ± std | pooled | 95% CI | p | null mean |",
         "|---" * 7 + "|",
