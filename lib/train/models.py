@@ -44,13 +44,23 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# The small transformer every family uses when no checkpoint is given: demo and tests.
+# The small transformer every family uses when no checkpoint is given (demo, tests; any
+# field overridden by ``model_config``): the tiny CPU recipe's architecture, chosen by the
+# learnability measurements (docs/BENCHMARKS.md, section "Learnability of the deep
+# families"). Patches of an eighth of the frame's side: a smaller object than a
+# quarter-side patch still fills patches of its own.
 TINY_TRANSFORMER = {
-    "hidden_size": 32,
+    "hidden_size": 64,
     "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
 }
+TINY_PATCHES_PER_SIDE = 8
+
+
+def tiny_patch_size(image_size: int) -> int:
+    """The patch side of a tiny transformer for frames of ``image_size``."""
+    return max(2, image_size // TINY_PATCHES_PER_SIDE)
 
 
 _BUILDERS: dict[str, Callable[[DeepSettings, int], "VideoClassifier"]] = {}
@@ -264,7 +274,7 @@ def _vit_encoder(s: DeepSettings) -> ViTModel:
     cfg = ViTConfig(
         **{
             "image_size": s.image_size,
-            "patch_size": max(2, s.image_size // 4),
+            "patch_size": tiny_patch_size(s.image_size),
             **TINY_TRANSFORMER,
             **s.model_config,
         }
@@ -312,7 +322,7 @@ def _hf_video_config(s: DeepSettings, num_classes: int, config_cls, extra: dict)
         **{
             "image_size": s.image_size,
             "num_frames": s.num_frames,
-            "patch_size": max(2, s.image_size // 4),
+            "patch_size": tiny_patch_size(s.image_size),
             **TINY_TRANSFORMER,
             **extra,
             **_labels(num_classes),
