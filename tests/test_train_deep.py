@@ -397,7 +397,7 @@ def test_every_family_trains_a_fold_and_writes_the_contract(name, corpus, tmp_pa
     assert info["runtime"]["device"] == "cpu" and info["runtime"]["precision"] == "fp32"
     assert info["runtime"]["workers"] == 0 and info["runtime"]["accumulation"] == 2
     assert 0 < info["trainable_params"] == info["total_params"]
-    assert sorted((tmp_path / "ck").iterdir()) == [tmp_path / "ck/best.pt", tmp_path / "ck/last.pt"]
+    assert sorted((tmp_path / "ck").iterdir()) == [tmp_path / "ck/last.pt"]  # select_on: last
 
 
 def test_clip_cache_changes_nothing_but_the_decodes(corpus, tmp_path):

@@ -149,7 +149,7 @@ def test_demo_writes_every_contract_file(demo_run):
         preds = schemas.read_table(d / "predictions.csv", "predictions")
         assert set(preds["aug_idx"]) == {-1, 0}
         assert len(pl.read_csv(d / "history.csv")) >= 1 and (d / "model.pt").exists()
-        assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/best.pt").exists()
+        assert (demo_run / f"results/.checkpoints/naive_cnn/fold-{k}/last.pt").exists()
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     assert "naive_cnn" in set(summary["model"])
     for report in (
