@@ -348,7 +348,8 @@ def test_workflow_resolves_ssl_per_run_and_plans_pretraining_only_for_it(workflo
         if "--model videomae" in t
     )
 
-    text = snakemake(wf, "-n", "--configfile", *DEMO_CONFIG).stdout
+    (wf / "scratch.yaml").write_text("train:\n  deep:\n    videomae: {pretrained: null}\n")
+    text = snakemake(wf, "-n", "--configfile", *DEMO_CONFIG, "scratch.yaml").stdout
     assert not re.search(r"^pretrain", text, re.M) and "pretrain" not in text
 
     (wf / "perm.yaml").write_text("evaluate:\n  permutation:\n    models: [logreg, videomae]\n")

@@ -98,14 +98,17 @@ def test_lint_and_snakefmt_are_clean():
 
 
 @pytest.mark.parametrize(
-    "configfiles,models,folds,stages",
-    [  # the schema's defaults: 4 feature models; the demo's: 4 feature + 3 deep models
-        (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"]),
-        (DEMO_CONFIG, 7, 3, STAGES),
+    "configfiles,models,folds,stages,pretraining",
+    [  # the schema's defaults: 4 feature models; the demo's: 4 feature + 3 deep models, and
+        # videomae from its fold's pretraining (a pretrain job per fold, pretrain_report)
+        (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"], 0),
+        (DEMO_CONFIG, 7, 3, [*STAGES, "pretrain", "pretrain_report"], 3 + 1),
     ],
     ids=["defaults", "demo"],
 )
-def test_dry_run_lists_every_stage_and_job_count(workflow_dir, configfiles, models, folds, stages):
+def test_dry_run_lists_every_stage_and_job_count(
+    workflow_dir, configfiles, models, folds, stages, pretraining
+):
     out = snakemake(workflow_dir, "-n", "--configfile", *configfiles).stdout
     for stage in stages:
         assert re.search(rf"^{stage}\s+\d+$", out, re.M), f"{stage} missing from the plan"
@@ -114,7 +117,7 @@ def test_dry_run_lists_every_stage_and_job_count(workflow_dir, configfiles, mode
     gathers = 8  # seven gathers + the merge of both feature tables
     # demo_corpus, manifest, near_duplicates, folds, evaluate, data_quality, completeness, all
     singletons = 8
-    assert total == 7 * shards + models * folds + permuted + gathers + singletons
+    assert total == 7 * shards + models * folds + permuted + gathers + singletons + pretraining
 
 
 def test_job_count_does_not_grow_with_videos(workflow_dir):
