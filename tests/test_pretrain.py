@@ -2,8 +2,9 @@
 the evaluated fold never seen, the encoder ``videomae`` fine-tunes, resume after kill -9,
 ``pretrained: ssl`` resolved per fold by the workflow, and a small DAG run.
 
-Time on the 2-core machine, contended: about 30 s without the two ``slow`` tests (the dry
-runs most of it), about 100 s with them (the kill -9 resume and the small DAG run)."""
+Time on the shared 2-core machine (load average about 2): about 20 s without the two
+``slow`` tests (the dry runs most of it), about 65 s with them (the kill -9 resume and the
+small DAG run, about 22 s each)."""
 
 from __future__ import annotations
 
