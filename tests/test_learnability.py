@@ -41,9 +41,14 @@ POSITIVE = "fake"
 
 
 def demo_settings(family: str) -> dict:
-    """configs/demo.yaml's ``train.deep.<family>``, ``epochs`` replaced."""
+    """configs/demo.yaml's ``train.deep.<family>``, ``epochs`` replaced, from random weights.
+
+    The demo's videomae starts from its fold's own pretraining (``pretrained: ssl``, which
+    only the DAG's pretrain stage resolves; tests/test_pretrain.py): the recipe itself must
+    learn from scratch, so ``pretrained`` is dropped here.
+    """
     deep = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["train"]["deep"]
-    return {**deep[family], "epochs": EPOCHS}
+    return {**deep[family], "epochs": EPOCHS, "pretrained": None}
 
 
 def held_out_auc(table: pl.DataFrame, family: str, work, *, seed: int = 0) -> float:
