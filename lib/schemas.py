@@ -163,6 +163,8 @@ TABLES: dict[str, dict[str, str]] = {
         "frames": "int",
         "frame_index": "str",
         "hashes": "str",
+        "thumbnails": "str",
+        "fps": "float",
     },
     # Self-supervised pretraining (lib/train/pretrain.py): one row per (run, epoch).
     "pretrain_history": {

@@ -159,7 +159,10 @@ def leak_report(
         f"(`lib/audit/near_duplicates.py`): a pair matches when at least {match['min_matched_frames']} "
         f"frames (and {match['min_matched_fraction']:.0%}) of one video each have a frame of the "
         f"other within {match['threshold']} bits of 64 (index: {match['n_bands']} tables of "
-        f"{match['band_bits']} bits).\n",
+        f"{match['band_bits']} bits), and those frames' thumbnails agree where the videos move "
+        f"(at most {match['verify_share']:.0%} of the moving pixels off by more than "
+        f"{match['verify_levels']} levels) at one time offset (`lib/audit/verify.py`); still "
+        "frames of a moving video are not counted.\n",
         "| | count |",
         "|---|---|",
         f"| valid videos | {len(valid)} |",

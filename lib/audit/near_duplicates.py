@@ -1,4 +1,4 @@
-"""Near-duplicate videos by content: every pair of videos whose frame hashes match.
+"""Near-duplicate videos by content: every pair of videos whose frames match.
 
 Matching works on the frame hashes of :mod:`lib.audit.signatures`. Two videos match when at least
 ``min_matched_frames`` of one video's hashed frames (and at least ``min_matched_fraction`` of
@@ -6,6 +6,10 @@ them) each have a frame of the other within ``threshold`` bits (of 64), comparin
 variant with every other; a mirrored copy matches through the mirrored variants. Counting
 matched frames of *one* video makes a trimmed copy match its source: all of the short clip's
 frames find partners inside the long one, although most of the long one's do not.
+
+The pairs the hashes match are then confirmed on the frames' thumbnails, on the part of the
+frames that moves, and by a common time offset (:mod:`lib.audit.verify`): hashes alone pair
+unrelated low-detail videos (plain backgrounds, logos, screen recordings, signers).
 
 Never all n² pairs: a bit-sampling LSH index proposes candidates. Each of ``n_bands`` tables
 keys every upright hash by ``band_bits`` of its 64 bits, drawn at random (seeded); hashes
@@ -31,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from lib.audit.signatures import HASH_BITS, N_UPRIGHT, VARIANTS, decode_hashes
+from lib.audit.verify import confirm_pairs
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +248,20 @@ def find_near_duplicates(
     band_bits: int,
     n_bands: int,
     max_neighbours: int,
+    verify_levels: int,
+    verify_share: float,
+    frame_share: float,
+    motion_levels: int,
+    max_colour_shift: int,
+    time_tolerance: float,
     random_state: int,
 ) -> pl.DataFrame:
     """Every matching pair of videos in a signatures table.
 
-    Returns ``video_a, video_b`` (``video_a < video_b``), ``distance``, ``matched_frames``,
-    ``flipped``, sorted by the two ids. The keywords are the ``near_duplicates`` section's
-    keys (see the module docstring) and the seed of the index's bit sampling.
+    Returns ``video_a, video_b`` (``video_a < video_b``), ``distance`` (mean bits between the
+    counted frames' hashes), ``matched_frames`` (frames counted), ``flipped``, sorted by the
+    two ids. The keywords are the ``near_duplicates`` section's keys (see the module
+    docstrings) and the seed of the index's bit sampling.
     """
     ids, hashes, counts = signature_arrays(signatures)
     index = {"band_bits": band_bits, "n_bands": n_bands, "max_neighbours": max_neighbours}
@@ -262,6 +274,18 @@ def find_near_duplicates(
         "min_matched_fraction": min_matched_fraction,
     }
     rows = verify_pairs(hashes, counts, candidates, threshold=threshold, **bounds)
+    log.info("%d pairs match by their hashes", len(rows))
+    usable = signatures.filter((pl.col("status") == "ok") & (pl.col("frames") > 0))
+    signed = {  # tables signed before thumbnails and frame rates were kept lack them
+        name: usable[name].to_list() if name in usable.columns else [missing] * len(usable)
+        for name, missing in (("thumbnails", ""), ("frame_index", ""), ("fps", 1.0))
+    }
+    confirm = {"verify_levels": verify_levels, "verify_share": verify_share}
+    confirm |= {"frame_share": frame_share, "motion_levels": motion_levels}
+    confirm |= {"max_colour_shift": max_colour_shift, "time_tolerance": time_tolerance}
+    rows = confirm_pairs(
+        rows, hashes, counts, signed, threshold=threshold, bounds=bounds, confirm=confirm
+    )
     names = np.array(ids, dtype=object)
     first, second = names[rows["a"].to_numpy()], names[rows["b"].to_numpy()]
     swap = first > second
@@ -274,5 +298,5 @@ def find_near_duplicates(
             "flipped": rows["flipped"],
         }
     )
-    log.info("%d near-duplicate pairs", len(out))
+    log.info("%d near-duplicate pairs confirmed", len(out))
     return out.sort(["video_a", "video_b"], maintain_order=True)

@@ -14,11 +14,24 @@ mirrored frame (so that a flipped repost matches too). Why these choices:
   ``[min_frames, max_frames]``), so a trimmed copy's frames still find frames of the
   original near them in time; matching works frame by frame (:mod:`lib.audit.near_duplicates`).
 
+Hashes find candidates; they cannot tell apart frames that differ only in small regions or in
+colour (a signer's hands, another signer in the same framing, the text of a screen). Each
+hashed frame therefore also keeps a thumbnail: the frame as :data:`THUMB_SIZE` x
+:data:`THUMB_SIZE` YCbCr pixels, after cutting the dark bars that every sampled frame shares
+(letterboxing; cut per video, not per frame, so that the thumbnails of one video line up),
+against which :mod:`lib.audit.verify` checks the frames the hashes matched.
+
 A signature row stores ``hashes``: one token per hashed frame, separated by spaces, each six
-16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`.
+16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`; and ``thumbnails``: the
+thumbnails of those frames, in order, as one zlib-compressed, base64-encoded block; ``fps``:
+the video's frame rate, so that frame indices become times (copies often change the rate).
 """
 
 from __future__ import annotations
+
+import base64
+import zlib
+from typing import NamedTuple
 
 import imagehash
 import numpy as np
@@ -37,7 +50,28 @@ VARIANTS: tuple[tuple[str, float, bool], ...] = (
 )
 N_UPRIGHT = 3  # the first three variants are the frame as shown; the last three mirrored
 HASH_BITS = 64
+THUMB_SIZE = 32
 _WORK_SIZE = (128, 128)
+
+
+class Signature(NamedTuple):
+    """The informative frames of one video: their indices, hashes and thumbnails, and the
+    video's frame rate (frame times for the matcher)."""
+
+    indices: list[int]
+    hashes: list[np.ndarray]
+    thumbnails: list[np.ndarray]
+    fps: float = float("nan")
+
+    def columns(self) -> dict:
+        """The signature table's columns for this video (``frames`` to ``thumbnails``)."""
+        return {
+            "frames": len(self.hashes),
+            "frame_index": " ".join(str(i) for i in self.indices),
+            "hashes": encode_hashes(list(self.hashes)),
+            "thumbnails": encode_thumbnails(list(self.thumbnails)),
+            "fps": float(self.fps),
+        }
 
 
 def n_sampled_frames(
@@ -77,6 +111,56 @@ def strip_flat_borders(
     top, bottom = cut(flat_rows, height)
     left, right = cut(flat_cols, width)
     return grey[top:bottom, left:right]
+
+
+def dark_lines(grey: np.ndarray, *, tolerance: int = 12, darkest: int = 16):
+    """Which rows and columns of a grey frame are dark and uniform (range <= ``tolerance``,
+    mean <= ``darkest``): ``(bool[height], bool[width])``."""
+    rows = (np.ptp(grey, axis=1) <= tolerance) & (grey.mean(axis=1) <= darkest)
+    cols = (np.ptp(grey, axis=0) <= tolerance) & (grey.mean(axis=0) <= darkest)
+    return rows, cols
+
+
+def bars_box(rows: np.ndarray, cols: np.ndarray, *, max_share: float = 0.3):
+    """``(top, bottom, left, right)``: the frame without the bars that ``rows``/``cols`` (dark
+    in every frame of a video: :func:`dark_lines`, and-ed) mark at its edges, at most
+    ``max_share`` of the height (width) from each side."""
+
+    def cut(flat: np.ndarray) -> tuple[int, int]:
+        limit = int(len(flat) * max_share)
+        start = min(int(np.argmin(flat)) if not flat.all() else 0, limit)
+        end = min(int(np.argmin(flat[::-1])) if not flat.all() else 0, limit)
+        return start, len(flat) - end
+
+    return (*cut(rows), *cut(cols))
+
+
+def frame_thumbnail(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of an RGB frame inside ``box`` (:func:`bars_box`) as
+    ``uint8[THUMB_SIZE, THUMB_SIZE, 3]`` YCbCr (each pixel the mean of its block)."""
+    top, bottom, left, right = box
+    image = Image.fromarray(np.ascontiguousarray(frame[top:bottom, left:right]))
+    if image.width > _WORK_SIZE[0] or image.height > _WORK_SIZE[1]:
+        image = image.resize(_WORK_SIZE, Image.Resampling.BOX)
+    image = image.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+    return np.asarray(image.convert("YCbCr"))
+
+
+def encode_thumbnails(thumbnails: list[np.ndarray]) -> str:
+    """The ``thumbnails`` column: the frames' thumbnails, zlib-compressed and base64-encoded."""
+    if not thumbnails:
+        return ""
+    data = np.ascontiguousarray(np.stack(thumbnails), dtype=np.uint8).tobytes()
+    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+
+
+def decode_thumbnails(text: str, n_frames: int) -> np.ndarray:
+    """Inverse of :func:`encode_thumbnails`: ``uint8[n_frames, THUMB_SIZE, THUMB_SIZE, 3]``."""
+    shape = (n_frames, THUMB_SIZE, THUMB_SIZE, 3)
+    data = zlib.decompress(base64.b64decode(text)) if text else b""
+    if len(data) != int(np.prod(shape)):
+        raise ValueError(f"thumbnails hold {len(data)} bytes, expected {n_frames} frames")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def frame_hashes(frame: np.ndarray, *, min_std: float) -> np.ndarray | None:
@@ -132,10 +216,10 @@ def video_signature(
     min_frames: int,
     max_frames: int,
     min_std: float,
-) -> tuple[list[int], list[np.ndarray]]:
-    """Sample frames of an open :class:`lib.io.reader.FrameReader` (within ``[start, stop)``)
-    and hash them; returns the indices and hashes of the informative frames. The keywords
-    after ``stop`` are the ``signatures`` section's keys."""
+) -> Signature:
+    """Sample frames of an open :class:`lib.io.reader.FrameReader` (within ``[start, stop)``),
+    hash them and keep their thumbnails; returns the informative frames' :class:`Signature`.
+    The keywords after ``stop`` are the ``signatures`` section's keys."""
     stop = reader.n_frames if stop is None else min(stop, reader.n_frames)
     span = max(stop - start, 0)
     k = n_sampled_frames(
@@ -145,10 +229,38 @@ def video_signature(
         min_frames=min_frames,
         max_frames=max_frames,
     )
-    indices, hashes = [], []
+    indices, hashes, kept = [], [], []
+    rows = cols = None
     for index, frame in reader.read([start + i for i in sample_uniform(span, k)]):
-        h = frame_hashes(frame, min_std=min_std)
-        if h is not None:
-            indices.append(int(index))
-            hashes.append(h)
-    return indices, hashes
+        grey = np.asarray(Image.fromarray(frame).convert("L"))
+        h = frame_hashes(grey, min_std=min_std)
+        if h is None:
+            continue
+        indices.append(int(index))
+        hashes.append(h)
+        dark_rows, dark_cols = dark_lines(grey)
+        rows = dark_rows if rows is None else rows & dark_rows
+        cols = dark_cols if cols is None else cols & dark_cols
+        kept.append(_reduced(frame))
+    if not kept:
+        return Signature([], [], [], float(reader.fps))
+    top, bottom, left, right = bars_box(rows, cols)
+    height, width = len(rows), len(cols)
+    scale_y, scale_x = kept[0].shape[0] / height, kept[0].shape[1] / width
+    box = (
+        round(top * scale_y),
+        round(bottom * scale_y),
+        round(left * scale_x),
+        round(right * scale_x),
+    )
+    return Signature(indices, hashes, [frame_thumbnail(f, box) for f in kept], float(reader.fps))
+
+
+def _reduced(frame: np.ndarray, largest: int = 256) -> np.ndarray:
+    """``frame`` shrunk (block means) to at most ``largest`` pixels a side, so that a video's
+    frames can wait for its bars to be known without holding them at full size."""
+    height, width = frame.shape[:2]
+    if height <= largest and width <= largest:
+        return frame
+    size = (min(width, largest), min(height, largest))
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BOX))

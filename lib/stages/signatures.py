@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lib import schemas
-from lib.audit.signatures import encode_hashes, video_signature
+from lib.audit.signatures import Signature, video_signature
 from lib.io.reader import FrameReader
 from lib.shards import Shard
 from lib.stages.sharded import ShardedStage, failure_reason, segment
@@ -33,14 +33,12 @@ def signatures_shard(
     sampling = dict(sampling)
     table = schemas.read_table(videos, "videos")
 
-    def row_for(row, status="ok", reason="", indices=(), hashes=()):
+    def row_for(row, status="ok", reason="", signature=Signature([], [], [])):
         return {
             "video_id": row["video_id"],
             "status": status,
             "reason": reason,
-            "frames": len(hashes),
-            "frame_index": " ".join(str(i) for i in indices),
-            "hashes": encode_hashes(list(hashes)),
+            **signature.columns(),
         }
 
     def skip(row):
@@ -51,10 +49,10 @@ def signatures_shard(
     def process(row):
         start, stop = segment(row)
         with FrameReader(row["path"]) as reader:
-            indices, hashes = video_signature(reader, start=start, stop=stop, **sampling)
-        if not hashes:  # every sampled frame flat (a black screen): nothing to match on
+            signature = video_signature(reader, start=start, stop=stop, **sampling)
+        if not signature.hashes:  # every sampled frame flat (a black screen): nothing to match on
             return [row_for(row, "failed", "no_informative_frames")]
-        return [row_for(row, indices=indices, hashes=hashes)]
+        return [row_for(row, signature=signature)]
 
     def on_error(row, exc):
         return [row_for(row, "failed", failure_reason("signature_error", exc))]
