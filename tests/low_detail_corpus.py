@@ -505,14 +505,17 @@ def signer_corpus(
 
 
 def videos_table(index: pl.DataFrame, *, label: str, group: str) -> pl.DataFrame:
-    """A ``videos`` table of a generated corpus as validate would write it (every video
-    valid unless ``index`` has ``valid``): ``label`` and ``group`` name its columns to use."""
+    """A ``videos`` table of a generated corpus as validate would write it: ``label`` and
+    ``group`` name the index's columns to use, other columns of the table the index has
+    (``valid``, ``reason``, ``is_original``...) are kept, the rest filled in (every video
+    valid, an original)."""
+    kept = [
+        c
+        for c in schemas.TABLES["videos"]
+        if c in index.columns and c not in ("label", "dup_group")
+    ]
     videos = index.select(
-        "video_id",
-        "path",
-        pl.col(label).alias("label"),
-        pl.col(group).cast(pl.String).alias("dup_group"),
-        *(["valid", "reason"] if "valid" in index.columns else []),
+        *kept, pl.col(label).alias("label"), pl.col(group).cast(pl.String).alias("dup_group")
     )
     defaults = {"str": "", "int": 0, "float": 0.0, "bool": False}
     for column, kind in schemas.TABLES["videos"].items():

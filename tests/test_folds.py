@@ -77,7 +77,12 @@ def test_clips_missing_a_feature_set_are_left_out_not_imputed():
     table = pl.DataFrame({"hc_a": [1.0, np.nan, np.nan, 2.0], "hc_b": [1.0, np.nan, 3.0, 2.0],
                           "sc_a": [1.0, 1.0, 1.0, np.nan]})  # fmt: skip
     # clip 1 lost its handcrafted set, clip 3 its scaled set; clip 2 lacks one value only
-    assert missing_feature_set(table, ["hc_a", "hc_b", "sc_a"]).to_list() == [False, True, False, True]
+    assert missing_feature_set(table, ["hc_a", "hc_b", "sc_a"]).to_list() == [
+        False,
+        True,
+        False,
+        True,
+    ]
 
 
 def _tiny(groups):
@@ -114,7 +119,9 @@ def test_completeness_counts_clips_left_out_of_training():
     clips = pl.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"]})
     features = pl.DataFrame({"clip_id": ["a", "b", "c", "d"],
                              "status": ["ok", "failed", "failed", "failed"]})  # fmt: skip
-    scaled = pl.DataFrame({"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "failed", "failed"]})
+    scaled = pl.DataFrame(
+        {"clip_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "failed", "failed"]}
+    )
     tables = {"augment": clips, "features": features, "scaled_features": scaled}
     left = left_out_of_training(tables)
     # d failed in augment already (counted there), so only b and c are left out here
@@ -123,3 +130,66 @@ def test_completeness_counts_clips_left_out_of_training():
     text = "\n".join(_left_out_of_training(tables))
     assert "2 clips miss a feature set and are left out of training" in text
     assert "1 missing features, 1 missing features+scaled_features" in text
+
+
+# ----------------------------------------------------------------------------- the audit's merges
+def _audited(tmp_path, n_groups, chain, *, per_group=2):
+    """A videos table of ``n_groups`` annotated groups (``per_group`` videos each, labels
+    alternating by group) and a near-duplicate pairs table linking the first video of each
+    group in ``chain`` to the next, as the leak audit writes them; returns both paths."""
+    from lib import schemas
+    from low_detail_corpus import videos_table
+
+    rows = [{"video_id": f"g{g}_{i}", "path": "", "group": f"g{g}",
+             "label": "fake" if g % 2 else "real"} for g in range(n_groups) for i in range(per_group)]  # fmt: skip
+    schemas.write_table(videos_table(pl.DataFrame(rows), label="label", group="group"),
+                        tmp_path / "videos.csv", "videos")  # fmt: skip
+    links = list(zip(chain[:-1], chain[1:]))
+    pairs = pl.DataFrame({
+        "video_a": [f"g{a}_0" for a, _ in links], "video_b": [f"g{b}_0" for _, b in links],
+        "distance": [2.5 + k for k in range(len(links))], "matched_frames": [9 - k for k in range(len(links))],
+        "same_annotated_group": False, "same_fold": False,
+    })  # fmt: skip
+    schemas.write_table(pairs, tmp_path / "near_duplicates.csv", "near_duplicates")
+    return tmp_path / "videos.csv", tmp_path / "near_duplicates.csv"
+
+
+def test_a_group_the_audit_merged_past_its_share_stops_folds_naming_its_chain(tmp_path):
+    from lib.stages.folds import run_folds
+
+    videos, pairs = _audited(tmp_path, 20, chain=[0, 3, 5, 8])  # 8 of 40 videos: 20%
+    args = {"videos": videos, "near_duplicates": pairs, "out": tmp_path / "folds.csv", "k": 5,
+            "group_by": "both", "seed": 0}  # fmt: skip
+    with pytest.raises(ValueError) as info:
+        run_folds(**args, max_merged_share=0.1)
+    message = str(info.value)
+    assert "joined 4 annotated groups into one group of 8 of the 40 valid videos (20%" in message
+    assert "folds.max_merged_share 10%" in message
+    for a, b, frames, bits in [(0, 3, 9, 2.5), (3, 5, 8, 3.5), (5, 8, 7, 4.5)]:
+        assert f"g{a}_0 ~ g{b}_0 ({frames} frames, {bits:.1f} bits)" in message
+    assert message.index("g5_0 ~ g8_0") < message.index("g0_0 ~ g3_0")  # weakest first
+    for key in ("near_duplicates (verify_share", "folds.group_by: annotated",
+                "results/near_duplicates.csv", "results/reports/leaks.md"):  # fmt: skip
+        assert key in message
+    assert not (tmp_path / "folds.csv").exists()
+    run_folds(**args, max_merged_share=0.25)  # allowed: the merged group is kept in one fold
+    folds = pl.read_csv(tmp_path / "folds.csv")
+    chained = folds.filter(pl.col("video_id").str.contains(r"^g(0|3|5|8)_"))
+    assert chained["fold"].n_unique() == 1 and chained["dup_group"].n_unique() == 1
+    run_folds(**(args | {"group_by": "annotated"}), max_merged_share=0.1)  # the audit ignored
+
+
+def test_too_few_groups_after_the_audit_says_how_many_it_merged_and_where(tmp_path):
+    from lib.stages.folds import run_folds
+
+    videos, pairs = _audited(tmp_path, 6, chain=[0, 2, 4, 1, 3])  # 6 groups -> 2
+    with pytest.raises(ValueError) as info:
+        run_folds(videos=videos, near_duplicates=pairs, out=tmp_path / "folds.csv", k=3,
+                  group_by="both", max_merged_share=1.0, seed=0)  # fmt: skip
+    message = str(info.value)
+    assert "2 duplicate groups among 12 valid videos cannot fill 3 folds" in message
+    assert "merged 4 of the 6 annotated groups" in message
+    assert "results/reports/leaks.md" in message and "folds.group_by: annotated" in message
+    with pytest.raises(ValueError) as info:  # without the audit: no word of it
+        assign_folds(_videos(n_groups=3), n_folds=5, random_state=0)
+    assert "leak audit" not in str(info.value)

@@ -1,7 +1,10 @@
 """The leak audit: frame signatures, the LSH matcher, content groups and the leak report.
 
 The demo tests score the matcher against the demo generator's ground truth (which file is a
-repost of which original); they print recall and precision (`pytest -s` shows them).
+repost of which original); they print recall and precision (`pytest -s` shows them). The
+low-detail tests (tests/low_detail_corpus.py) check that independent videos on plain
+backgrounds, logos, tickers, screens, slides and signers are not paired, while their reposts
+are, and that a WLASL-style corpus gets folds by signer through the stage functions.
 """
 
 from __future__ import annotations
@@ -23,8 +26,17 @@ from lib.audit.near_duplicates import (
 from lib.config import load_schema, with_defaults
 from lib.evaluate.folds import assign_folds, check_folds
 from lib.shards import Shard
-from lib.audit.signatures import VARIANTS, decode_hashes, encode_hashes, frame_hashes, strip_flat_borders
+from lib.audit.signatures import (
+    VARIANTS,
+    decode_hashes,
+    encode_hashes,
+    frame_hashes,
+    strip_flat_borders,
+)
+from lib.stages.folds import run_folds
+from lib.stages.near_duplicates import run_near_duplicates
 from lib.stages.signatures import signatures_shard
+from low_detail_corpus import low_detail_corpus, signer_corpus, videos_table
 
 #: The signature and matching parameters of a config that sets none (the schema's defaults).
 DEFAULTS = with_defaults({}, load_schema())
@@ -45,7 +57,9 @@ def textured_frame(seed: int, height: int = 120, width: int = 160) -> np.ndarray
 
 def test_mirrored_variants_are_the_hashes_of_the_mirrored_frame():
     frame = textured_frame(1)
-    upright, mirrored = frame_hashes(frame, **HASHING), frame_hashes(frame[:, ::-1].copy(), **HASHING)
+    upright, mirrored = frame_hashes(frame, **HASHING), frame_hashes(
+        frame[:, ::-1].copy(), **HASHING
+    )
     assert len(upright) == len(VARIANTS) == 6
     swapped = np.concatenate([mirrored[3:], mirrored[:3]])
     assert np.bitwise_count(upright ^ swapped).max() <= 4  # resampling is not mirror-exact
@@ -131,16 +145,17 @@ def test_fold_groups_annotated_content_and_both():
 def demo_videos(folder, index: pl.DataFrame) -> pl.DataFrame:
     """A ``videos`` table of the demo (as validate would write it; broken files invalid)."""
     broken = index["edits"].str.starts_with("broken")
-    videos = pl.DataFrame({
-        "video_id": index["path"], "path": [str(folder / p) for p in index["path"]],
-        "label": index["label"], "dup_group": index["group"].cast(pl.String), "platform": "demo",
-        "valid": ~broken, "reason": np.where(broken.to_numpy(), "not_a_video", ""),
-        "is_original": index["is_original"],
-    })  # fmt: skip
-    for column, kind in schemas.TABLES["videos"].items():
-        if column not in videos.columns:
-            videos = videos.with_columns(pl.lit({"str": "", "int": 0, "float": 0.0, "bool": False}[kind]).alias(column))
-    return schemas.conform(videos, "videos")
+    return videos_table(
+        index.with_columns(
+            video_id=pl.col("path"),
+            path=pl.lit(str(folder) + "/") + pl.col("path"),
+            platform=pl.lit("demo"),
+            valid=~broken,
+            reason=pl.when(broken).then(pl.lit("not_a_video")).otherwise(pl.lit("")),
+        ),
+        label="label",
+        group="group",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +204,10 @@ def test_demo_reposts_match_their_originals(demo_signed):
     recall = len(known & found) / len(known)
     within = sum(group[a] == group[b] for a, b in found)
     precision = within / len(found)
-    print(f"\ndemo leak audit: recall {recall:.3f} ({len(known & found)}/{len(known)} repost->original "
-          f"pairs), precision {precision:.3f} ({within}/{len(found)} pairs within one generated group)")
+    print(
+        f"\ndemo leak audit: recall {recall:.3f} ({len(known & found)}/{len(known)} repost->original "
+        f"pairs), precision {precision:.3f} ({within}/{len(found)} pairs within one generated group)"
+    )
     assert recall >= 0.95, sorted(known - found)
     assert precision >= 0.95, sorted(p for p in found if group[p[0]] != group[p[1]])
     assert pairs["same_annotated_group"].sum() == within  # the demo's groups are annotated
@@ -207,7 +224,8 @@ def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, t
     for a, b in zip(pairs["video_a"], pairs["video_b"]):  # every pair listed
         assert f"| {a} | {b} |" in report
     schemas.write_table(pairs, tmp_path / "near_duplicates.csv", "near_duplicates")
-    regrouped = regroup(hidden, tmp_path / "near_duplicates.csv", "content")
+    share = DEFAULTS["folds"]["max_merged_share"]
+    regrouped = regroup(hidden, tmp_path / "near_duplicates.csv", "content", max_merged_share=share)
     folds = assign_folds(regrouped, n_folds=5, random_state=0)
     check_folds(folds)
     group_of = dict(zip(index["path"], index["group"]))
@@ -215,6 +233,72 @@ def test_hidden_groups_content_folds_recover_the_generated_groups(demo_signed, t
     spread = generated.group_by("generated").agg(pl.col("fold").n_unique())
     assert (spread["fold"] == 1).all(), spread.filter(pl.col("fold") > 1)
     merged = int(report.split("| annotated groups merged by the audit | ")[1].split(" ")[0])
-    print(f"\nhidden groups: {len(pairs)} pairs; {merged} of {hidden['valid'].sum()} "
-          f"one-video groups merged; {folds['dup_group'].n_unique()} content groups, "
-          f"{index['group'].n_unique()} generated")
+    print(
+        f"\nhidden groups: {len(pairs)} pairs; {merged} of {hidden['valid'].sum()} "
+        f"one-video groups merged; {folds['dup_group'].n_unique()} content groups, "
+        f"{index['group'].n_unique()} generated"
+    )
+
+
+# ----------------------------------------------------------------------------- low detail
+def sign(videos: pl.DataFrame, work) -> pl.DataFrame:
+    """The signatures of ``videos`` through the signatures stage (one shard)."""
+    schemas.write_table(videos, work / "videos.csv", "videos")
+    signatures_shard(work / "videos.csv", work / "signatures.csv", Shard(0, 1),
+                     progress_dir=work / "progress", sampling=DEFAULTS["signatures"])  # fmt: skip
+    return schemas.read_table(work / "signatures.csv", "signatures")
+
+
+@pytest.fixture(scope="module")
+def low_detail(tmp_path_factory):
+    work = tmp_path_factory.mktemp("low_detail")
+    index = low_detail_corpus(work / "videos", n_groups=3, videos_per_group=3, n_reposts=14, seed=3)
+    return index, sign(videos_table(index, label="label", group="group"), work)
+
+
+def test_independent_low_detail_videos_are_not_paired_and_their_reposts_are(low_detail):
+    index, signatures = low_detail
+    source = dict(zip(index["video_id"], index["source"]))
+    pairs = find_near_duplicates(signatures, **MATCH, random_state=0)
+    found = set(zip(pairs["video_a"], pairs["video_b"]))
+    false = sorted((a, b) for a, b in found if source[a] != source[b])
+    reposts = index.filter(pl.col("repost") != "")
+    known = {tuple(sorted(p)) for p in zip(reposts["video_id"], reposts["source"])}
+    print(f"\nlow-detail audit: {len(index) - len(reposts)} independent videos of "
+          f"{index['kind'].n_unique()} kinds, {len(false)} false pairs; reposts found "
+          f"{len(known & found)}/{len(known)}")  # fmt: skip
+    assert not false
+    assert len(known & found) >= 0.85 * len(known), sorted(known - found)
+    # The hashes alone (no thumbnail may differ) pair unrelated videos of this corpus.
+    loose = MATCH | {"verify_levels": 255, "verify_share": 1.0, "frame_share": 1.0}
+    loose_pairs = find_near_duplicates(signatures, **loose, random_state=0)
+    assert (
+        sum(source[a] != source[b] for a, b in zip(loose_pairs["video_a"], loose_pairs["video_b"]))
+        > 10
+    )
+
+
+def test_wlasl_style_signers_are_never_merged_and_folds_follow_them(tmp_path):
+    """Six signers, each in their own plain studio, sign three glosses twice (36 different
+    recordings): the audit pairs no two signers, and folds are made of whole signers."""
+    index = signer_corpus(tmp_path / "videos", n_signers=6, n_glosses=3, takes=2, seed=5)
+    videos = videos_table(index, label="gloss", group="signer")
+    signatures = sign(videos, tmp_path)
+    folds_config = DEFAULTS["folds"] | {"k": 3}
+    run_near_duplicates(videos=tmp_path / "videos.csv", signatures=tmp_path / "signatures.csv",
+                        out=tmp_path / "near_duplicates.csv", report=tmp_path / "leaks.md",
+                        match=MATCH, k=3, group_by=folds_config["group_by"], seed=0)  # fmt: skip
+    pairs = schemas.read_table(tmp_path / "near_duplicates.csv", "near_duplicates")
+    signer = dict(zip(index["video_id"], index["signer"]))
+    across = [(a, b) for a, b in zip(pairs["video_a"], pairs["video_b"]) if signer[a] != signer[b]]
+    assert not across
+    run_folds(videos=tmp_path / "videos.csv", out=tmp_path / "folds.csv",
+              near_duplicates=tmp_path / "near_duplicates.csv", seed=0, **folds_config)  # fmt: skip
+    folds = schemas.read_table(tmp_path / "folds.csv", "folds")
+    assert dict(zip(folds["video_id"], folds["dup_group"])) == signer
+    assert (folds.group_by("dup_group").agg(pl.col("fold").n_unique())["fold"] == 1).all()
+    assert folds["fold"].n_unique() == 3
+    # By their hashes alone the signers would have merged.
+    loose = MATCH | {"verify_levels": 255, "verify_share": 1.0, "frame_share": 1.0}
+    loose_pairs = find_near_duplicates(signatures, **loose, random_state=0)
+    assert fold_groups(videos, loose_pairs, "both").n_unique() < 6

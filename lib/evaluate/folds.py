@@ -26,11 +26,12 @@ def assign_folds(videos: pl.DataFrame, *, n_folds: int, random_state: int) -> pl
     """
     valid = videos.filter(pl.col("valid")).sort("video_id", maintain_order=True)
     n_groups = valid["dup_group"].n_unique()
+    note = audit_note(valid)
     if n_groups < n_folds:
         raise ValueError(
             f"{n_groups} duplicate groups among {len(valid)} valid videos cannot fill "
             f"{n_folds} folds ({_census(valid)}): lower folds.k in the config to at most "
-            f"{max(n_groups, 1)} or add videos from more groups."
+            f"{max(n_groups, 1)} or add videos from more groups.{note}"
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     fold = np.full(len(valid), -1, dtype=np.int64)
@@ -38,7 +39,7 @@ def assign_folds(videos: pl.DataFrame, *, n_folds: int, random_state: int) -> pl
     for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(valid)), labels, groups)):
         fold[test_idx] = k
     out = valid.select("video_id", "dup_group", "label").with_columns(fold=pl.Series(fold))
-    check_feasible(out, n_folds=n_folds)
+    check_feasible(out, n_folds=n_folds, note=note)
     for (k,), part in out.group_by("fold", maintain_order=False):
         counts = dict(part["label"].value_counts(sort=True).iter_rows())
         log.info(
@@ -49,6 +50,23 @@ def assign_folds(videos: pl.DataFrame, *, n_folds: int, random_state: int) -> pl
             counts,
         )
     return out
+
+
+def audit_note(videos: pl.DataFrame) -> str:
+    """For messages about too few groups: how many annotated groups the leak audit merged
+    and where to see them, when ``videos`` were regrouped by it (an ``annotated_group``
+    column, :func:`lib.audit.groups.regroup`); empty otherwise."""
+    if "annotated_group" not in videos.columns:
+        return ""
+    annotated, groups = videos["annotated_group"].n_unique(), videos["dup_group"].n_unique()
+    merged = max(annotated - groups, 0)
+    return (
+        f" The leak audit's near-duplicate pairs merged {merged} of the {annotated} annotated "
+        f"groups (folds.group_by joined them into these {groups}): see which in "
+        "results/reports/leaks.md (section 'Largest merged groups') and the pairs in "
+        "results/near_duplicates.csv; folds.group_by: annotated uses the annotated groups "
+        "alone."
+    )
 
 
 def check_folds(folds: pl.DataFrame) -> None:
@@ -67,23 +85,24 @@ def _census(videos: pl.DataFrame) -> str:
     return f"{videos['dup_group'].n_unique()} groups, {len(videos)} videos; {classes or 'none'}"
 
 
-def check_feasible(folds: pl.DataFrame, *, n_folds: int) -> None:
+def check_feasible(folds: pl.DataFrame, *, n_folds: int, note: str = "") -> None:
     """Raise ValueError unless every held-out fold has a video and every training set (all
     folds but one) at least two classes; warn when one duplicate group holds more than
-    1/k of the videos (that fold's score then rests on one group)."""
+    1/k of the videos (that fold's score then rests on one group). ``note`` ends the
+    messages (:func:`audit_note`)."""
     for k in range(n_folds):
         held_out, train = folds.filter(pl.col("fold") == k), folds.filter(pl.col("fold") != k)
         if held_out.is_empty():
             raise ValueError(
                 f"fold {k} holds no video ({_census(folds)}): lower folds.k in the "
-                "config or add videos from more groups."
+                f"config or add videos from more groups.{note}"
             )
         if train["label"].n_unique() < 2:
             only = ", ".join(sorted(map(str, train["label"].unique()))) or "none"
             raise ValueError(
                 f"fold {k}: its training set holds one class only ({only}) because the other "
                 f"class's videos sit in the held-out fold ({_census(folds)}): every class needs "
-                f"videos in at least two groups: add groups of each class or lower folds.k."
+                f"videos in at least two groups: add groups of each class or lower folds.k.{note}"
             )
     sizes = folds.group_by("dup_group").len().sort(["len", "dup_group"], descending=[True, False])
     if len(folds) and sizes["len"][0] > len(folds) / n_folds:
