@@ -392,8 +392,7 @@ def repost(name: str, frames: np.ndarray, rng: np.random.Generator) -> tuple[np.
     raise ValueError(f"unknown repost {name!r}; one of {REPOSTS}")
 
 
-def write_video(path: Path, frames: np.ndarray, crf: int = 23) -> None:
-    """Encode ``frames`` at :data:`FPS` (x264, ``crf``) into ``path``."""
+def _write(path: Path, frames: np.ndarray, crf: int = 23) -> None:
     with VideoWriter(path, fps=FPS, crf=crf, threads=1) as writer:
         for frame in frames:
             writer.write(np.ascontiguousarray(frame))
@@ -434,7 +433,7 @@ def low_detail_corpus(
                     kind, group, rng, n_frames=_n_frames(rng), height=height, width=width, gloss=v
                 )
                 video_id = f"{kind}{g}-{v}"
-                write_video(folder / f"{video_id}.mp4", frames)
+                _write(folder / f"{video_id}.mp4", frames)
                 rows.append(
                     {
                         "video_id": video_id,
@@ -452,7 +451,7 @@ def low_detail_corpus(
         rng = np.random.default_rng(stable_seed("low_detail_repost", seed, r))
         out, crf = repost(name, frames, rng)
         video_id = f"{original['video_id']}-{name}"
-        write_video(folder / f"{video_id}.mp4", out, crf)
+        _write(folder / f"{video_id}.mp4", out, crf)
         rows.append(original | {"video_id": video_id, "repost": name})
     index = pl.DataFrame(rows)
     return index.with_columns(
@@ -493,7 +492,7 @@ def signer_corpus(
                     gloss=g,
                 )
                 video_id = f"s{s}-gloss{g}-{take}"
-                write_video(folder / f"{video_id}.mp4", frames)
+                _write(folder / f"{video_id}.mp4", frames)
                 rows.append(
                     {
                         "video_id": video_id,
