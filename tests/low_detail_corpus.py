@@ -392,7 +392,8 @@ def repost(name: str, frames: np.ndarray, rng: np.random.Generator) -> tuple[np.
     raise ValueError(f"unknown repost {name!r}; one of {REPOSTS}")
 
 
-def _write(path: Path, frames: np.ndarray, crf: int = 23) -> None:
+def write_video(path: Path, frames: np.ndarray, crf: int = 23) -> None:
+    """Encode ``frames`` at :data:`FPS` (x264, ``crf``) into ``path``."""
     with VideoWriter(path, fps=FPS, crf=crf, threads=1) as writer:
         for frame in frames:
             writer.write(np.ascontiguousarray(frame))
@@ -433,7 +434,7 @@ def low_detail_corpus(
                     kind, group, rng, n_frames=_n_frames(rng), height=height, width=width, gloss=v
                 )
                 video_id = f"{kind}{g}-{v}"
-                _write(folder / f"{video_id}.mp4", frames)
+                write_video(folder / f"{video_id}.mp4", frames)
                 rows.append(
                     {
                         "video_id": video_id,
@@ -451,7 +452,7 @@ def low_detail_corpus(
         rng = np.random.default_rng(stable_seed("low_detail_repost", seed, r))
         out, crf = repost(name, frames, rng)
         video_id = f"{original['video_id']}-{name}"
-        _write(folder / f"{video_id}.mp4", out, crf)
+        write_video(folder / f"{video_id}.mp4", out, crf)
         rows.append(original | {"video_id": video_id, "repost": name})
     index = pl.DataFrame(rows)
     return index.with_columns(
@@ -492,7 +493,7 @@ def signer_corpus(
                     gloss=g,
                 )
                 video_id = f"s{s}-gloss{g}-{take}"
-                _write(folder / f"{video_id}.mp4", frames)
+                write_video(folder / f"{video_id}.mp4", frames)
                 rows.append(
                     {
                         "video_id": video_id,

@@ -39,31 +39,32 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import polars as pl
-from PIL import Image
 
 from lib.audit.signatures import N_UPRIGHT, THUMB_SIZE, VARIANTS, decode_thumbnails
 
 SHIFT = 3  # pixels of global shift tried when lining up two thumbnails
 MIN_MOVING = 3  # moving pixels that make a frame informative
-_OFFSETS = 3  # time offsets whose frame pairs are compared pixel by pixel
+_OFFSETS = 2  # time offsets whose frame pairs are compared pixel by pixel
 _PROBES = 4  # frame pairs (closest hashes first) that choose the crop variants to compare
-_CACHED_VIDEOS = 2048
+_REACH = 2  # pixels by which each frame pair may refine the shift chosen for the pair
+_REFINED = 3  # crop variant pairs whose coarse best shift is refined
+_CACHED_VIDEOS = 16384  # a video's thumbnails take a few kB a frame
 
 
 class VideoViews:
     """The thumbnails of a signature table's videos, decoded on demand (a bounded cache).
 
-    For video row ``r``: :meth:`times` (seconds: ``frame_index / fps``), :meth:`variants`
-    (``uint8[n, 3, T, T, 3]``: the thumbnail cropped as the upright hash variants, back at
-    ``T`` pixels), :meth:`moving` (``bool[n, 3, T, T]``) and :meth:`informative`
-    (``bool[n]``). ``None`` from :meth:`variants` for a video without thumbnails.
+    For video row ``r``: :meth:`times` (seconds: ``frame_index / fps``), :meth:`informative`
+    (``bool[n]``) and :meth:`view` (some frames as one upright hash variant sees them, with
+    their moving pixels). :meth:`decoded` is ``None`` for a video without thumbnails.
     """
 
     def __init__(self, thumbnails, frame_index, counts, fps, *, motion_levels: int):
         self._thumbnails, self._frame_index, self._counts = thumbnails, frame_index, counts
         self._fps, self._motion_levels = fps, motion_levels
-        self._views = lru_cache(maxsize=_CACHED_VIDEOS)(self._decode)
+        self.decoded = lru_cache(maxsize=_CACHED_VIDEOS)(self._decode)
 
     def times(self, row: int) -> np.ndarray:
         text, n = self._frame_index[row], int(self._counts[row])
@@ -71,41 +72,47 @@ class VideoViews:
         fps = self._fps[row]
         return index / (fps if np.isfinite(fps) and fps > 0 else 1.0)
 
-    def variants(self, row: int) -> np.ndarray | None:
-        return self._views(row)[0]
-
-    def moving(self, row: int) -> np.ndarray | None:
-        return self._views(row)[1]
-
-    def informative(self, row: int) -> np.ndarray | None:
+    def informative(self, row: int) -> np.ndarray:
         """``bool[n]``: frames with at least :data:`MIN_MOVING` moving pixels (all of them in
         a video none of whose frames move)."""
-        return self._views(row)[2]
+        return self.decoded(row)[2]
+
+    def view(self, row: int, frames: np.ndarray, variant: int, mirrored: bool = False):
+        """``frames`` of video ``row`` as upright hash variant ``variant`` sees them
+        (``float32[m, T, T, 3]``, mirrored if asked) and their moving pixels
+        (``bool[m, T, T]``: farther than ``motion_levels`` from the video's median)."""
+        thumbs, median, _ = self.decoded(row)
+        keep = VARIANTS[variant][1]
+        seen, still = crop_variant(thumbs[frames], keep), crop_variant(median[None], keep)
+        moving = np.abs(seen - still).max(axis=-1) > self._motion_levels
+        if mirrored:
+            seen, moving = seen[:, :, ::-1], moving[:, :, ::-1]
+        return seen, moving
 
     def _decode(self, row: int):
         if not self._thumbnails[row]:
-            return None, None, None
+            return None
         thumbs = decode_thumbnails(self._thumbnails[row], int(self._counts[row]))
-        variants = np.stack([crop_variants(t) for t in thumbs])
-        values = variants.astype(np.float32)
-        median = np.median(values, axis=0)
-        moving = np.abs(values - median).max(axis=-1) > self._motion_levels
-        informative = moving[:, 0].sum(axis=(1, 2)) >= MIN_MOVING
+        median = np.median(thumbs.astype(np.float32), axis=0)
+        moving = np.abs(thumbs - median).max(axis=-1) > self._motion_levels
+        informative = moving.sum(axis=(1, 2)) >= MIN_MOVING
         if not informative.any():  # a still: every frame counts
             informative[:] = True
-        return variants, moving, informative
+        return thumbs, median, informative
 
 
-def crop_variants(thumbnail: np.ndarray) -> np.ndarray:
-    """``thumbnail`` as the upright hash variants see it (whole, central 90%, central 80%),
-    each resampled to ``THUMB_SIZE`` pixels: ``uint8[3, T, T, 3]``."""
-    image = Image.fromarray(np.ascontiguousarray(thumbnail), mode="RGB")  # Y, Cb, Cr as bytes
-    out = []
-    for _, keep, _ in VARIANTS[:N_UPRIGHT]:
-        margin = THUMB_SIZE * (1 - keep) / 2
-        box = (margin, margin, THUMB_SIZE - margin, THUMB_SIZE - margin)
-        out.append(np.asarray(image.resize(image.size, Image.Resampling.BILINEAR, box=box)))
-    return np.stack(out)
+def crop_variant(thumbs: np.ndarray, keep: float) -> np.ndarray:
+    """The central ``keep`` of each of ``thumbs[m, T, T, C]`` resampled (bilinear) back to
+    ``T`` pixels, as the hash variant of that crop sees the frame: ``float32[m, T, T, C]``."""
+    thumbs = thumbs.astype(np.float32)
+    if keep >= 1.0:
+        return thumbs
+    source = THUMB_SIZE * (1 - keep) / 2 - 0.5 + (np.arange(THUMB_SIZE) + 0.5) * keep
+    low = np.clip(np.floor(source).astype(int), 0, THUMB_SIZE - 1)
+    high = np.clip(low + 1, 0, THUMB_SIZE - 1)
+    weight = (source - np.floor(source)).astype(np.float32)
+    rows = thumbs[:, low] * (1 - weight)[:, None, None] + thumbs[:, high] * weight[:, None, None]
+    return rows[:, :, low] * (1 - weight)[:, None] + rows[:, :, high] * weight[:, None]
 
 
 def frame_pairs(hashes_a: np.ndarray, hashes_b: np.ndarray, *, threshold: int):
@@ -155,36 +162,68 @@ def _far_from_neighbours(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(low - a, a - high).max(axis=-1)
 
 
-def line_up(a: np.ndarray, b: np.ndarray, *, max_colour_shift: int):
-    """``b`` (thumbnails ``[m, T, T, 3]``) moved onto ``a``: its colour shifted by at most
-    ``max_colour_shift`` towards ``a``'s, then by the pixel shift (up to :data:`SHIFT`) that
-    fits best. Returns the moved thumbnails, the shifts ``int[m, 2]`` and the mean absolute
-    error left over the inner pixels."""
+def _shifts(centre=(0, 0), reach: int = SHIFT) -> list[tuple[int, int]]:
+    """The pixel shifts within ``reach`` of ``centre`` and within :data:`SHIFT` of none."""
+    ys = range(max(centre[0] - reach, -SHIFT), min(centre[0] + reach, SHIFT) + 1)
+    xs = range(max(centre[1] - reach, -SHIFT), min(centre[1] + reach, SHIFT) + 1)
+    return [(dy, dx) for dy in ys for dx in xs]
+
+
+def _fit(a: np.ndarray, b: np.ndarray, shifts, *, max_colour_shift: int):
+    """``b`` with its colour shifted by at most ``max_colour_shift`` towards ``a``'s, and the
+    mean absolute brightness error over the inner pixels for each of ``shifts``:
+    ``float[m, len(shifts)]``."""
     a, b = a.astype(np.float32), b.astype(np.float32)
-    shift = b.mean(axis=(1, 2), keepdims=True) - a.mean(axis=(1, 2), keepdims=True)
-    b = b - np.clip(shift, -max_colour_shift, max_colour_shift)
-    size, padded = THUMB_SIZE, _padded(b, SHIFT)
-    inner = a[:, SHIFT : size - SHIFT, SHIFT : size - SHIFT]
-    best_error, best_shift = np.full(len(a), np.inf, dtype=np.float32), np.zeros((len(a), 2), int)
-    for dy in range(-SHIFT, SHIFT + 1):
-        for dx in range(-SHIFT, SHIFT + 1):
-            window = padded[:, 2 * SHIFT - dy : size - dy, 2 * SHIFT - dx : size - dx]
-            error = np.abs(inner - window).mean(axis=(1, 2, 3))
-            better = error < best_error
-            best_error = np.where(better, error, best_error)
-            best_shift[better] = (dy, dx)
-    return _moved(b, best_shift), best_shift, best_error
+    offset = b.mean(axis=(1, 2), keepdims=True) - a.mean(axis=(1, 2), keepdims=True)
+    b = b - np.clip(offset, -max_colour_shift, max_colour_shift)
+    inner = a[:, SHIFT:-SHIFT, SHIFT:-SHIFT, 0]
+    size = inner.shape[1]
+    dy, dx = np.array(shifts).T
+    # every window of the padded brightness, one per start (2 * SHIFT - shift), in one go
+    starts_y, starts_x = 2 * SHIFT - dy, 2 * SHIFT - dx
+    low_y, low_x = starts_y.min(), starts_x.min()
+    padded = _padded(b[..., 0], SHIFT)[
+        :, low_y : starts_y.max() + size, low_x : starts_x.max() + size
+    ]
+    windows = sliding_window_view(padded, (size, size), axis=(1, 2))
+    errors = np.empty((len(a), len(shifts)), dtype=np.float32)
+    for start in range(0, len(a), 128):  # bounded memory
+        rows = slice(start, start + 128)
+        chosen = windows[rows][:, starts_y - low_y, starts_x - low_x]
+        errors[rows] = np.abs(chosen - inner[rows, None]).mean(axis=(2, 3))
+    return b, errors
+
+
+def line_up(a: np.ndarray, b: np.ndarray, *, max_colour_shift: int, centre=(0, 0), reach=SHIFT):
+    """``b`` (thumbnails ``[m, T, T, 3]``) moved onto ``a``: its colour shifted by at most
+    ``max_colour_shift`` towards ``a``'s, then by the pixel shift (within ``reach`` of
+    ``centre``, at most :data:`SHIFT`) whose brightness fits best. Returns the moved
+    thumbnails and the shifts ``int[m, 2]``."""
+    tried = _shifts(centre, reach)
+    b, errors = _fit(a, b, tried, max_colour_shift=max_colour_shift)
+    shifts = np.array(tried)[errors.argmin(axis=1)]
+    return _moved(b, shifts), shifts
 
 
 def confirm_frames(
-    a, b, moving_a, moving_b, *, verify_levels, verify_share, frame_share, max_colour_shift
+    a,
+    b,
+    moving_a,
+    moving_b,
+    *,
+    verify_levels,
+    verify_share,
+    frame_share,
+    max_colour_shift,
+    centre=(0, 0),
+    reach=SHIFT,
 ):
     """Which frame pairs agree: ``a``, ``b`` thumbnails ``[m, T, T, 3]`` (the variants to
     compare, ``a`` mirrored where the hashes matched mirrored), ``moving_*`` their moving
     pixels ``[m, T, T]``; ``bool[m]``. At most ``verify_share`` of the moving region may
     differ, and at most ``frame_share`` of the whole thumbnail (another application's
     window, another studio)."""
-    moved, shifts, _ = line_up(a, b, max_colour_shift=max_colour_shift)
+    moved, shifts = line_up(a, b, max_colour_shift=max_colour_shift, centre=centre, reach=reach)
     moving_b = _moved(moving_b, shifts)
     a = a.astype(np.float32)
     differs = (_far_from_neighbours(a, moved) > verify_levels) | (
@@ -247,7 +286,7 @@ def confirm_pairs(
     for a, b, d, m, f in pairs.select(
         "a", "b", "distance", "matched_frames", "flipped"
     ).iter_rows():
-        if views.variants(a) is None or views.variants(b) is None:
+        if views.decoded(a) is None or views.decoded(b) is None:
             keep.append(True), matched.append(m), distance.append(d), flipped_out.append(f)
             continue
         i, j, flipped, bits = frame_pairs(
@@ -292,9 +331,9 @@ def _judge(views, a, b, i, j, bits, mirrored, rule):
         support[use] = np.maximum(support[use], counts)
     near, chosen = np.zeros(len(i), dtype=bool), []
     for k in np.argsort(-support, kind="stable"):
-        if len(chosen) == _OFFSETS or not supported[k]:
+        if len(chosen) == _OFFSETS:
             break
-        if all(abs(offsets[k] - c) > width for c in chosen):
+        if supported[k] and all(abs(offsets[k] - c) > width for c in chosen):
             chosen.append(offsets[k])
             near |= np.abs(offsets - offsets[k]) <= width
     if not chosen:
@@ -317,23 +356,31 @@ def _judge(views, a, b, i, j, bits, mirrored, rule):
 
 
 def _confirmed(views, a, b, i, j, bits, mirrored, pixels):
-    """Which frame pairs agree, compared through the one pair of crop variants that lines the
-    two videos up best (a copy is cropped one way throughout; the hashes' own choice, frame by
-    frame, is often another on low-detail frames)."""
-    variants_a, variants_b = views.variants(a), views.variants(b)
+    """Which frame pairs agree, compared through the one pair of crop variants and the one
+    shift that line the two videos up best on the frame pairs closest by hash (a copy is
+    cropped one way throughout; on low-detail frames the hashes' own choice of variants,
+    frame by frame, is often another), each frame pair refining the shift a little."""
     probe = np.argsort(bits, kind="stable")[:_PROBES]
-    errors = {}
-    for x in range(N_UPRIGHT):
-        for y in range(N_UPRIGHT):
-            thumbs_a = variants_a[i[probe], x]
-            thumbs_a = thumbs_a[:, :, ::-1] if mirrored else thumbs_a
-            _, _, error = line_up(
-                thumbs_a, variants_b[j[probe], y], max_colour_shift=pixels["max_colour_shift"]
-            )
-            errors[x, y] = float(error.mean())
-    x, y = min(errors, key=errors.get)
-    thumbs_a, moving_a = variants_a[i, x], views.moving(a)[i, x]
-    if mirrored:
-        thumbs_a, moving_a = thumbs_a[:, :, ::-1], moving_a[:, :, ::-1]
-    thumbs_b, moving_b = variants_b[j, y], views.moving(b)[j, y]
-    return confirm_frames(thumbs_a, thumbs_b, moving_a.copy(), moving_b, **pixels)
+    seen_a = [views.view(a, i[probe], x, mirrored)[0] for x in range(N_UPRIGHT)]
+    seen_b = [views.view(b, j[probe], y)[0] for y in range(N_UPRIGHT)]
+    combos = [(x, y) for x in range(N_UPRIGHT) for y in range(N_UPRIGHT)]
+    probe_a = np.concatenate([seen_a[x] for x, _ in combos])
+    probe_b = np.concatenate([seen_b[y] for _, y in combos])
+    steps = range(-SHIFT + 1, SHIFT, 2)  # every other shift first, then the best refined
+    coarse = [(dy, dx) for dy in steps for dx in steps]
+    fit = {"max_colour_shift": pixels["max_colour_shift"]}
+    _, errors = _fit(probe_a, probe_b, coarse, **fit)
+    errors = errors.reshape(len(combos), len(probe), -1).mean(axis=1)
+    best = (np.inf, None, None)
+    for c in np.argsort(errors.min(axis=1))[:_REFINED]:
+        rows = slice(c * len(probe), (c + 1) * len(probe))
+        tried = _shifts(coarse[int(np.argmin(errors[c]))], reach=1)
+        _, fine = _fit(probe_a[rows], probe_b[rows], tried, **fit)
+        k = int(np.argmin(fine.mean(axis=0)))
+        if fine.mean(axis=0)[k] < best[0]:
+            best = (fine.mean(axis=0)[k], combos[c], tried[k])
+    _, (x, y), centre = best
+    (thumbs_a, moving_a), (thumbs_b, moving_b) = views.view(a, i, x, mirrored), views.view(b, j, y)
+    return confirm_frames(
+        thumbs_a, thumbs_b, moving_a, moving_b, centre=centre, reach=_REACH, **pixels
+    )
