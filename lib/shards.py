@@ -12,21 +12,33 @@ cut off. A rerun skips the units already there and redoes at most the one in fli
 fingerprint covers the stage's parameters and the shard's input rows, so progress made
 under other settings or other inputs is never reused. When the shard's output is safely
 written, the progress file is removed: a later forced rerun recomputes from scratch.
+
+Faults of the machine are not faults of a unit, so they stop the shard instead of becoming a
+row with a reason (docs/CLUSTER.md, "When a job fails"): a full disk or quota (ENOSPC, EDQUOT,
+EROFS) or ``MemoryError`` raises :class:`ShardStopped`, naming the unit and the path; SIGTERM
+(SLURM's time limit, preemption, ``scancel``) ends the job with exit status 143 after logging
+why, never inside a progress write. Either way the finished units stay in the progress file
+and the rerun resumes after them. Each unit is logged before its work starts, so the log of a
+job killed outright (SIGKILL by an out-of-memory killer) names the unit it was in.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import polars as pl
 from tqdm import tqdm
@@ -39,6 +51,70 @@ log = logging.getLogger(__name__)
 _SHARD_RE = re.compile(r"^(\d+)-of-(\d+)$")
 # Column of the progress file marking a finished unit that produced no output rows.
 _EMPTY = "__no_output__"
+# Errors of the machine, not of a unit: a rerun succeeds once they are fixed (space freed).
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOMEM}
+
+
+class ShardStopped(RuntimeError):
+    """A shard stopped by a fault of the machine (disk full, out of memory); its finished
+    units are kept and the rerun resumes after them."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised between the statements of a unit (never inside a progress write)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def machine_fault(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain that is the machine's fault (a full disk or quota, a
+    read-only file system, no memory), or None when the unit itself failed."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _SigtermStop:
+    """Turns SIGTERM into :class:`_Terminated` in the main thread, held back while a
+    progress write is under way (:meth:`held`) and raised right after it."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._holding = False
+
+    @contextmanager
+    def installed(self) -> Iterator["_SigtermStop"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals reach the main thread only; nothing to install
+            return
+        previous = signal.signal(signal.SIGTERM, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handler(self, signum, frame) -> None:
+        self.signum = signum
+        if not self._holding:
+            raise _Terminated(signum)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self.signum is not None:
+            raise _Terminated(self.signum)
 
 
 @dataclass(frozen=True)
@@ -165,25 +241,69 @@ def run_shard(
         progress_path,
         len(todo),
     )
-    for row in tqdm(todo, desc=f"{stage} {shard.name}", unit=key.split("_")[0], **_tqdm_kw()):
-        # Logged before the work, so that the log of a job killed mid-video names that video.
-        log.info("%s %s=%s: start", stage, key, row[key])
-        out = skip(row) if skip is not None else None
-        if out is None:
-            try:
-                out = process(row)
-            except Exception as exc:  # one bad unit must not stop the shard
-                log.exception("%s %s=%s failed", stage, key, row[key])
-                out = on_error(row, exc)
-        # A unit always leaves a row in the progress file, even with no output, so that a
-        # rerun knows it was finished: the marker row carries only the key.
-        progress.append(out if out else [{key: row[key], _EMPTY: 1}])
-        release(log, f"{key}={row[key]}: done", collect=False)
+    stop, done, unit = _SigtermStop(), len(rows) - len(todo), "no unit yet"
+    with stop.installed():
+        try:
+            for row in tqdm(
+                todo, desc=f"{stage} {shard.name}", unit=key.split("_")[0], **_tqdm_kw()
+            ):
+                unit = f"{key}={row[key]}"
+                # Logged before the work, so that the log of a job killed mid-unit names it.
+                log.info("%s %s: start", stage, unit)
+                out = skip(row) if skip is not None else None
+                if out is None:
+                    try:
+                        out = process(row)
+                    except Exception as exc:  # one bad unit must not stop the shard
+                        _stop_on_machine_fault(exc, stage, shard, unit, done, progress_path)
+                        log.exception("%s %s failed", stage, unit)
+                        out = on_error(row, exc)
+                # A unit always leaves a row in the progress file, even with no output, so
+                # that a rerun knows it was finished: the marker row carries only the key.
+                with stop.held():
+                    try:
+                        progress.append(out if out else [{key: row[key], _EMPTY: 1}])
+                    except OSError as exc:  # a full disk where the progress file lives
+                        _stop_on_machine_fault(exc, stage, shard, unit, done, progress_path)
+                        raise
+                done += 1
+                release(log, f"{unit}: done", collect=False)
+        except _Terminated as term:
+            log.error(
+                "%s shard %s: stopped by signal %s (SLURM's time limit, preemption or scancel)"
+                " during %s; %d of %d units are saved in %s; the rerun resumes after them",
+                stage,
+                shard.name,
+                signal.Signals(term.signum).name,
+                unit,
+                done,
+                len(rows),
+                progress_path,
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            raise SystemExit(128 + term.signum) from None
     result = _ordered(progress.load(out_kind, key)[0], rows[key], key)
     written = schemas.write_table(result, output, out_kind)
     progress_path.unlink(missing_ok=True)
     log.info("%s shard %s: wrote %d rows to %s", stage, shard.name, len(written), output)
     return written
+
+
+def _stop_on_machine_fault(exc, stage, shard, unit, done, progress_path) -> None:
+    """Raise :class:`ShardStopped` when ``exc`` is the machine's fault, not the unit's."""
+    fault = machine_fault(exc)
+    if fault is None:
+        return
+    where = getattr(fault, "filename", None) or (
+        progress_path if isinstance(fault, OSError) else None
+    )
+    raise ShardStopped(
+        f"{stage} shard {shard.name} stopped during {unit}: {fault}"
+        + (f" (path {where})" if where else "")
+        + f"; {done} finished units are saved in {progress_path}. Free space or memory (or"
+        " move the data folder) and rerun: the shard resumes after them"
+    ) from exc
 
 
 def _ordered(done: pl.DataFrame, keys: pl.Series, key: str) -> pl.DataFrame:

@@ -7,7 +7,7 @@ from pathlib import Path
 from lib import schemas
 from lib.media.augment import encode_clips, make_augmentation
 from lib.shards import Shard
-from lib.stages.sharded import ShardedStage, failure_reason, segment
+from lib.stages.sharded import ShardedStage, failure_reason, remove_stale_temporaries, segment
 from lib.utils import relpath
 
 #: The stage as lib.shards.run_shard runs it (its progress folder, unit key, table kind).
@@ -71,6 +71,7 @@ def augment_shard(
         # One clip after another, each from its own decode: one encoder open at a time
         # (bounded memory); if any clip fails, none of this video's clips is left behind.
         last = start + max_frames if stop is None else min(stop, start + max_frames)
+        remove_stale_temporaries(paths)
         encode_clips(
             row["path"],
             list(zip(augs, paths)),

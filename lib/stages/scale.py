@@ -9,7 +9,12 @@ from lib import schemas
 from lib.io.reader import FrameReader
 from lib.media.scale import ScaledClipWriter
 from lib.shards import Shard
-from lib.stages.sharded import ShardedStage, failure_reason, upstream_failed
+from lib.stages.sharded import (
+    ShardedStage,
+    failure_reason,
+    remove_stale_temporaries,
+    upstream_failed,
+)
 from lib.utils import relpath
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,7 @@ def scale_shard(
 
     def process(row):
         dst = Path(scaled_dir) / row["video_id"] / f"{row['clip_id']}.mp4"
+        remove_stale_temporaries([dst])
         with FrameReader(row["path"]) as reader:
             used, reason = clip_writer.write(reader, dst)
         return [row_for(row, relpath(dst), used, reason, reader)]

@@ -9,6 +9,7 @@ need no work, and the parameters that fingerprint its progress.
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -63,6 +64,22 @@ class ShardedStage:
             progress_dir=progress_dir,
             params=params,
         )
+
+
+def remove_stale_temporaries(paths: list[Path]) -> None:
+    """Remove the temporary files a killed earlier attempt left beside ``paths``.
+
+    A writer renames its temporary file onto the path only when it succeeds
+    (:func:`lib.utils.atomic_path`); kill -9 (an out-of-memory killer) leaves the temporary
+    behind, which no reader opens but which holds disk: the unit's rerun clears it.
+    """
+    for path in paths:
+        path = Path(path)
+        prefix = f".tmp-{path.stem}-"
+        for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+            # mkstemp's random part has no '-': another stem never matches
+            if "-" not in stale.name[len(prefix) : len(stale.name) - len(path.suffix)]:
+                stale.unlink(missing_ok=True)
 
 
 def passthrough(row: dict, names: list[str]) -> dict:
