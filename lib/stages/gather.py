@@ -13,7 +13,7 @@ from lib.shards import concat_tables
 def run_gather(
     *, kind: str, stage: str | None, output: str | Path, inputs: list[str | Path]
 ) -> None:
-    """Write the ``kind`` table (lib/schemas.py) of every shard table in ``inputs``; with a
+    """Write the ``kind`` table (lib/schemas/tables.py) of every shard table in ``inputs``; with a
     ``stage`` name, log that stage's failures by reason."""
     table = schemas.write_table(concat_tables(inputs, kind), output, kind)
     if stage:

@@ -1,7 +1,7 @@
 # Every sharded stage's shard tables, concatenated in shard order into the stage's table (so
 # the shard count never changes it), failures logged by reason. One definition makes the
 # gather_<stage> rule of each sharded stage: stage -> (its table, the table's kind in
-# lib/schemas.py).
+# lib/schemas/tables.py).
 GATHERED = {
     "download": ("results/download.csv", "download"),
     "validate": ("results/videos.csv", "videos"),

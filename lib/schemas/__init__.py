@@ -26,213 +26,12 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
+from lib.schemas.tables import CHECKS, NULLABLE, TABLES, UNIQUE
 from lib.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
-
-DOWNLOAD_STATUSES = ("ok", "skipped", "failed")
-CLIP_STATUSES = ("ok", "failed")
-
-# Columns in order, with their kind. Checks beyond the dtype live in _CHECKS.
-TABLES: dict[str, dict[str, str]] = {
-    "manifest": {
-        "video_id": "str",
-        "url": "str",
-        "label": "str",
-        "dup_group": "str",
-        "platform": "str",
-        "is_original": "bool",
-    },
-    "download": {
-        "video_id": "str",
-        "url": "str",
-        "label": "str",
-        "dup_group": "str",
-        "platform": "str",
-        "status": "str",
-        "path": "str",
-        "reason": "str",
-        "error": "str",
-        "is_original": "bool",
-    },
-    "videos": {
-        "video_id": "str",
-        "path": "str",
-        "label": "str",
-        "dup_group": "str",
-        "platform": "str",
-        "frames": "int",
-        "fps": "float",
-        "duration_s": "float",
-        "width": "int",
-        "height": "int",
-        "codec": "str",
-        "valid": "bool",
-        "reason": "str",
-        "is_original": "bool",
-        "container": "str",
-        "pix_fmt": "str",
-        "bit_depth": "int",
-        "rotation": "int",
-        "avg_fps": "float",
-        "real_fps": "float",
-        "vfr": "bool",
-        "fps_fixed": "bool",
-        "has_audio": "bool",
-    },
-    "clips": {
-        "clip_id": "str",
-        "video_id": "str",
-        "path": "str",
-        "aug_idx": "int",
-        "augmentation": "str",
-        "label": "str",
-        "dup_group": "str",
-        "status": "str",
-        "reason": "str",
-    },
-    "scaled": {
-        "clip_id": "str",
-        "video_id": "str",
-        "path": "str",
-        "scale_method": "str",
-        "orig_width": "int",
-        "orig_height": "int",
-        "scaled_width": "int",
-        "scaled_height": "int",
-        "status": "str",
-        "reason": "str",
-    },
-    # Feature tables: clip_id, status, reason, then one float column per feature (extras).
-    "features_stage": {"clip_id": "str", "status": "str", "reason": "str"},
-    "features": {"clip_id": "str"},
-    "folds": {"video_id": "str", "dup_group": "str", "label": "str", "fold": "int"},
-    "predictions": {
-        "clip_id": "str",
-        "video_id": "str",
-        "label": "str",
-        "score": "float",
-        "pred": "str",
-        "aug_idx": "int",
-    },
-    # Headline metrics: out-of-fold originals (aug_idx == -1), one row per video.
-    "metrics": {"model": "str", "fold": "int", "metric": "str", "value": "float"},
-    "summary": {
-        "model": "str",
-        "metric": "str",
-        "mean": "float",
-        "std": "float",
-        "pooled": "float",
-        "ci_low": "float",
-        "ci_high": "float",
-        "n_folds": "int",
-        "n_videos": "int",
-        "p_value": "float",
-        "null_mean": "float",
-        "null_std": "float",
-        "n_permutations": "int",
-    },
-    # Null distribution of the headline metric, one row per permutation of group labels.
-    "permutation": {"permutation": "int", "metric": "str", "value": "float"},
-    # Augmented held-out clips, per augmentation type: never part of the headline.
-    "robustness": {
-        "model": "str",
-        "augmentation": "str",
-        "metric": "str",
-        "value": "float",
-        "n_clips": "int",
-    },
-    # Videos classified by `predict`: one row per input video, failures with their reason.
-    "predict": {
-        "video_id": "str",
-        "path": "str",
-        "model": "str",
-        "n_windows": "int",
-        "score": "float",
-        "pred": "str",
-        "status": "str",
-        "reason": "str",
-    },
-    # Leak audit (lib/audit/signatures.py, lib/audit/near_duplicates.py).
-    "signatures": {
-        "video_id": "str",
-        "status": "str",
-        "reason": "str",
-        "frames": "int",
-        "frame_index": "str",
-        "hashes": "str",
-        "thumbnails": "str",
-        "fps": "float",
-    },
-    # Self-supervised pretraining (lib/train/pretrain.py): one row per (run, epoch).
-    "pretrain_history": {
-        "run": "str",
-        "epoch": "int",
-        "loss": "float",
-        "lr": "float",
-        "grad_norm": "float",
-        "n_clips": "int",
-        "mask_ratio": "float",
-        "rss_mb": "float",
-        "seconds": "float",
-    },
-    "near_duplicates": {
-        "video_a": "str",
-        "video_b": "str",
-        "distance": "float",
-        "matched_frames": "int",
-        "same_annotated_group": "bool",
-        "same_fold": "bool",
-    },
-}
-
-# Columns that may hold NaN (unknown measurements, undefined metrics).
-_NULLABLE = {
-    "avg_fps",
-    "real_fps",
-    "fps",
-    "duration_s",
-    "value",
-    "mean",
-    "std",
-    "score",
-    "pooled",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "null_mean",
-    "null_std",
-}
-
-_CHECKS: dict[str, dict[str, list[pa.Check]]] = {
-    "download": {"status": [pa.Check.isin(DOWNLOAD_STATUSES)]},
-    "clips": {"status": [pa.Check.isin(CLIP_STATUSES)], "aug_idx": [pa.Check.ge(-1)]},
-    "scaled": {"status": [pa.Check.isin(CLIP_STATUSES)]},
-    "features_stage": {"status": [pa.Check.isin(CLIP_STATUSES)]},
-    "folds": {"fold": [pa.Check.ge(0)]},
-    "signatures": {"status": [pa.Check.isin(CLIP_STATUSES)], "frames": [pa.Check.ge(0)]},
-    "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
-    "predictions": {"aug_idx": [pa.Check.ge(-1)]},
-    "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
-    "pretrain_history": {"epoch": [pa.Check.ge(1)], "mask_ratio": [pa.Check.in_range(0, 1)]},
-}
-
-# Tables whose key column must be unique (one row per video / clip).
-_UNIQUE = {
-    "manifest": "video_id",
-    "download": "video_id",
-    "videos": "video_id",
-    "clips": "clip_id",
-    "scaled": "clip_id",
-    "features_stage": "clip_id",
-    "features": "clip_id",
-    "folds": "video_id",
-    "predictions": "clip_id",
-    "signatures": "video_id",
-    "predict": "video_id",
-}
 
 
 class TableError(ValueError):
@@ -246,14 +45,14 @@ def columns(kind: str) -> list[str]:
 
 def schema(kind: str) -> pa.DataFrameSchema:
     """The Pandera schema of table ``kind`` (extra columns allowed, required ones ordered)."""
-    checks = _CHECKS.get(kind, {})
+    checks = CHECKS.get(kind, {})
     cols = {
         name: pa.Column(
-            _DTYPES[k], nullable=name in _NULLABLE, checks=checks.get(name), required=True
+            _DTYPES[k], nullable=name in NULLABLE, checks=checks.get(name), required=True
         )
         for name, k in TABLES[kind].items()
     }
-    unique = _UNIQUE.get(kind)
+    unique = UNIQUE.get(kind)
     return pa.DataFrameSchema(cols, strict=False, unique=[unique] if unique else None, name=kind)
 
 
