@@ -88,8 +88,11 @@ def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     names = model_names(schema)
     train = schema["properties"]["train"]["properties"]
     permutation = schema["properties"]["evaluate"]["properties"]["permutation"]["properties"]
-    for listing in (train["models"], permutation["models"]):
+    test_corpus = schema["properties"]["test_corpus"]["properties"]
+    for listing in (train["models"], permutation["models"], test_corpus["models"]):
         listing["items"] = {**listing["items"], "enum": names}
+    formats = schema["properties"]["dataset"]["properties"]["format"]["enum"]
+    test_corpus["format"] = {**test_corpus["format"], "enum": [*formats, None]}
     return schema
 
 
@@ -317,28 +320,9 @@ def _section(config: dict, *keys: str) -> dict:
 
 def _semantic_problems(config: dict, *, root: Path) -> list[str]:
     """What the schema cannot say: files that must exist, keys that must agree."""
-    problems = []
     dataset = _section(config, "dataset")
-    fmt, path = dataset.get("format"), dataset.get("path")
-    if fmt in DATASET_PATHS and isinstance(path, str) and path:
-        kind, inside = DATASET_PATHS[fmt]
-        where = root / path
-        shown = f"{path!r}" + ("" if Path(path).is_absolute() else f" (under {root})")
-        fix = "fix dataset.path in your config"
-        if kind == "file" and not where.is_file():
-            what = "is a folder, not a file" if where.is_dir() else "does not exist"
-            problems.append(f"dataset.path: {shown} {what}; format {fmt} reads one file; {fix}")
-        elif kind == "folder" and not where.is_dir():
-            problems.append(
-                f"dataset.path: {shown} is not a folder; format {fmt} reads a folder; {fix}"
-            )
-        elif kind == "folder":
-            for name in inside:
-                if not (where / name).is_file():
-                    problems.append(
-                        f"dataset.path: {shown} has no {name}; format {fmt} needs "
-                        f"{' and '.join(inside)}; {fix}"
-                    )
+    problems = _corpus_path_problems("dataset", dataset, root=root)
+    problems += _test_corpus_problems(config, root=root)
     features = _section(config, "features")
     lo, hi = features.get("min_frames"), features.get("max_frames")
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
@@ -372,6 +356,67 @@ def _semantic_problems(config: dict, *, root: Path) -> list[str]:
                 f"train.params.{model} is set but {model} is not in train.models; "
                 f"add it to train.models or remove train.params.{model}"
             )
+    return problems
+
+
+def _corpus_path_problems(name: str, section: dict, *, root: Path) -> list[str]:
+    """The corpus file or folder of config section ``name`` (``dataset``, ``test_corpus``)
+    missing, or missing the files its format reads; a generated corpus (the demo) is made by
+    the workflow for ``dataset`` only, so a test corpus's must exist already."""
+    fmt, path = section.get("format"), section.get("path")
+    if fmt not in DATASET_PATHS or not isinstance(path, str) or not path:
+        return []
+    problems = []
+    kind, inside = DATASET_PATHS[fmt]
+    if kind == "generated" and name != "dataset":
+        kind = "folder"
+    where = root / path
+    shown = f"{path!r}" + ("" if Path(path).is_absolute() else f" (under {root})")
+    fix = f"fix {name}.path in your config"
+    if kind == "file" and not where.is_file():
+        what = "is a folder, not a file" if where.is_dir() else "does not exist"
+        problems.append(f"{name}.path: {shown} {what}; format {fmt} reads one file; {fix}")
+    elif kind == "folder" and not where.is_dir():
+        problems.append(f"{name}.path: {shown} is not a folder; format {fmt} reads a folder; {fix}")
+    elif kind == "folder":
+        for file in inside:
+            if not (where / file).is_file():
+                problems.append(
+                    f"{name}.path: {shown} has no {file}; format {fmt} needs "
+                    f"{' and '.join(inside)}; {fix}"
+                )
+    return problems
+
+
+def _test_corpus_problems(config: dict, *, root: Path) -> list[str]:
+    """A test corpus set without its format, the training corpus itself, or listing models
+    that are not trained."""
+    test, dataset = _section(config, "test_corpus"), _section(config, "dataset")
+    path = test.get("path")
+    if not path:
+        return []
+    if not test.get("format"):
+        formats = ", ".join(DATASET_PATHS)
+        return [
+            f"test_corpus.path is set but test_corpus.format is not; set it to one of {formats}"
+        ]
+    problems = _corpus_path_problems("test_corpus", test, root=root)
+    if (
+        isinstance(dataset.get("path"), str)
+        and (root / path).resolve() == (root / dataset["path"]).resolve()
+    ):
+        problems.append(
+            "test_corpus.path is dataset.path: a test corpus must be another corpus, never "
+            "trained on; set test_corpus.path to it, or null for none"
+        )
+    trained = _section(config, "train").get("models")
+    listed = test.get("models") or []
+    missing = [m for m in listed if isinstance(trained, list) and m not in trained]
+    if missing:
+        problems.append(
+            f"test_corpus.models lists {missing}, not in train.models; add them to "
+            "train.models or remove them from test_corpus.models"
+        )
     return problems
 
 

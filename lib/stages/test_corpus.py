@@ -1,0 +1,103 @@
+"""Stages ``test-corpus-audit`` (the test corpus matched against the training corpus) and
+``test-corpus-score`` (each final model's scores on it, and the report's section).
+
+The test corpus reaches them through the training corpus's own commands (``manifest`` under
+the name ``test-corpus-manifest``, ``download``, ``validate``, ``signatures``, ``predict``),
+run on its files under ``results/test_corpus/`` (workflow/rules/test_corpus.smk).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from lib import schemas
+from lib.audit.cross import cross_corpus_audit
+from lib.evaluate.test_corpus import corpus_markdown, headline_subset, score_test_corpus
+from lib.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def run_test_corpus_audit(
+    *,
+    videos: str | Path,
+    signatures: str | Path,
+    test_videos: str | Path,
+    test_signatures: str | Path,
+    out: str | Path,
+    groups_out: str | Path,
+    match: dict,
+    group_by: str,
+    seed: int,
+) -> None:
+    """Write the cross-corpus near-duplicate pairs (``out``) and the test corpus's videos
+    with their groups and matches (``groups_out``): :func:`lib.audit.cross.cross_corpus_audit`.
+    ``match``: the ``near_duplicates`` section; ``group_by``: ``folds.group_by``."""
+    cross, table = cross_corpus_audit(
+        schemas.read_table(videos, "videos"),
+        schemas.read_table(signatures, "signatures"),
+        schemas.read_table(test_videos, "videos"),
+        schemas.read_table(test_signatures, "signatures"),
+        match=match,
+        group_by=group_by,
+        random_state=seed,
+    )
+    schemas.write_table(cross, out, "cross_duplicates")
+    schemas.write_table(table, groups_out, "test_corpus_videos")
+
+
+def run_test_corpus_score(
+    *,
+    videos: str | Path,
+    cross: str | Path,
+    predictions: list[str | Path],
+    out: str | Path,
+    report: str | Path,
+    format: str,
+    path: str,
+    keep_cross_duplicates: bool,
+    bootstrap: int,
+    positive_label: str,
+    seed: int,
+) -> None:
+    """Score every model's predictions on the test corpus (``predictions``:
+    ``.../<model>.csv`` tables of ``predict``) into ``out`` and write the report section
+    ``report``: :func:`lib.evaluate.test_corpus.score_test_corpus` with ``bootstrap``
+    resamples drawn with ``seed``. ``format``, ``path``: the test corpus, as the report
+    names it; ``keep_cross_duplicates``: whether the headline keeps the copies."""
+    table = schemas.read_table(videos, "test_corpus_videos")
+    pairs = schemas.read_table(cross, "cross_duplicates")
+    by_model = {Path(p).stem: schemas.read_table(p, "predict") for p in predictions}
+    summary = score_test_corpus(
+        table,
+        by_model,
+        keep_cross_duplicates=keep_cross_duplicates,
+        positive_label=positive_label,
+        n_bootstrap=bootstrap,
+        random_state=seed,
+    )
+    summary = schemas.write_table(summary, out, "test_corpus_summary")
+    text = corpus_markdown(
+        summary,
+        pairs,
+        table,
+        corpus=f"`{path}` ({format} format)",
+        keep_cross_duplicates=keep_cross_duplicates,
+        n_bootstrap=bootstrap,
+    )
+    atomic_write_text(report, text)
+    headline = headline_subset(keep_cross_duplicates)
+    roc = summary.filter(pl.col("headline") & (pl.col("metric") == "roc_auc"))
+    for r in roc.iter_rows(named=True):
+        log.info(
+            "%s on the test corpus (%s): ROC-AUC %.3f, 95%% CI [%.3f, %.3f], %d videos",
+            r["model"],
+            headline,
+            r["value"],
+            r["ci_low"],
+            r["ci_high"],
+            r["n_videos"],
+        )
