@@ -218,6 +218,7 @@ def run_shard(
     progress_dir: str | Path,
     params: dict,
     skip: Callable[[dict], list[dict] | None] | None = None,
+    finish: Callable[[], None] | None = None,
 ) -> pl.DataFrame:
     """Process one shard of ``table`` unit by unit, resumably, and write its output table.
 
@@ -226,6 +227,9 @@ def run_shard(
     reason, so one bad video never stops the shard. ``skip(row)``, when given, may return
     rows for a unit that needs no work (e.g. an invalid video) without counting as work.
     The output is the union of resumed and new rows in input order, written atomically.
+    ``finish()``, when given, runs after the output is written and before the progress file
+    goes (e.g. removing input files every unit has read): a job killed inside it resumes
+    with every unit done and runs it again.
     """
     rows = shard.slice(table)
     progress_path = _progress_path(progress_dir, stage, shard, params, rows)
@@ -285,6 +289,8 @@ def run_shard(
             raise SystemExit(128 + term.signum) from None
     result = _ordered(progress.load(out_kind, key)[0], rows[key], key)
     written = schemas.write_table(result, output, out_kind)
+    if finish is not None:
+        finish()
     progress_path.unlink(missing_ok=True)
     log.info("%s shard %s: wrote %d rows to %s", stage, shard.name, len(written), output)
     return written
@@ -292,6 +298,8 @@ def run_shard(
 
 def _stop_on_machine_fault(exc, stage, shard, unit, done, progress_path) -> None:
     """Raise :class:`ShardStopped` when ``exc`` is the machine's fault, not the unit's."""
+    if isinstance(exc, ShardStopped):
+        raise exc
     fault = machine_fault(exc)
     if fault is None:
         return

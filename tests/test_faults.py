@@ -290,3 +290,72 @@ def test_memory_limit_kill_names_the_unit_and_the_rerun_resumes(template, refere
     # unit's rerun removes it.
     assert not _half_written(root / "data/clips")
     _assert_same(root, reference, "augment")
+
+
+def test_disk_budget_removes_each_shards_clips_once_read_and_a_later_reader_stops(
+    template, reference, tmp_path, monkeypatch
+):
+    """scale.remove_clips: the readers take augment's shard tables (as the rules pass them
+    under the budget), scale removes the shard's clips after its table is written, the
+    gathered tables equal the uninterrupted run's, and a reader run after the removal stops
+    with the fix instead of writing failed rows."""
+    from lib.cli import default_parameters
+    from lib.shards import Shard, ShardStopped, concat_tables
+    from lib.stages.augment import augment_shard
+    from lib.stages.features import features_shard
+    from lib.stages.scale import scale_shard
+
+    root = _workspace(template, tmp_path / "run")
+    monkeypatch.chdir(root)
+    augment = {**default_parameters("augment"), **CONFIG["augment"], "seed": CONFIG["seed"]}
+    scale = {**default_parameters("scale"), **CONFIG["scale"], "remove_clips": True}
+    features = default_parameters("features")
+    shards = [Shard(0, 2), Shard(1, 2)]
+    tables = {"augment": [], "features": [], "scale": []}
+    for shard in shards:
+        out = Path(f"results/shards/augment/{shard.name}.csv")
+        augment_shard("videos.csv", out, shard, clips_dir="data/clips",
+                      progress_dir="results/.progress", **augment)  # fmt: skip
+        tables["augment"].append(out)
+    for shard, clips in zip(shards, tables["augment"]):
+        progress = f"results/.progress/{shard.name}"
+        written = schemas.read_table(clips, "clips").filter(pl.col("aug_idx") >= 0)["path"]
+        assert all(Path(p).exists() for p in written)
+        for stage, run, extra in (("features", features_shard, features),
+                                  ("scale", scale_shard, scale)):  # fmt: skip
+            out = Path(f"results/shards/{stage}/{shard.name}.csv")
+            run(clips, out, Shard(0, 1), progress_dir=progress, **extra,
+                **({"scaled_dir": "data/scaled"} if stage == "scale" else {}))  # fmt: skip
+            tables[stage].append(out)
+        assert not any(Path(p).exists() for p in written), "scale removes the shard's clips"
+        assert all(Path(p).exists() for p in schemas.read_table(clips, "clips")
+                   .filter(pl.col("aug_idx") < 0)["path"]), "a corpus's own videos stay"  # fmt: skip
+    assert not list(Path("data/clips").rglob("*.mp4"))
+    gathered = concat_tables(tables["scale"], "scaled")
+    assert_frame_equal(gathered, reference["scale"][0])
+    files = {p: hashlib.md5(Path(p).read_bytes()).hexdigest() for p in gathered["path"]}
+    assert files == reference["scale"][1]
+    assert_frame_equal(concat_tables(tables["augment"], "clips"), reference["augment"][0])
+
+    # a reader rerun after the removal (e.g. forced) stops and says how to recover
+    with pytest.raises(ShardStopped, match="missing .*--forcerun augment"):
+        features_shard(tables["augment"][0], "results/again.csv", Shard(0, 1),
+                       progress_dir="results/.progress/again", **features)  # fmt: skip
+    assert not Path("results/again.csv").exists()
+
+
+def test_disk_budget_plan_gives_the_readers_augments_shards(workflow_dir):
+    """Under scale.remove_clips the plan runs features and scale on augment's shard tables
+    (shard 1-of-1, a progress folder per shard) and scale after the shard's features."""
+    from conftest import DEMO_CONFIG, snakemake
+
+    (workflow_dir / "budget.yaml").write_text("scale:\n  remove_clips: true\n")
+    out = snakemake(workflow_dir, "-n", "-p", "results/scaled.csv", "results/features.parquet",
+                    "--configfile", *DEMO_CONFIG, "budget.yaml").stdout  # fmt: skip
+    for i in (1, 2):
+        shard = f"{i}-of-2"
+        for stage in ("features", "scale"):
+            assert (f"-m lib {stage} --clips results/shards/augment/{shard}.csv --shard 1-of-1"
+                    f" --progress-dir results/.progress/{shard}") in out, out  # fmt: skip
+        assert re.search(rf"input: results/shards/augment/{shard}.csv, "
+                         rf"results/shards/features/{shard}.csv\n", out), out  # fmt: skip

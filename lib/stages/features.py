@@ -21,7 +21,7 @@ from lib.io.sampling import sample_fraction
 from lib.media.features import HANDCRAFTED_FEATURES, SCALED_FEATURES, scaled_features
 from lib.media.handcrafted import handcrafted_features
 from lib.shards import Shard
-from lib.stages.sharded import ShardedStage, failure_reason, upstream_failed
+from lib.stages.sharded import ShardedStage, failure_reason, require_clip, upstream_failed
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,8 @@ def _feature_shard(
         return None
 
     def process(row):
+        if "aug_idx" in row:  # a clip augment wrote; the disk budget may have removed it
+            require_clip(row)
         with FrameReader(row["path"]) as reader:
             indices = sample_fraction(reader.n_frames, **sampling)
             frames = (frame for _, frame in reader.read(indices))

@@ -12,7 +12,10 @@ from lib.shards import Shard
 from lib.stages.sharded import (
     ShardedStage,
     failure_reason,
+    remove_files,
     remove_stale_temporaries,
+    removable_clips,
+    require_clip,
     upstream_failed,
 )
 from lib.utils import relpath
@@ -38,6 +41,7 @@ def scale_shard(
     preset: str,
     encoder_threads: int,
     device: str,
+    remove_clips: bool,
     progress_dir: str | Path,
 ) -> None:
     """Scale every clip onto a fixed square canvas, streamed ``chunk_frames`` at a time.
@@ -47,6 +51,10 @@ def scale_shard(
     holds canvas-sized frames only); with the autoencoder, an out-of-memory chunk is halved,
     and when even one frame does not fit, the clip is redone with letterbox and the reason
     recorded.
+
+    ``remove_clips`` (the disk budget): once the shard's table is written, the clip files
+    augment wrote for it are removed; the workflow then gives scale augment's own shard
+    table, after every other reader of those clips has finished (docs/CLUSTER.md, "Disk").
     """
     table = schemas.read_table(clips, "clips")
     clip_writer = ScaledClipWriter(
@@ -80,6 +88,7 @@ def scale_shard(
         return None
 
     def process(row):
+        require_clip(row)
         dst = Path(scaled_dir) / row["video_id"] / f"{row['clip_id']}.mp4"
         remove_stale_temporaries([dst])
         with FrameReader(row["path"]) as reader:
@@ -99,4 +108,18 @@ def scale_shard(
         "encoder_threads": encoder_threads,
         "dir": str(scaled_dir),
     }
-    STAGE.run(table, shard, output, progress_dir, process, on_error, skip, params=params)
+
+    def finish():
+        remove_files(removable_clips(shard.slice(table)), log)
+
+    STAGE.run(
+        table,
+        shard,
+        output,
+        progress_dir,
+        process,
+        on_error,
+        skip,
+        params=params,
+        finish=finish if remove_clips else None,
+    )

@@ -17,7 +17,7 @@ from typing import Callable
 import polars as pl
 
 from lib import schemas
-from lib.shards import Shard, run_shard
+from lib.shards import Shard, ShardStopped, run_shard
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,15 @@ class ShardedStage:
         *,
         params: dict,
         extras: list[str] | tuple[str, ...] = (),
+        finish: Callable[[], None] | None = None,
     ) -> pl.DataFrame:
         """Process ``shard`` of ``table`` one unit at a time, resumably, into an ``out_kind``
         table whose columns are the contract's plus ``extras``.
 
         ``process`` turns a unit into its rows, ``on_error`` a failed unit into rows with a
         reason, ``skip`` (or None) gives the rows of a unit needing no work; ``params``
-        fingerprint the stage's progress (:func:`lib.shards.run_shard`).
+        fingerprint the stage's progress; ``finish`` runs once the table is written
+        (:func:`lib.shards.run_shard`).
         """
         return run_shard(
             table,
@@ -63,6 +65,7 @@ class ShardedStage:
             output=output,
             progress_dir=progress_dir,
             params=params,
+            finish=finish,
         )
 
 
@@ -80,6 +83,44 @@ def remove_stale_temporaries(paths: list[Path]) -> None:
             # mkstemp's random part has no '-': another stem never matches
             if "-" not in stale.name[len(prefix) : len(stale.name) - len(path.suffix)]:
                 stale.unlink(missing_ok=True)
+
+
+def require_clip(row: dict) -> None:
+    """Stop the shard when a clip that augment wrote (status ok) is not on disk.
+
+    Not a fault of the unit: its clips were removed after every reader had them (the disk
+    budget, ``scale.remove_clips``) or the data folder changed. Rerunning augment for them
+    brings them back, bitwise identical (docs/CLUSTER.md, "Disk").
+    """
+    if row["status"] == "ok" and not Path(row["path"]).exists():
+        raise ShardStopped(
+            f"clip {row['clip_id']}: {row['path']} is missing (removed after it was read, "
+            "scale.remove_clips, or the data folder changed); rerun augment first, e.g. "
+            "snakemake --forcerun augment ..."
+        )
+
+
+def removable_clips(table: pl.DataFrame) -> list[str]:
+    """The files augment wrote for ``table``'s clips: augmented clips and cut segments,
+    never a corpus's own video (the untouched original, ``aug_idx`` -1)."""
+    written = (pl.col("aug_idx") >= 0) | pl.col("augmentation").str.starts_with("segment:")
+    mask = written & (pl.col("status") == "ok") & (pl.col("path") != "")
+    return table.filter(mask)["path"].to_list()
+
+
+def remove_files(paths: list[str], log) -> int:
+    """Remove ``paths`` (and folders left empty); returns the bytes freed."""
+    freed = 0
+    for path in map(Path, paths):
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+        try:
+            path.parent.rmdir()  # only when empty
+        except OSError:
+            pass
+    log.info("removed %d clip files (%.1f MB) that every reader has read", len(paths), freed / 1e6)
+    return freed
 
 
 def passthrough(row: dict, names: list[str]) -> dict:

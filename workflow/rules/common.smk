@@ -134,6 +134,40 @@ def model_files(kind, folder):
     return {"model": f"{folder}/model.joblib"}
 
 
+# The disk budget (scale.remove_clips; docs/CLUSTER.md, "Disk"): the readers of data/clips/
+# (features, scale) take augment's own shard table instead of the gathered clips.csv, as
+# shard 1-of-1 with a progress folder of their own, and scale, which runs after the other
+# readers of the shard, removes its clips. The gathered tables are the same either way.
+REMOVE_CLIPS = config["scale"]["remove_clips"]
+
+
+def clip_reader_input(wildcards):
+    """The clips table a reader of data/clips/ processes: all of clips.csv (sharded), or,
+    under the disk budget, augment's shard table."""
+    if REMOVE_CLIPS:
+        return f"results/shards/augment/{wildcards.scatteritem}.csv"
+    return "results/clips.csv"
+
+
+def clip_reader_shard(wildcards):
+    """The --shard (and, under the disk budget, --progress-dir) of a reader of data/clips/."""
+    if REMOVE_CLIPS:
+        return f"--shard 1-of-1 --progress-dir results/.progress/{wildcards.scatteritem}"
+    return f"--shard {wildcards.scatteritem}"
+
+
+def clip_readers_before_removal(wildcards):
+    """Under the disk budget, what scale's removal of a shard's clips waits for: the other
+    readers' results on those clips (features' shard; the embeddings, which read them all)."""
+    if not REMOVE_CLIPS:
+        return []
+    reads = globals().get("model_inputs", lambda model: ("features",))  # embedding models
+    embeddings = any("embeddings" in reads(m) for m in FEATURE_MODELS)
+    return [f"results/shards/features/{wildcards.scatteritem}.csv"] + (
+        ["results/embeddings.parquet"] if embeddings else []
+    )
+
+
 def export_files(kind, folder):
     """A final deep model's copy that opens without this project (lib/train/export.py)."""
     return {"export": directory(f"{folder}/export")} if kind == "deep" else {}

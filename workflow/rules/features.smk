@@ -4,13 +4,15 @@
 
 rule features:
     input:
-        "results/clips.csv",
+        clip_reader_input,
     output:
         "results/shards/features/{scatteritem}.csv",
     log:
         "logs/features/{scatteritem}.log",
     benchmark:
         "results/benchmarks/features/{scatteritem}.tsv"
+    # under the disk budget a shard's readers go before later shards are augmented
+    priority: 20 if REMOVE_CLIPS else 0
     conda:
         ENV
     resources:
@@ -20,8 +22,9 @@ rule features:
         runtime=runtime(60),
     params:
         config_json=stage_config("features"),
+        shard=clip_reader_shard,
     shell:
-        '"$VIDSTAGE_PYTHON" -m lib features --clips {input} --shard {wildcards.scatteritem}'
+        '"$VIDSTAGE_PYTHON" -m lib features --clips {input} {params.shard}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
 
 

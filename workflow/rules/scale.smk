@@ -4,7 +4,10 @@
 
 rule scale:
     input:
-        "results/clips.csv",
+        clips=clip_reader_input,
+        # under the disk budget (scale.remove_clips) scale removes the clips it read, after
+        # every other reader of them
+        other_readers=clip_readers_before_removal,
     output:
         "results/shards/scale/{scatteritem}.csv",
     log:
@@ -12,8 +15,9 @@ rule scale:
     benchmark:
         "results/benchmarks/scale/{scatteritem}.tsv"
     # the longest chain (augment -> scale -> scaled_features -> train) goes first; the leak
-    # audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, "Demo run")
-    priority: 10
+    # audit and handcrafted features fill the other cores (docs/BENCHMARKS.md, "Demo run");
+    # under the disk budget a shard's readers go before later shards are augmented
+    priority: 20 if REMOVE_CLIPS else 10
     conda:
         ENV
     resources:
@@ -24,6 +28,7 @@ rule scale:
         runtime=runtime(180),
     params:
         config_json=stage_config("scale"),
+        shard=clip_reader_shard,
     shell:
-        '"$VIDSTAGE_PYTHON" -m lib scale --clips {input} --shard {wildcards.scatteritem}'
+        '"$VIDSTAGE_PYTHON" -m lib scale --clips {input.clips} {params.shard}'
         " --config-json {params.config_json:q} --out {output} > {log} 2>&1"
