@@ -1,0 +1,167 @@
+"""The commands that train, evaluate and apply models (rows of
+:data:`lib.stages.commands.COMMANDS`)."""
+
+from __future__ import annotations
+
+from lib.stages.command_spec import (
+    CLIPS,
+    Command,
+    DOWNLOADS,
+    FOLDS,
+    MANIFEST,
+    OUT,
+    POSITIVE_LABEL,
+    SCALED,
+    SEED,
+    Section,
+    VIDEOS,
+    arg,
+    folder,
+    json_arg,
+    reads,
+    resume_dir,
+    training_args,
+)
+
+MODEL_COMMANDS: tuple[Command, ...] = (
+    Command(
+        "train",
+        "fit one model on all folds but one, predict that one",
+        description="Feature models (train.params) read --features; deep models "
+        "(train.deep) read the scaled clips (--scaled), choose their epoch on an inner split "
+        "of the training folds, checkpoint every epoch under --checkpoint-dir and resume "
+        "from it when rerun.",
+        args=training_args(
+            arg("--out-dir", required=True, help="the model's fold folder"),
+            "fold-<k>",
+            arg("--fold", type=int, required=True, help="the held-out fold"),
+        ),
+        sections=(POSITIVE_LABEL, SEED),
+    ),
+    Command(
+        "train-final",
+        "fit one model on every fold (for predict)",
+        description="The cross-validation's settings on every labelled clip, nothing held "
+        "out. Feature models read --features and write model.joblib; deep models read "
+        "--scaled, still choose their epoch on an inner split (grouped as in "
+        "cross-validation), checkpoint under --checkpoint-dir and write model.pt. Both "
+        "write train_info.json (classes, settings; deep: normalisation), what predict reads.",
+        args=training_args(
+            arg("--out-dir", required=True, help="results/models/<model>/final"),
+            "final",
+        ),
+        sections=(POSITIVE_LABEL, SEED),
+    ),
+    Command(
+        "permutation",
+        "permutation test of one model: null distribution of the headline ROC-AUC "
+        "under permuted group labels",
+        description="Feature models read --features; deep models read --scaled and "
+        "retrain every fold for every permutation (permutations x folds trainings: ask "
+        "for few), keeping finished fits under --checkpoint-dir so a killed job resumes.",
+        args=training_args(OUT, "permutation"),
+        sections=(
+            Section(
+                "evaluate.permutation", keys=("n_permutations", "n_permutations_deep")
+            ),
+            POSITIVE_LABEL,
+            SEED,
+        ),
+    ),
+    Command(
+        "pretrain",
+        "self-supervised VideoMAE pretraining on one fold's training videos (no label read)",
+        args=(
+            arg(
+                "--fold", type=int, required=True, help="the evaluated fold (-1: none)"
+            ),
+            SCALED,
+            CLIPS,
+            FOLDS,
+            arg("--out-dir", required=True, help="results/pretrain/<run>"),
+            json_arg(
+                "--params", "JSON: train.deep.videomae (encoder, frames, size, runtime)"
+            ),
+            resume_dir("results/.checkpoints/pretrain/<run>"),
+        ),
+        sections=(Section("pretrain", into="pretraining"), SEED),
+    ),
+    Command(
+        "pretrain-report",
+        "every pretraining run's history in one table and one figure",
+        sections=(Section("pretrain", keys=("scope",)),),
+        args=(
+            OUT,
+            arg("--plot", required=True, help="figure to write"),
+            arg(
+                "histories", nargs="+", help="results/pretrain/<run>/history.csv files"
+            ),
+        ),
+    ),
+    Command(
+        "evaluate",
+        "headline metrics on held-out originals, intervals, p-values, robustness per "
+        "augmentation type, report plots",
+        args=(
+            arg("--metrics", required=True, help="metrics table to write"),
+            arg("--summary", required=True, help="summary table to write"),
+            arg("--report-dir", required=True, help="folder of the report and figures"),
+            reads("--clips", "results/clips.csv (augmentation types)"),
+            reads("--folds", "results/folds.csv (duplicate groups)"),
+            reads("--videos", "results/videos.csv (platforms)", required=False),
+            arg(
+                "--permutations",
+                nargs="*",
+                default=[],
+                help="results/models/*/permutation.csv",
+            ),
+            arg("--robustness", default=None, help="robustness table to write"),
+            arg("--platform", default=None, help="per-platform metrics to write"),
+            arg("--confusion", default=None, help="confusion matrices to write"),
+            json_arg(
+                "--config",
+                "the resolved config, for the report",
+                dest="resolved_config",
+            ),
+            arg(
+                "predictions", nargs="+", help="predictions.csv of every (model, fold)"
+            ),
+        ),
+        sections=(Section("evaluate", keys=("bootstrap",)), POSITIVE_LABEL, SEED),
+    ),
+    Command(
+        "data-quality",
+        "data-quality table and figure for the report",
+        args=(
+            MANIFEST,
+            DOWNLOADS,
+            VIDEOS,
+            arg("--table", required=True, help="table to write"),
+            arg("--failures", required=True, help="failures to write"),
+            arg("--plot", required=True, help="figure to write"),
+        ),
+    ),
+    Command(
+        "predict",
+        "classify new videos (a folder or a manifest CSV)",
+        args=(
+            arg(
+                "--input",
+                dest="source",
+                required=True,
+                help="folder of videos or CSV with a path column",
+            ),
+            arg("--model-dir", required=True, help="results/models/<model>/final"),
+            arg("--out", required=True, help="one row per video"),
+            arg("--windows-out", default=None, help="one row per window"),
+        ),
+        sections=(
+            Section("predict", keys=("window_frames", "stride_frames")),
+            Section("features", into="sampling"),
+            Section("validate", into="limits"),
+            Section(
+                "scale", into="scale", prefix="scale_"
+            ),  # --scale-model, not --model
+        ),
+    ),
+)
