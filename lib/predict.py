@@ -37,6 +37,7 @@ from lib import schemas
 from lib.io.probe import probe_video
 from lib.io.reader import FrameReader
 from lib.io.sampling import sample_fraction, sliding_windows
+from lib.media.embeddings import clip_embedding, embedding_columns, frame_indices, load_encoder
 from lib.media.features import scaled_features
 from lib.media.handcrafted import handcrafted_features
 from lib.media.scale import ScaledClipWriter
@@ -144,16 +145,37 @@ def load_feature_model(model_dir: str | Path):
 
 
 class FeatureWindowModel:
-    """A final feature model: class probabilities of a window from its features."""
+    """A final feature model: class probabilities of a window from its features and/or, for
+    a model on embeddings (train_info's ``embedding``), the window's frames through the same
+    frozen encoder, sampled as the embeddings stage samples a clip."""
 
     def __init__(self, model_dir: Path, *, sampling: dict, clip_writer: ScaledClipWriter):
         self.model, self.info = load_feature_model(model_dir)
         self.classes = [str(c) for c in self.model.classes_]
         self.cols = self.info["features"]
         self.kw = {"sampling": sampling, "clip_writer": clip_writer}
+        self.embedding = self.info.get("embedding")
+        self.encoder = None
+        if self.embedding:
+            self.encoder = load_encoder(
+                self.embedding["encoder"], device="auto", precision="auto", batch_size=0
+            )
+
+    def window_embedding(self, reader, start: int, stop: int) -> dict[str, float]:
+        """The window's mean vector, as the embeddings stage computes a clip's."""
+        picks = frame_indices(
+            stop - start, num_frames=self.embedding["num_frames"], sampling=self.kw["sampling"]
+        )
+        frames = (f for _, f in reader.read([start + i for i in picks]))
+        mean, _ = clip_embedding(self.encoder, frames, keep_frames=False)
+        return dict(zip(embedding_columns(len(mean)), mean.tolist()))
 
     def window_probabilities(self, reader, start: int, stop: int, tmp_dir: Path) -> np.ndarray:
-        feats = window_features(reader, start, stop, tmp_dir=tmp_dir, **self.kw)
+        feats = {}
+        if self.encoder is not None:
+            feats = self.window_embedding(reader, start, stop)
+        if any(c not in feats for c in self.cols):
+            feats.update(window_features(reader, start, stop, tmp_dir=tmp_dir, **self.kw))
         x = np.asarray([[feats.get(c, np.nan) for c in self.cols]], dtype=float)
         return self.model.predict_proba(x)[0]
 

@@ -150,7 +150,8 @@ STARTUP = [
         {"train": {"models": ["logreg", "linear-svm"]}},
         [
             "train.models.1: 'linear-svm' is not one of logreg, linear_svm, hist_gbm, dummy, "
-            "naive_cnn, vit_gru, vit_transformer, videomae, timesformer; did you mean linear_svm? "
+            "probe, knn, probe_hc, naive_cnn, vit_gru, vit_transformer, videomae, timesformer; "
+            "did you mean linear_svm? "
             "set train.models.1 to one of them"
         ],
     ),

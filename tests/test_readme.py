@@ -118,6 +118,7 @@ def fresh_copy(tmp_path_factory) -> Path:
 #: The hub checkpoints configs/fvc.yaml starts from, and what their config.json fixes.
 FVC_HUB_CONFIGS = {
     "google/vit-base-patch16-224-in21k": {"model_type": "vit", "image_size": 224},
+    "openai/clip-vit-large-patch14": {"model_type": "clip"},  # embeddings.model
     "facebook/timesformer-base-finetuned-k400": {
         "model_type": "timesformer", "image_size": 224, "num_frames": 8},
 }  # fmt: skip

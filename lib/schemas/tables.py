@@ -87,6 +87,16 @@ TABLES: dict[str, dict[str, str]] = {
     # Feature tables: clip_id, status, reason, then one float column per feature (extras).
     "features_stage": {"clip_id": "str", "status": "str", "reason": "str"},
     "features": {"clip_id": "str"},
+    # Frozen-encoder embeddings (lib/stages/embeddings.py): frame -1 = the clip's mean vector,
+    # else one embedded frame's index; then the emb_* floats (extras).
+    "embeddings": {
+        "clip_id": "str",
+        "frame": "int",
+        "status": "str",
+        "reason": "str",
+        "encoder": "str",
+        "num_frames": "int",
+    },
     "folds": {"video_id": "str", "dup_group": "str", "label": "str", "fold": "int"},
     "predictions": {
         "clip_id": "str",
@@ -190,6 +200,7 @@ CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "clips": {"status": [pa.Check.isin(CLIP_STATUSES)], "aug_idx": [pa.Check.ge(-1)]},
     "scaled": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "features_stage": {"status": [pa.Check.isin(CLIP_STATUSES)]},
+    "embeddings": {"status": [pa.Check.isin(CLIP_STATUSES)], "frame": [pa.Check.ge(-1)]},
     "folds": {"fold": [pa.Check.ge(0)]},
     "signatures": {"status": [pa.Check.isin(CLIP_STATUSES)], "frames": [pa.Check.ge(0)]},
     "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},

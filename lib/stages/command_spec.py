@@ -112,7 +112,11 @@ def training_args(output: Arg, checkpoints: str, *extra: Arg) -> tuple[Arg, ...]
     """
     return (
         reads(
-            "--features", "results/features.parquet (feature models)", required=False
+            "--features",
+            "results/features.parquet and/or results/embeddings.parquet (feature models; "
+            "several are joined on clip_id)",
+            required=False,
+            nargs="+",
         ),
         reads("--scaled", "results/scaled.csv (deep models)", required=False),
         CLIPS,

@@ -77,7 +77,14 @@ def config_fragment(command: str, config: dict, schema: dict | None = None) -> d
 #: The commands whose stage module imports scikit-learn, torch or transformers.
 HEAVY_COMMANDS = frozenset(
     {"near-duplicates", "folds", "train", "train-final", "permutation", "evaluate"}
-    | {"data-quality", "predict", "pretrain", "pretrain-report"}
+    | {
+        "data-quality",
+        "predict",
+        "pretrain",
+        "pretrain-report",
+        "embeddings",
+        "tiny-encoder",
+    }
 )
 
 
@@ -93,6 +100,8 @@ FUNCTIONS: dict[str, str] = {
     "merge-features": "lib.stages.features:merge_features",
     "signatures": "lib.stages.signatures:signatures_shard",
     "scale": "lib.stages.scale:scale_shard",
+    "embeddings": "lib.stages.embeddings:embeddings_shard",
+    "tiny-encoder": "lib.stages.embeddings:run_tiny_encoder",
     "gather": "lib.stages.gather:run_gather",
     "completeness": "lib.stages.gather:run_completeness",
     "near-duplicates": "lib.stages.near_duplicates:run_near_duplicates",

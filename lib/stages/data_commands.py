@@ -19,6 +19,17 @@ from lib.stages.command_spec import (
     sampling_stage,
 )
 
+#: The keys of the ``embeddings`` section the stage reads (``tiny*``: the tiny-encoder rule's).
+_EMBEDDING_KEYS = (
+    "model",
+    "num_frames",
+    "batch_size",
+    "device",
+    "precision",
+    "keep_frames",
+)
+
+
 DATA_COMMANDS: tuple[Command, ...] = (
     Command(
         "demo-corpus",
@@ -92,6 +103,27 @@ DATA_COMMANDS: tuple[Command, ...] = (
         "perceptual-hash signatures of one shard of videos",
         VIDEOS,
         "signatures",
+    ),
+    Command(
+        "embeddings",
+        "frozen image-encoder embeddings of one shard of clips",
+        args=(CLIPS, OUT),
+        sections=(
+            Section("embeddings", keys=_EMBEDDING_KEYS),
+            Section("features", into="sampling"),
+        ),
+        sharded=True,
+    ),
+    Command(
+        "tiny-encoder",
+        "save a random-init tiny image encoder (the demo's stand-in for a checkpoint)",
+        args=(
+            arg("--out-dir", required=True, help="the folder embeddings.model names"),
+        ),
+        sections=(
+            Section("embeddings", keys=("tiny", "tiny_image_size"), into="settings"),
+            SEED,
+        ),
     ),
     Command(
         "near-duplicates",

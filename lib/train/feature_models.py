@@ -12,6 +12,12 @@ by duplicate group: one calibrator on every split's held-out margins); ``hist_gb
 internal validation split would not be grouped); ``dummy`` (DummyClassifier, the floor: what
 predicting the training prior scores).
 
+On frozen-encoder embeddings (the ``embeddings`` stage; which tables a model reads:
+:mod:`lib.train.embedding_models`): ``probe``, a linear probe (the standardised logistic
+regression above, on the clip's mean vector); ``knn``, k nearest neighbours by cosine
+distance (not standardised: the encoder's own geometry); ``probe_hc``, the probe on the
+embeddings joined with the handcrafted and scaled features.
+
 Their permutation test (the null distribution of the headline metric) is in
 :mod:`lib.train.permutation`.
 """
@@ -32,6 +38,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -165,6 +172,10 @@ def _dummy(params: dict, random_state: int, cv):
     return DummyClassifier(random_state=random_state, **params)
 
 
+def _knn(params: dict, random_state: int, cv):
+    return KNeighborsClassifier(**params)
+
+
 #: name -> (builder(params, random_state, inner cv splits), default params)
 MODELS = {
     "logreg": (_logreg, {"C": 1.0}),
@@ -180,7 +191,13 @@ MODELS = {
         },
     ),
     "dummy": (_dummy, {"strategy": "prior"}),
+    # Not tuned: many dimensions and few hundred to few thousand clips want a strong L2.
+    "probe": (_logreg, {"C": 0.1}),
+    "knn": (_knn, {"n_neighbors": 10, "metric": "cosine", "weights": "uniform"}),
+    "probe_hc": (_logreg, {"C": 0.1}),
 }
+#: Models whose inputs are not standardised (a cosine distance reads the vectors as they are).
+UNSCALED = ("knn",)
 
 
 def make_model(
@@ -204,7 +221,7 @@ def make_model(
         [
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("decorrelate", CorrelationFilter(correlation_threshold)),
-            ("scale", StandardScaler()),
+            ("scale", "passthrough" if name in UNSCALED else StandardScaler()),
             ("clf", clf),
         ]
     )
@@ -281,9 +298,54 @@ def missing_feature_set(table: pl.DataFrame, feature_cols: list[str]) -> pl.Seri
     return table.select(pl.any_horizontal(missing).alias("missing")).to_series()
 
 
+def read_model_inputs(paths) -> pl.DataFrame:
+    """clip_id and the feature columns of one table or several joined on clip_id: the
+    features table and/or an embeddings table (its clip means: ``frame == -1``)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    tables = [_read_input(path) for path in paths]
+    joined = tables[0]
+    for table in tables[1:]:
+        joined = joined.join(
+            table, on="clip_id", how="inner", validate="1:1", maintain_order="left"
+        )
+    return joined
+
+
+def _is_embeddings(path) -> bool:
+    """Whether the table at ``path`` is an embeddings table (its contract's columns)."""
+    path = Path(path)
+    if not path.exists():  # read_table says it is missing and what writes it
+        return False
+    scan = pl.scan_parquet(path) if path.suffix == ".parquet" else pl.scan_csv(path)
+    return set(schemas.columns("embeddings")) <= set(scan.collect_schema().names())
+
+
+def _read_input(path) -> pl.DataFrame:
+    if not _is_embeddings(path):
+        return schemas.read_table(path, "features")
+    table = schemas.read_table(path, "embeddings").filter(pl.col("frame") == -1)
+    return table.drop([c for c in schemas.columns("embeddings") if c != "clip_id"])
+
+
+def embedding_source(paths) -> dict | None:
+    """The encoder and ``num_frames`` the embeddings among ``paths`` were made with (what
+    predict embeds a window with), or None when no table is an embeddings table."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    for path in paths:
+        if _is_embeddings(path):
+            table = schemas.read_table(path, "embeddings", columns=[]).unique(
+                ["encoder", "num_frames"]
+            )
+            if len(table) != 1:
+                raise ValueError(f"{path}: embeddings of several encoders or settings: rerun")
+            return {"encoder": table["encoder"][0], "num_frames": int(table["num_frames"][0])}
+    return None
+
+
 def load_training_table(features_path, clips_path, folds_path):
-    """(table, feature columns, clips left out because a whole feature set failed)."""
-    features = schemas.read_table(features_path, "features")
+    """(table, feature columns, clips left out because a whole feature set failed);
+    ``features_path``: one table or several (:func:`read_model_inputs`)."""
+    features = read_model_inputs(features_path)
     clips = schemas.read_table(clips_path, "clips")
     folds = schemas.read_table(folds_path, "folds")
     table, cols = training_table(features, clips, folds)
@@ -356,6 +418,9 @@ def train_fold(
         "features_kept": [c for c, k in zip(cols, kept) if k],
         "features_dropped_correlated": [c for c, k in zip(cols, kept) if not k],
     }
+    source = embedding_source(features_path)
+    if source is not None:
+        info["embedding"] = source
     atomic_write_text(out_dir / "train_info.json", json.dumps(info, indent=2))
     log.info(
         "%s fold %d: trained on %d clips (%d features kept of %d), predicted %d "

@@ -17,6 +17,7 @@ from lib.config import (
     validate_config,
 )
 from lib.train.check import SSL, SSL_SETTINGS, check_train_config
+from lib.train.embedding_models import check_embeddings_config, model_inputs
 from lib.train.settings import is_deep
 
 # Bad configuration stops here, before any job: every mistake named by its key, with the
@@ -35,6 +36,12 @@ if workflow.is_main_process:
     except ConfigError as error:
         raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
+# The frozen encoder of the embedding models (lib/train/embedding_models.py), with defaults.
+if workflow.is_main_process:
+    try:
+        check_embeddings_config(config)
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
 
 
 scattergather:
@@ -173,9 +180,22 @@ def export_files(kind, folder):
     return {"export": directory(f"{folder}/export")} if kind == "deep" else {}
 
 
+def encoder_files():
+    """What the embedding jobs wait for: the tiny encoder the run builds (embeddings.tiny;
+    rule tiny_encoder), or nothing (a checkpoint found at start-up)."""
+    if not config["embeddings"]["tiny"]:
+        return []
+    folder = config["embeddings"]["model"].rstrip("/")
+    files = ("config.json", "model.safetensors", "preprocessor_config.json")
+    return [f"{folder}/{name}" for name in files]
+
+
 def model_data(wildcards):
-    """What a model learns from: the feature table, or a deep model's scaled clips."""
-    return "results/scaled.csv" if is_deep(wildcards.model) else "results/features.parquet"
+    """What a model learns from: a deep model's scaled clips, or the feature table and/or the
+    embeddings (lib/train/embedding_models.py)."""
+    if is_deep(wildcards.model):
+        return "results/scaled.csv"
+    return [f"results/{table}.parquet" for table in model_inputs(wildcards.model)]
 
 
 def model_data_option(wildcards):
