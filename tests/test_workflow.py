@@ -16,6 +16,7 @@ import pytest
 
 from conftest import BIN, DEMO_CONFIG, REPO, copy_workflow, resolved_config, snakemake
 from conftest import workflow_env
+from planted_corpus import write_test_corpus
 from lib import schemas
 from lib.evaluate.folds import check_folds
 
@@ -261,6 +262,26 @@ def test_report_builds_and_predict_classifies_a_folder(demo_run):
     ok = preds.filter(pl.col("status") == "ok")
     assert len(ok) >= len(files) - 6 and (ok["n_windows"] >= 1).all()
     assert (preds.filter(pl.col("status") == "failed")["reason"] != "").all()
+
+
+@pytest.mark.slow
+def test_test_corpus_leaves_out_a_planted_copy_of_a_training_video(demo_run):
+    """A test corpus holding a cropped re-encode of a demo video (tests/planted_corpus.py),
+    through the DAG: the final model scores it, the audit across corpora finds the copy, the
+    headline test-corpus score leaves it out and the report says so."""
+    source, _ = write_test_corpus(demo_run / "test_corpus", demo_run / "data/demo")
+    corpus = "test_corpus={path: test_corpus, format: demo, models: [logreg]}"
+    run_demo(demo_run, "results/test_corpus/summary.csv", "--config", corpus)
+    results = demo_run / "results/test_corpus"
+    cross = schemas.read_table(results / "cross_duplicates.csv", "cross_duplicates")
+    assert [v.split("_")[0] for v in cross["test_video"].unique()] == ["planted"]
+    assert any(v.startswith(Path(source).stem + "_") for v in cross["train_video"])
+    summary = schemas.read_table(results / "summary.csv", "test_corpus_summary")
+    head = summary.filter(pl.col("headline") & (pl.col("metric") == "roc_auc")).row(0, named=True)
+    assert (head["videos"], head["n_left_out"]) == ("without_cross_duplicates", 1)
+    assert head["n_videos"] > 0 and head["ci_low"] <= head["value"] <= head["ci_high"]
+    report = (demo_run / "results/reports/test_corpus.md").read_text()
+    assert "are **left out** of the headline score" in report
 
 
 def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: float = 300):
