@@ -100,10 +100,13 @@ def test_lint_and_snakefmt_are_clean():
 
 @pytest.mark.parametrize(
     "configfiles,models,folds,stages,pretraining",
-    [  # the schema's defaults: 4 feature models; the demo's: 4 feature + 3 deep models, and
+    [  # the schema's defaults: 4 feature models; the demo's: 6 feature + 3 deep models, and
         # videomae from its fold's pretraining (a pretrain job per fold, pretrain_report)
         (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"], 0),
-        (DEMO_CONFIG, 7, 3, [*STAGES, "pretrain", "pretrain_report"], 3 + 1),
+        # + the probe and knn on embeddings: 2 embeddings shards, their gather, the tiny
+        # encoder's rule and the probe's permutation test
+        (DEMO_CONFIG, 9, 3, [*STAGES, "pretrain", "pretrain_report", "embeddings",
+                             "tiny_encoder"], 3 + 1 + 2 + 1 + 1 + 1),
     ],
     ids=["defaults", "demo"],
 )
