@@ -105,8 +105,13 @@ def test_lint_and_snakefmt_are_clean():
         (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"], 0),
         # + the probe and knn on embeddings: 2 embeddings shards, their gather, the tiny
         # encoder's rule and the probe's permutation test
-        (DEMO_CONFIG, 9, 3, [*STAGES, "pretrain", "pretrain_report", "embeddings",
-                             "tiny_encoder"], 3 + 1 + 2 + 1 + 1 + 1),
+        (
+            DEMO_CONFIG,
+            9,
+            3,
+            [*STAGES, "pretrain", "pretrain_report", "embeddings", "tiny_encoder"],
+            3 + 1 + 2 + 1 + 1 + 1,
+        ),
     ],
     ids=["defaults", "demo"],
 )
