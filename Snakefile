@@ -24,12 +24,12 @@ include: "workflow/rules/signatures.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/near_duplicates.smk"
 include: "workflow/rules/folds.smk"
+include: "workflow/rules/protocols.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/completeness.smk"
 include: "workflow/rules/predict.smk"
-include: "workflow/rules/test_corpus.smk"
 
 
 rule all:

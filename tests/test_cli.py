@@ -228,7 +228,7 @@ def test_every_rule_passes_its_commands_sections_whole():
     seen = set()
     for path in sorted((REPO / "workflow/rules").glob("*.smk")):
         text = path.read_text()
-        for rule in re.split(r"\n\s*rule\b", text)[1:]:  # also a rule defined in a loop
+        for rule in re.split(r"\n\s*(?:rule|checkpoint)\b", text)[1:]:  # a loop's rules too
             found = re.search(r"-m lib ([a-z-]+)", rule)
             if not found or not BY_NAME[found.group(1)].sections:
                 continue

@@ -18,6 +18,7 @@ from PIL import Image
 import lib.corpus.demo as demo
 import lib.corpus.demo_media as media
 from lib.corpus.demo import generate_demo_corpus
+from lib.corpus.ingest import build_manifest
 
 N_GROUPS = 6
 CODEC_OF_EXTENSION = {".mp4": "h264", ".webm": "vp9", ".avi": "mpeg4"}
@@ -146,11 +147,29 @@ def test_different_seed_gives_different_corpus(corpus, tmp_path):
 
 def test_index_csv_matches_returned_table_and_folder(corpus):
     out, index = corpus
-    assert list(index.columns[:4]) == ["path", "label", "group", "is_original"]
+    assert list(index.columns[:5]) == ["path", "label", "group", "is_original", "platform"]
     assert_frame_equal(pl.read_csv(out / "index.csv", empty_string_is_null=False), index)
     assert all("/" not in p and (out / p).is_file() for p in index["path"])
     own_files = {p.name for p in out.iterdir() if p.name != "index.csv"}
     assert own_files == set(index["path"])  # nothing unlisted, no temporary leftovers
+
+
+def test_platforms_are_named_re_encode_their_own_way_and_the_demo_format_reads_them(corpus):
+    out, index = corpus
+    assert set(index["platform"]) <= set(demo.PLATFORMS)
+    manifest, _ = build_manifest("demo", out, label_map={"real": "real", "fake": "fake"}, keep_labels=None,
+                                 label_precedence=[], folder_group="video", allow_file_urls=None)  # fmt: skip
+    assert sorted(manifest["platform"]) == sorted(index["platform"])
+    homes = [demo._draw_platform(seed=0, group=g, copy=0, original_platform=None) for g in range(400)]
+    share = {p: homes.count(p) / len(homes) for p in demo.PLATFORMS}
+    assert share["chirp"] < 0.2 < min(share["tube"], share["book"])  # a small third platform
+    same = [demo._draw_platform(seed=0, group=g, copy=1, original_platform=h) == h
+            for g, h in enumerate(homes)]  # fmt: skip
+    assert 0.6 < np.mean(same) < 0.95  # reposts mostly stay on their original's platform
+    for platform, (_, mix, _) in demo.PLATFORMS.items():  # each platform's own codec mix
+        codecs = {demo._draw_format(seed=0, group=g, copy=1, original=False, platform=platform).codec
+                  for g in range(60)}  # fmt: skip
+        assert codecs == {c for c, p in mix.items() if p > 0}, platform
 
 
 def test_groups_have_two_to_four_files_one_original_and_balanced_labels(corpus):
@@ -256,7 +275,7 @@ def test_format_and_shape_do_not_depend_on_the_label(corpus, probes, tmp_path, m
     monkeypatch.setattr(demo, "_assign_labels", flipped)
     flipped_index = generate_demo_corpus(tmp_path, n_groups=N_GROUPS, seed=0)
     assert (flipped_index["label"] != index["label"]).all()
-    label_blind = ["path", "group", "is_original", "codec", "edits"]
+    label_blind = ["path", "group", "is_original", "platform", "codec", "edits"]
     assert_frame_equal(flipped_index.select(label_blind), index.select(label_blind))
     for name, info in probes.items():
         assert probe(tmp_path / name) == info, name

@@ -187,7 +187,7 @@ def test_augmented_clips_never_enter_the_headline(tmp_path):
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
                        robustness_path=tmp_path / "robustness.csv", positive_label="fake",
-                       n_bootstrap=50, random_state=0)  # fmt: skip
+                       n_bootstrap=50, random_state=0, window_aggregation="mean")  # fmt: skip
     for figure in ("curves", "confusion", "permutation_null", "training_curves"):
         assert (tmp_path / f"reports/{figure}.png").stat().st_size > 5000, figure
     s = {r["metric"]: r for r in summary.iter_rows(named=True)}
@@ -244,7 +244,7 @@ def test_permutation_null_centres_on_chance_and_real_model_beats_it(tmp_path):
     np.testing.assert_allclose(schemas.read_table(perm, "permutation")["value"], null)
     summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
                        tmp_path / "reports", clips_path=tables[1], folds_path=tables[2],
-                       permutation_paths=[perm], positive_label="fake", n_bootstrap=100,
+                       permutation_paths=[perm], positive_label="fake", n_bootstrap=100, window_aggregation="mean",
                        random_state=0)  # fmt: skip
     auc = summary.filter(pl.col("metric") == "roc_auc").row(0, named=True)
     assert auc["mean"] > 0.8 and auc["p_value"] < 0.05 and auc["n_permutations"] == 20
@@ -269,7 +269,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         paths = _predictions(tmp_path / run, "linear_svm", tables)
         evaluate(paths, tmp_path / run / "metrics.csv", tmp_path / run / "summary.csv",
                  tmp_path / run / "reports", clips_path=tables[1], folds_path=tables[2],
-                 positive_label="fake", n_bootstrap=50, random_state=7)  # fmt: skip
+                 positive_label="fake", n_bootstrap=50, random_state=7, window_aggregation="mean")  # fmt: skip
         outputs.append([(tmp_path / run / n).read_bytes() for n in ("metrics.csv", "summary.csv")])
     assert outputs[0] == outputs[1]
 

@@ -33,6 +33,12 @@ an ``index.csv`` listing them. Why each choice:
 * **Reposts are near-duplicates**: each decodes its group's original file and applies one or
   two of rescale, crop, watermark, trim before re-encoding at another bitrate and a codec
   drawn afresh, as sharing platforms do.
+* **Platforms**: every file (originals included, as FVC's downloads are) was "uploaded" to
+  one of three simulated sharing platforms, each re-encoding its own way (its codec mix and
+  bitrate range, :data:`PLATFORMS`): a group's original lands on one, a repost mostly on the
+  same one, sometimes elsewhere. Drawn from streams that never see the label, so
+  leave-one-platform-out tests a shift of encoding, not of content; the third platform is
+  small (as Twitter is in FVC), so that protocol skips it for too few videos.
 * **Broken files for the validate stage**: a truncated .mp4 (a real mp4 cut at half its
   bytes), a zero-byte .mp4 and a text file named .mp4, planted as reposts of three groups.
 
@@ -69,12 +75,20 @@ from lib.utils import atomic_path, stable_seed
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ["path", "label", "group", "is_original"]
+INDEX_COLUMNS = ["path", "label", "group", "is_original", "platform"]
 """Required columns of ``index.csv``; extra descriptive columns follow them."""
 
 FRAME_RATES = (15, 24, 25)
 ORIGINAL_SIZES = ((320, 240), (320, 180), (288, 216), (256, 192))  # (width, height)
 BROKEN_KINDS = ("truncated", "empty", "text")
+#: Simulated platforms: name -> (share of the groups' originals, codec mix, bitrate factor).
+PLATFORMS = {
+    "tube": (0.45, {"h264": 0.6, "vp9": 0.4, "mpeg4": 0.0}, 1.0),
+    "book": (0.45, {"h264": 0.3, "vp9": 0.0, "mpeg4": 0.7}, 0.7),
+    "chirp": (0.10, {"h264": 1.0, "vp9": 0.0, "mpeg4": 0.0}, 0.5),
+}
+#: Chance that a repost is on its original's platform (else one drawn by the shares).
+SAME_PLATFORM = 0.7
 
 _OWN_FILE = re.compile(r"^g\d{3,}-c\d+\.(mp4|webm|avi)$")  # files this module may delete
 
@@ -106,8 +120,10 @@ def generate_demo_corpus(
     DataFrame with columns ``path`` (file name relative to ``out_dir``), ``label``
     (``real``/``fake``), ``group`` (int), ``is_original`` (bool), then descriptive extras:
     ``codec`` (``h264``/``vp9``/``mpeg4``; ``none`` for the empty and text files),
-    ``edits`` (repost edits joined by ``+``, ``original``, or ``broken:<kind>``),
-    ``manipulation`` (fake recipe joined by ``+``; ``none`` for real groups). Only the four
+    ``platform`` (the simulated platform of :data:`PLATFORMS` the file was re-encoded by;
+    the demo format reads it), ``edits`` (repost edits joined by ``+``, ``original``, or
+    ``broken:<kind>``),
+    ``manipulation`` (fake recipe joined by ``+``; ``none`` for real groups). Only the five
     required columns are meant for the pipeline; the extras are for inspection and tests.
     The same table is written to ``out_dir/index.csv``, last: while it exists the corpus
     beside it is complete (a rerun deletes it first, so a crash never leaves an index
@@ -173,13 +189,26 @@ def _assign_broken(*, n_groups: int, seed: int) -> dict[int, list[str]]:
     return placement
 
 
-def _draw_format(*, seed: int, group: int, copy: int, original: bool) -> Format:
-    """Codec and bitrate of one file, from a stream that never sees the label."""
+def _draw_platform(*, seed: int, group: int, copy: int, original_platform: str | None) -> str:
+    """The platform of one file (``original_platform``: its group's original's, for a
+    repost), from a stream that never sees the label."""
+    rng = np.random.default_rng(stable_seed("demo", seed, group, copy, "platform"))
+    names = list(PLATFORMS)
+    drawn = str(rng.choice(names, p=[PLATFORMS[n][0] for n in names]))
+    if original_platform is not None and rng.uniform() < SAME_PLATFORM:
+        return original_platform
+    return drawn
+
+
+def _draw_format(*, seed: int, group: int, copy: int, original: bool, platform: str) -> Format:
+    """Codec and bitrate of one file as its platform re-encodes it, from a stream that never
+    sees the label."""
     rng = np.random.default_rng(stable_seed("demo", seed, group, copy, "format"))
-    codec = str(rng.choice(list(CODECS)))
-    # Originals: a camera's generous bitrate. Reposts: a platform's re-encode, often meagre.
+    _, mix, factor = PLATFORMS[platform]
+    codec = str(rng.choice(list(mix), p=list(mix.values())))
+    # Originals: a generous bitrate. Reposts: a platform's re-encode, often meagre.
     bpp = rng.uniform(0.3, 0.8) if original else rng.uniform(0.12, 0.45)
-    return Format(codec=codec, bits_per_pixel=float(bpp))
+    return Format(codec=codec, bits_per_pixel=float(bpp * factor))
 
 
 def _write_group(
@@ -204,20 +233,24 @@ def _write_group(
         manipulation = "+".join(steps)
 
     rows = []
-    fmt = _draw_format(seed=seed, group=group, copy=0, original=True)
+    home = _draw_platform(seed=seed, group=group, copy=0, original_platform=None)
+    fmt = _draw_format(seed=seed, group=group, copy=0, original=True, platform=home)
     original_path = out / _file_name(group, 0, fmt.codec)
     encode_file(original_path, frames, fps=fps, fmt=fmt)
-    rows.append(_row(original_path, label, group, True, fmt.codec, "original", manipulation))
+    rows.append(_row(original_path, label, group, True, fmt.codec, "original", manipulation, home))
     del frames
 
     decoded = decode_file(original_path)  # reposts start from the published file
     for copy in range(1, n_good_reposts + 1):
-        fmt = _draw_format(seed=seed, group=group, copy=copy, original=False)
+        platform = _draw_platform(seed=seed, group=group, copy=copy, original_platform=home)
+        fmt = _draw_format(seed=seed, group=group, copy=copy, original=False, platform=platform)
         edit_rng = np.random.default_rng(stable_seed("demo", seed, group, copy, "edits"))
         edited, edits = repost(edit_rng, decoded, fps=fps)
         path = out / _file_name(group, copy, fmt.codec)
         encode_file(path, edited, fps=fps, fmt=fmt)
-        rows.append(_row(path, label, group, False, fmt.codec, "+".join(edits), manipulation))
+        rows.append(
+            _row(path, label, group, False, fmt.codec, "+".join(edits), manipulation, platform)
+        )
 
     for k, kind in enumerate(broken_kinds):
         copy = n_good_reposts + 1 + k
@@ -225,7 +258,10 @@ def _write_group(
         edit_rng = np.random.default_rng(stable_seed("demo", seed, group, copy, "edits"))
         _write_broken(path, kind, edit_rng, decoded, fps=fps, seed=seed)
         codec = "h264" if kind == "truncated" else "none"
-        rows.append(_row(path, label, group, False, codec, f"broken:{kind}", manipulation))
+        platform = _draw_platform(seed=seed, group=group, copy=copy, original_platform=home)
+        rows.append(
+            _row(path, label, group, False, codec, f"broken:{kind}", manipulation, platform)
+        )
     return rows
 
 
@@ -234,13 +270,21 @@ def _file_name(group: int, copy: int, codec: str) -> str:
 
 
 def _row(
-    path: Path, label: str, group: int, is_original: bool, codec: str, edits: str, manipulation: str
+    path: Path,
+    label: str,
+    group: int,
+    is_original: bool,
+    codec: str,
+    edits: str,
+    manipulation: str,
+    platform: str,
 ) -> dict:
     return {
         "path": path.name,
         "label": label,
         "group": group,
         "is_original": is_original,
+        "platform": platform,
         "codec": codec,
         "edits": edits,
         "manipulation": manipulation,

@@ -220,7 +220,8 @@ def read_demo(path: Path, collector: Collector, options: ReadOptions) -> None:
 
 
 def _read_table(csv_path: Path, collector: Collector, *, allow_file_urls: bool) -> None:
-    """The ``csv``/``demo`` format: url or path, label, optional group and is_original.
+    """The ``csv``/``demo`` format: url or path, label, optional group, is_original and
+    platform (else the URL's, :func:`platform_from_url`).
 
     A ``path`` must stay inside the CSV's folder (else ``path_outside_corpus``); a
     ``file://`` URL in the ``url`` column can name any file and is refused
@@ -278,7 +279,7 @@ def _read_table(csv_path: Path, collector: Collector, *, allow_file_urls: bool) 
             source=where,
             url=url,
             video_id=video_id,
-            platform=platform_from_url(url),
+            platform=row.get("platform", "") or platform_from_url(url),  # the demo's column
             group=row.get("group", "") or video_id,
             raw_label=row["label"],
             is_original=is_original,

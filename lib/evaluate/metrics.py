@@ -216,18 +216,57 @@ def classes_of(predictions: pl.DataFrame) -> list[str]:
     return [c.removeprefix("score_") for c in score_columns(predictions)]
 
 
-def originals(predictions: pl.DataFrame) -> pl.DataFrame:
+def originals(predictions: pl.DataFrame, *, unique: bool = True) -> pl.DataFrame:
     """The headline rows: each held-out video's original clip (``aug_idx == -1``).
 
-    Raises ValueError when a video has more than one original row (a broken contract).
+    Raises ValueError when a video has more than one original row (a broken contract),
+    unless ``unique`` is False (window-level rows: several windows per video).
     """
     out = predictions.filter(pl.col("aug_idx") == -1)
     dup = out["video_id"].is_duplicated()
-    if dup.any():
+    if unique and dup.any():
         raise ValueError(
             f"videos with several original clips: {out['video_id'].filter(dup).unique(maintain_order=True).to_list()[:5]}"
         )
     return out.sort("video_id", maintain_order=True)
+
+
+#: How a clip's windows' class probabilities make its score (``evaluate.window_aggregation``).
+WINDOW_AGGREGATIONS = {"mean": pl.mean, "median": pl.median, "max": pl.max}
+
+
+def aggregate_windows(predictions: pl.DataFrame, *, aggregation: str) -> pl.DataFrame:
+    """One row per clip from predictions scored as several temporal windows (a ``window``
+    column, one row per window, ``clip_id`` written ``<clip_id>#<window>``: ids stay
+    unique); predictions without it are returned unchanged.
+
+    Each class probability is aggregated over the clip's windows (``aggregation``: mean,
+    median or max of :data:`WINDOW_AGGREGATIONS`), then renormalised to sum to one (median
+    and max do not keep the sum); ``score`` follows the same rule on its column, ``pred`` is
+    the class of the highest aggregated probability. Other columns keep the first window's
+    value; the ``window`` column is dropped.
+    """
+    if "window" not in predictions.columns:
+        return predictions
+    if aggregation not in WINDOW_AGGREGATIONS:
+        raise ValueError(
+            f"evaluate.window_aggregation={aggregation!r}: use one of {sorted(WINDOW_AGGREGATIONS)}"
+        )
+    agg, cols = WINDOW_AGGREGATIONS[aggregation], score_columns(predictions)
+    rest = [c for c in predictions.columns if c not in {*cols, "score", "window", "clip_id"}]
+    clip = pl.col("clip_id").str.replace(r"#[^#]*$", "")
+    out = predictions.with_columns(clip).group_by("clip_id", maintain_order=True).agg(
+        *[pl.col(c).first() for c in rest], *[agg(c) for c in [*cols, "score"]]
+    )
+    total = pl.sum_horizontal(cols)
+    out = out.with_columns(
+        (pl.col("score") / total).alias("score"), *[(pl.col(c) / total).alias(c) for c in cols]
+    )
+    classes = np.asarray(classes_of(predictions))
+    pred = classes[out.select(cols).to_numpy().argmax(axis=1)] if len(out) else []
+    return out.with_columns(pred=pl.Series(pred, dtype=pl.String)).select(
+        [c for c in predictions.columns if c != "window"]
+    )
 
 
 def table_metrics(table: pl.DataFrame, positive_label: str) -> dict[str, float]:

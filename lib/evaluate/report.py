@@ -259,10 +259,14 @@ def evaluation_markdown(
     robust: pl.DataFrame,
     n_bootstrap: int,
     warnings: pl.DataFrame | None = None,
+    sections: tuple[str, ...] = (),
 ) -> str:
-    """The evaluation report: headline table with spread, interval and p-value; robustness;
+    """The evaluation report: headline table with spread, interval and p-value (every
+    protocol and level, kfold's first); ``sections`` (markdown, e.g. the generalisation
+    section of :mod:`lib.evaluate.generalisation`, or a test corpus's) after it; robustness;
     the deep models' training warnings (:func:`training_warnings`), if any."""
-    n_folds = metrics["fold"].n_unique()
+    kfold = metrics.filter(pl.col("protocol") == "kfold") if "protocol" in metrics else metrics
+    n_folds = kfold["fold"].n_unique()
     lines = [
         "# Evaluation",
         "",
@@ -274,16 +278,26 @@ def evaluation_markdown(
         "and the deep models the same inner split too, so their scores are correlated: "
         "models that agree are closer to one observation than to several.",
         "",
-        "| model | metric | mean ± std | pooled | 95% CI | p | null mean |",
-        "|---" * 7 + "|",
+        "Protocol kfold is the headline; other protocols' mean ± std is over their splits. "
+        "Level window: every temporal window of a video scored on its own; level video: its "
+        "windows' probabilities aggregated (column aggregation) or its one clip. Frames: "
+        "what a deep model read per clip.",
+        "",
+        "| model | protocol | level | frames | metric | mean ± std | pooled | 95% CI | p | null mean |",
+        "|---" * 10 + "|",
     ]
     for r in summary.iter_rows(named=True):
         p = f"{r['p_value']:.4f}" if np.isfinite(r["p_value"]) else ""
+        level = f"{r['level']} ({r['aggregation']})" if r["aggregation"] else r["level"]
+        frames = "" if not np.isfinite(r["frames_per_video"]) else f"{r['frames_per_video']:.0f}"
         lines.append(
-            f"| {r['model']} | {r['metric']} | {r['mean']:.3f} ± {r['std']:.3f} | "
+            f"| {r['model']} | {r['protocol']} | {level} | {frames} | {r['metric']} | "
+            f"{r['mean']:.3f} ± {r['std']:.3f} | "
             f"{_fmt(r['pooled'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {p} | "
             f"{_fmt(r['null_mean'])} |"
         )
+    for section in sections:
+        lines += ["", section]
     lines += [
         "",
         "## Robustness (augmented held-out clips; not part of the headline)",

@@ -107,9 +107,21 @@ TABLES: dict[str, dict[str, str]] = {
         "aug_idx": "int",
     },
     # Headline metrics: out-of-fold originals (aug_idx == -1), one row per video.
-    "metrics": {"model": "str", "fold": "int", "metric": "str", "value": "float"},
+    # protocol: kfold or leave_one_<column>_out; level: video (windows aggregated) or window.
+    "metrics": {
+        "model": "str",
+        "protocol": "str",
+        "level": "str",
+        "fold": "int",
+        "metric": "str",
+        "value": "float",
+    },
     "summary": {
         "model": "str",
+        "protocol": "str",
+        "level": "str",
+        "aggregation": "str",
+        "frames_per_video": "float",
         "metric": "str",
         "mean": "float",
         "std": "float",
@@ -122,6 +134,19 @@ TABLES: dict[str, dict[str, str]] = {
         "null_mean": "float",
         "null_std": "float",
         "n_permutations": "int",
+    },
+    # An evaluation protocol's splits (lib/evaluate/protocols.py): one row per value held out.
+    "protocol_splits": {
+        "protocol": "str",
+        "column": "str",
+        "value": "str",
+        "fold": "int",
+        "status": "str",
+        "reason": "str",
+        "n_test_videos": "int",
+        "n_train_videos": "int",
+        "n_left_out": "int",
+        "test_per_class": "str",
     },
     # Null distribution of the headline metric, one row per permutation of group labels.
     "permutation": {"permutation": "int", "metric": "str", "value": "float"},
@@ -175,21 +200,6 @@ TABLES: dict[str, dict[str, str]] = {
         "same_annotated_group": "bool",
         "same_fold": "bool",
     },
-    # Test corpus (lib/audit/cross.py, lib/evaluate/test_corpus.py): videos, matches, scores.
-    "test_corpus_videos": {
-        **dict.fromkeys(("video_id", "label", "dup_group", "train_matches"), "str"),
-        **dict.fromkeys(("valid", "cross_duplicate", "cross_group"), "bool"),
-    },
-    "cross_duplicates": {
-        **dict.fromkeys(("test_video", "train_video"), "str"),
-        **{"distance": "float", "matched_frames": "int"},
-    },
-    "test_corpus_summary": {
-        **dict.fromkeys(("model", "videos", "metric"), "str"),
-        "headline": "bool",
-        **dict.fromkeys(("value", "ci_low", "ci_high"), "float"),
-        **dict.fromkeys(("n_videos", "n_groups", "n_left_out", "n_failed"), "int"),
-    },
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
@@ -208,6 +218,7 @@ NULLABLE = {
     "p_value",
     "null_mean",
     "null_std",
+    "frames_per_video",
 }
 
 CHECKS: dict[str, dict[str, list[pa.Check]]] = {
@@ -221,9 +232,10 @@ CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
     "predictions": {"aug_idx": [pa.Check.ge(-1)]},
     "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
-    "cross_duplicates": {"matched_frames": [pa.Check.ge(1)]},
-    "test_corpus_summary": {"videos": [pa.Check.isin(("without_cross_duplicates", "all"))]},
     "pretrain_history": {"epoch": [pa.Check.ge(1)], "mask_ratio": [pa.Check.in_range(0, 1)]},
+    "protocol_splits": {"status": [pa.Check.isin(("used", "skipped"))]},
+    "metrics": {"level": [pa.Check.isin(("video", "window"))]},
+    "summary": {"level": [pa.Check.isin(("video", "window"))]},
 }
 
 # Tables whose key column must be unique (one row per video / clip).
@@ -239,5 +251,4 @@ UNIQUE = {
     "predictions": "clip_id",
     "signatures": "video_id",
     "predict": "video_id",
-    "test_corpus_videos": "video_id",
 }

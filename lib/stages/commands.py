@@ -112,10 +112,8 @@ FUNCTIONS: dict[str, str] = {
     "pretrain": "lib.stages.pretrain:run_pretrain",
     "pretrain-report": "lib.stages.pretrain:run_pretrain_report",
     "evaluate": "lib.stages.evaluate:run_evaluate",
+    "protocol-folds": "lib.stages.protocols:run_protocol_folds",
     "data-quality": "lib.stages.evaluate:run_data_quality",
-    "test-corpus-manifest": "lib.stages.corpus:run_manifest",
-    "test-corpus-audit": "lib.stages.test_corpus:run_test_corpus_audit",
-    "test-corpus-score": "lib.stages.test_corpus:run_test_corpus_score",
     "predict": "lib.predict:predict_videos",
 }
 

@@ -18,18 +18,22 @@ def run_evaluate(
     folds: str | Path,
     videos: str | Path | None,
     permutations: list[str | Path],
+    splits: list[str | Path],
     robustness: str | Path | None,
     platform: str | Path | None,
     confusion: str | Path | None,
     resolved_config: dict,
     predictions: list[str | Path],
     bootstrap: int,
+    window_aggregation: str,
     positive_label: str,
     seed: int,
 ) -> None:
     """Headline metrics on held-out originals with intervals and p-values (``bootstrap``
-    resamples, drawn with ``seed``), robustness per augmentation type, per platform, the
-    confusion matrices and the report (:func:`lib.evaluate.evaluation.evaluate`)."""
+    resamples, drawn with ``seed``) for every protocol (k-fold predictions, and those of
+    the protocols whose ``splits`` tables are given), windows aggregated by
+    ``window_aggregation``; robustness per augmentation type, per platform, the confusion
+    matrices and the report (:func:`lib.evaluate.evaluation.evaluate`)."""
     evaluate(
         predictions,
         metrics,
@@ -39,12 +43,14 @@ def run_evaluate(
         folds_path=folds,
         videos_path=videos,
         permutation_paths=permutations,
+        split_paths=splits,
         robustness_path=robustness,
         platform_path=platform,
         confusion_path=confusion,
         positive_label=positive_label,
         n_bootstrap=bootstrap,
         random_state=seed,
+        window_aggregation=window_aggregation,
         config=resolved_config,
     )
 

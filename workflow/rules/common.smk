@@ -1,4 +1,5 @@
 # Config validation, sharding and the input functions every rule file uses.
+import csv
 import json
 import os
 import sys
@@ -69,6 +70,17 @@ FEATURE_MODELS = [m for m in MODELS if not is_deep(m)]
 FOLDS = list(range(config["folds"]["k"]))
 # Models with a permutation test: one job each (all permutations inside it).
 PERMUTED = [m for m in config["evaluate"]["permutation"]["models"] if m in MODELS]
+# Evaluation protocols beside k-fold (protocols.smk): leave_one_<column>_out, whose splits
+# (one per value of the column with enough videos) are a folds table the train rules run
+# as folds; their runs live under results/models/<model>/<protocol>/fold-<k>.
+LOGO = config["evaluate"]["leave_one_group_out"]
+PROTOCOL_DIRS = (
+    [f"leave_one_{LOGO['column']}_out"]
+    if "leave_one_group_out" in config["evaluate"]["protocols"]
+    else []
+)
+# A training run of the cross-validation: fold-<k> (kfold) or <protocol>/fold-<k>.
+SPLIT_PATTERN = rf"(?:(?:{'|'.join(PROTOCOL_DIRS) or '(?!)'})/)?fold-\d+"
 
 # Self-supervised pretraining (pretrain.smk): the deep models that start from it
 # (train.deep.<model>.pretrained: ssl; videomae only, lib/train/check.py) and its runs: one
@@ -78,8 +90,13 @@ SSL_MODELS = [
 ]
 TRANSDUCTIVE = config["pretrain"]["scope"] == "corpus"
 PRETRAIN_RUNS = ["corpus"] if TRANSDUCTIVE else [*(f"fold-{k}" for k in FOLDS), "final"]
+# ... and one per split of the other protocols (their number is the data's: a pattern).
+PRETRAIN_RUN_PATTERN = "|".join(
+    [*PRETRAIN_RUNS, *([] if TRANSDUCTIVE else [rf"(?:{p})/fold-\d+" for p in PROTOCOL_DIRS])]
+)
 if not SSL_MODELS:
     PRETRAIN_RUNS = []
+    PRETRAIN_RUN_PATTERN = "(?!)"
 if workflow.is_main_process and set(SSL_MODELS) & set(PERMUTED):
     raise WorkflowError(
         f"evaluate.permutation.models has {sorted(set(SSL_MODELS) & set(PERMUTED))}, whose "
@@ -214,8 +231,25 @@ def model_settings(wildcards):
 
 
 def training_run(wildcards):
-    """fold-<k> for a train job, final for train_final (permutation is refused above)."""
-    return f"fold-{wildcards.fold}" if "fold" in wildcards.keys() else "final"
+    """The split of a train job (fold-<k>, <protocol>/fold-<k>), final for train_final
+    (permutation is refused above)."""
+    return wildcards.split if "split" in wildcards.keys() else "final"
+
+
+def run_fold(run):
+    """The fold a run holds out: <k> of fold-<k> and <protocol>/fold-<k>; -1 for final."""
+    return int(run.rsplit("fold-", 1)[1]) if "fold-" in run else -1
+
+
+def run_folds_table(run):
+    """The folds table a run's fold refers to: a protocol's own, or results/folds.csv."""
+    protocol = os.path.dirname(run)
+    return f"results/protocols/{protocol}/folds.csv" if protocol else "results/folds.csv"
+
+
+def split_folds_table(wildcards):
+    """The folds table of a train job (its split's) or a pretraining run."""
+    return run_folds_table(wildcards.split if "split" in wildcards.keys() else wildcards.run)
 
 
 def pretrain_folder(run):
@@ -297,7 +331,6 @@ REPORT_CATEGORIES = {
     "training": "4. Training curves",
     "pretrain": "4. Training curves",
     "data_quality": "5. Data quality",
-    "test_corpus": "6. Test corpus",
 }
 
 
@@ -316,6 +349,28 @@ def prediction_files():
     return expand("results/models/{model}/fold-{fold}/predictions.csv", model=MODELS, fold=FOLDS)
 
 
+def protocol_prediction_files(wildcards):
+    """Predictions of every model on every used split of the other protocols (their folds
+    tables come from the protocol_folds checkpoint, which says how many splits there are)."""
+    files = []
+    for protocol in PROTOCOL_DIRS:
+        splits = checkpoints.protocol_folds.get(protocol=protocol).output.splits
+        with open(splits) as handle:
+            rows = list(csv.DictReader(handle))
+        folds = sorted(int(r["fold"]) for r in rows if r["status"] == "used")
+        files += expand(
+            "results/models/{model}/{protocol}/fold-{fold}/predictions.csv",
+            model=MODELS,
+            protocol=protocol,
+            fold=folds,
+        )
+    return files
+
+
+def protocol_split_files():
+    return expand("results/protocols/{protocol}/splits.csv", protocol=PROTOCOL_DIRS)
+
+
 def permutation_files():
     return expand("results/models/{model}/permutation.csv", model=PERMUTED)
 
@@ -331,25 +386,6 @@ def predict_model_dir(wildcards):
         raise ValueError("predict.input is empty: set it to a folder of videos or a CSV")
     weights = "model.pt" if is_deep(model) else "model.joblib"
     return f"results/models/{model}/final/{weights}"
-
-
-# The test corpus (test_corpus.smk): on when test_corpus.path is set; the models whose
-# final fit scores it.
-TEST_CORPUS = config["test_corpus"]
-TEST_MODELS = (TEST_CORPUS["models"] or MODELS) if TEST_CORPUS["path"] else []
-TEST_DIR = "results/test_corpus"
-
-
-def test_corpus_files():
-    """What `all` builds of the test corpus (nothing when there is none)."""
-    if not TEST_MODELS:
-        return []
-    return [f"{TEST_DIR}/summary.csv", "results/reports/test_corpus.md"]
-
-
-def test_corpus_inputs(wildcards):
-    """The files the test corpus's manifest is read from, so that editing them reruns it."""
-    return dataset_files(TEST_CORPUS["format"], TEST_CORPUS["path"])
 
 
 def get_final_output():
@@ -371,7 +407,6 @@ def get_final_output():
         "results/reports/data_quality.csv",
         "results/reports/completeness.md",
         *(["results/reports/pretrain_history.png"] if SSL_MODELS else []),
-        *test_corpus_files(),
     ]
 
 

@@ -48,6 +48,8 @@ for kind, models in MODELS_BY_KIND.items():
 rule evaluate:
     input:
         predictions=prediction_files(),
+        protocol_predictions=protocol_prediction_files,
+        splits=protocol_split_files(),
         permutations=permutation_files(),
         clips="results/clips.csv",
         folds="results/folds.csv",
@@ -65,6 +67,9 @@ rule evaluate:
         ),
         null=in_report("results/reports/permutation_null.png", "null", figure="null distributions"),
         training=in_report("results/reports/training_curves.png", "training", figure="deep models"),
+        generalisation=in_report(
+            "results/reports/generalisation.png", "curves", figure="protocols side by side"
+        ),
     log:
         "logs/evaluate/evaluate.log",
     conda:
@@ -75,10 +80,11 @@ rule evaluate:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib evaluate --metrics {output.metrics} --summary {output.summary}'
         " --report-dir results/reports --clips {input.clips} --folds {input.folds}"
-        " --videos {input.videos} --permutations {input.permutations}"
+        " --videos {input.videos} --permutations {input.permutations} --splits {input.splits}"
         " --robustness {output.robustness} --platform {output.platform}"
         " --confusion {output.confusion} --config-json {params.config_json:q}"
-        " --config {params.config:q} {input.predictions} > {log} 2>&1"
+        " --config {params.config:q} {input.predictions} {input.protocol_predictions}"
+        " > {log} 2>&1"
 
 
 # Self-supervised pretraining's reconstruction loss per epoch, every run the cross-validation

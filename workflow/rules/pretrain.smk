@@ -11,7 +11,7 @@ rule pretrain:
     input:
         scaled="results/scaled.csv",
         clips="results/clips.csv",
-        folds="results/folds.csv",
+        folds=split_folds_table,
     output:
         **pretrain_files("results/pretrain/{run}"),
     log:
@@ -19,7 +19,7 @@ rule pretrain:
     benchmark:
         "results/benchmarks/pretrain/{run}.tsv"
     wildcard_constraints:
-        run=model_pattern(PRETRAIN_RUNS),
+        run=PRETRAIN_RUN_PATTERN,
     conda:
         ENV
     threads: 1
@@ -28,7 +28,7 @@ rule pretrain:
         runtime=runtime(240),
     params:
         out_dir=subpath(output.info, parent=True),
-        fold=lambda wildcards: wildcards.run.removeprefix("fold-") if "-" in wildcards.run else -1,
+        fold=lambda wildcards: run_fold(wildcards.run),
         settings=pretrain_settings(),
         checkpoint=lambda wildcards: f"results/.checkpoints/pretrain/{wildcards.run}",
         config_json=stage_config("pretrain"),

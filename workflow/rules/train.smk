@@ -4,6 +4,8 @@
 # predictions.csv contract, so `evaluate` sees one family. One definition, a rule per kind
 # of model: profiles/slurm-gpu gives GPUs to the deep jobs only (common.smk, MODELS_BY_KIND).
 # A deep model with pretrained: ssl starts from its fold's pretraining (pretrain.smk).
+# The same rules run the other evaluation protocols' splits (protocols.smk): a split is
+# fold-<k> of results/folds.csv or <protocol>/fold-<k> of that protocol's folds table.
 
 
 for kind, models in MODELS_BY_KIND.items():
@@ -14,19 +16,19 @@ for kind, models in MODELS_BY_KIND.items():
         input:
             data=model_data,
             clips="results/clips.csv",
-            folds="results/folds.csv",
+            folds=split_folds_table,
             pretrained=pretrained_input,
         output:
-            **model_files(kind, "results/models/{model}/fold-{fold}"),
-            predictions="results/models/{model}/fold-{fold}/predictions.csv",
-            info="results/models/{model}/fold-{fold}/train_info.json",
+            **model_files(kind, "results/models/{model}/{split}"),
+            predictions="results/models/{model}/{split}/predictions.csv",
+            info="results/models/{model}/{split}/train_info.json",
         log:
-            "logs/train/{model}/fold-{fold}.log",
+            "logs/train/{model}/{split}.log",
         benchmark:
-            "results/benchmarks/train/{model}/fold-{fold}.tsv"
+            "results/benchmarks/train/{model}/{split}.tsv"
         wildcard_constraints:
             model=model_pattern(models),
-            fold=r"\d+",
+            split=SPLIT_PATTERN,
         conda:
             ENV
         threads: 1
@@ -37,10 +39,11 @@ for kind, models in MODELS_BY_KIND.items():
             out_dir=subpath(output.predictions, parent=True),
             data_option=model_data_option,
             settings=model_settings,
-            checkpoint=checkpoint_option("fold-{fold}"),
+            fold=lambda wildcards: run_fold(wildcards.split),
+            checkpoint=checkpoint_option("{split}"),
             config_json=stage_config("train"),
         shell:
             '"$VIDSTAGE_PYTHON" -m lib train {params.data_option} {input.data}'
             " --clips {input.clips} --folds {input.folds} --out-dir {params.out_dir}"
-            " --model {wildcards.model} --fold {wildcards.fold} --params {params.settings:q}"
+            " --model {wildcards.model} --fold {params.fold} --params {params.settings:q}"
             " {params.checkpoint} --config-json {params.config_json:q} > {log} 2>&1"
