@@ -16,10 +16,13 @@ mirrored frame (so that a flipped repost matches too). Why these choices:
 
 Hashes find candidates; they cannot tell apart frames that differ only in small regions or in
 colour (a signer's hands, another signer in the same framing, the text of a screen). Each
-hashed frame therefore also keeps a thumbnail: the frame as :data:`THUMB_SIZE` x
-:data:`THUMB_SIZE` YCbCr pixels, after cutting the dark bars that every sampled frame shares
+hashed frame therefore also keeps a thumbnail: the frame as :data:`DETAIL_SIZE` x
+:data:`DETAIL_SIZE` YCbCr pixels, after cutting the dark bars that every sampled frame shares
 (letterboxing; cut per video, not per frame, so that the thumbnails of one video line up),
-against which :mod:`lib.audit.verify` checks the frames the hashes matched.
+against which :mod:`lib.audit.verify` checks the frames the hashes matched: lined up at
+:data:`THUMB_SIZE` (each pixel the mean of 2x2 stored ones), then compared at the stored
+size (a signer's hands a few pixels apart are one pixel apart at 32). Tables signed with
+32-pixel thumbnails (before the stored size grew) are still read, and compared at 32.
 
 A signature row stores ``hashes``: one token per hashed frame, separated by spaces, each six
 16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`; and ``thumbnails``: the
@@ -50,7 +53,8 @@ VARIANTS: tuple[tuple[str, float, bool], ...] = (
 )
 N_UPRIGHT = 3  # the first three variants are the frame as shown; the last three mirrored
 HASH_BITS = 64
-THUMB_SIZE = 32
+THUMB_SIZE = 32  # the thumbnails on which frames are lined up
+DETAIL_SIZE = 64  # the thumbnails stored, on which lined-up frames are compared
 _WORK_SIZE = (128, 128)
 
 
@@ -137,12 +141,12 @@ def bars_box(rows: np.ndarray, cols: np.ndarray, *, max_share: float = 0.3):
 
 def frame_thumbnail(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The part of an RGB frame inside ``box`` (:func:`bars_box`) as
-    ``uint8[THUMB_SIZE, THUMB_SIZE, 3]`` YCbCr (each pixel the mean of its block)."""
+    ``uint8[DETAIL_SIZE, DETAIL_SIZE, 3]`` YCbCr (each pixel the mean of its block)."""
     top, bottom, left, right = box
     image = Image.fromarray(np.ascontiguousarray(frame[top:bottom, left:right]))
     if image.width > _WORK_SIZE[0] or image.height > _WORK_SIZE[1]:
         image = image.resize(_WORK_SIZE, Image.Resampling.BOX)
-    image = image.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+    image = image.resize((DETAIL_SIZE, DETAIL_SIZE), Image.Resampling.BOX)
     return np.asarray(image.convert("YCbCr"))
 
 
@@ -155,12 +159,17 @@ def encode_thumbnails(thumbnails: list[np.ndarray]) -> str:
 
 
 def decode_thumbnails(text: str, n_frames: int) -> np.ndarray:
-    """Inverse of :func:`encode_thumbnails`: ``uint8[n_frames, THUMB_SIZE, THUMB_SIZE, 3]``."""
-    shape = (n_frames, THUMB_SIZE, THUMB_SIZE, 3)
+    """Inverse of :func:`encode_thumbnails`: ``uint8[n_frames, size, size, 3]``, ``size``
+    :data:`DETAIL_SIZE` (or :data:`THUMB_SIZE` for a table signed before it grew)."""
     data = zlib.decompress(base64.b64decode(text)) if text else b""
-    if len(data) != int(np.prod(shape)):
-        raise ValueError(f"thumbnails hold {len(data)} bytes, expected {n_frames} frames")
-    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    for size in (DETAIL_SIZE, THUMB_SIZE):
+        shape = (n_frames, size, size, 3)
+        if n_frames and len(data) == int(np.prod(shape)):
+            return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    raise ValueError(
+        f"thumbnails hold {len(data)} bytes: not {n_frames} frames of {DETAIL_SIZE} or "
+        f"{THUMB_SIZE} pixels; sign the videos again (delete results/signatures.csv)"
+    )
 
 
 def frame_hashes(frame: np.ndarray, *, min_std: float) -> np.ndarray | None:

@@ -12,7 +12,11 @@ kept only when its frames also agree on what the hashes cannot see:
   levels per channel taken out, the best shift of up to :data:`SHIFT` pixels applied. A
   pixel differs when it lies more than ``verify_levels`` (of 255, in Y, Cb or Cr) outside
   the range of the other thumbnail's 3x3 neighbourhood around it, either way (crops and
-  rescales never line up exactly; a blend of neighbours is what they make).
+  rescales never line up exactly; a blend of neighbours is what they make). This is done
+  twice: at 32 pixels (:data:`THUMB_SIZE`), where the crop variants and the shift are
+  chosen, then, for the frame pairs that agree, at the stored size (64 pixels), the shift
+  refined by a pixel: what tells two recordings made in one place apart is often a few
+  pixels of 64 (hands, a line of text), which a 32-pixel thumbnail blends away.
 * **The part that moves.** Only the moving region is compared: pixels more than
   ``motion_levels`` away from their video's median thumbnail in either frame (a studio, a set,
   a logo, an application's window are the same in every frame of a video and say nothing about
@@ -44,13 +48,13 @@ import polars as pl
 
 from lib.audit.signatures import N_UPRIGHT, THUMB_SIZE, VARIANTS, decode_thumbnails
 
-SHIFT = 3  # pixels of global shift tried when lining up two thumbnails
-MIN_MOVING = 3  # moving pixels that make a frame informative
+SHIFT = 3  # pixels of global shift tried when lining up two 32-pixel thumbnails
+MIN_MOVING = 3  # moving pixels (of 32x32) that make a frame informative
 _OFFSETS = 2  # time offsets whose frame pairs are compared pixel by pixel
 _PROBES = 4  # frame pairs (closest hashes first) that choose the crop variants to compare
 _REACH = 2  # pixels by which each frame pair may refine the shift chosen for the pair
 _REFINED = 3  # crop variant pairs whose coarse best shift is refined
-_CACHED_VIDEOS = 16384  # a video's thumbnails take a few kB a frame
+_CACHED_VIDEOS = 2048  # a video's thumbnails take about 16 kB a frame
 
 
 class VideoViews:
@@ -58,7 +62,8 @@ class VideoViews:
 
     For video row ``r``: :meth:`times` (seconds: ``frame_index / fps``), :meth:`informative`
     (``bool[n]``) and :meth:`view` (some frames as one upright hash variant sees them, with
-    their moving pixels). :meth:`decoded` is ``None`` for a video without thumbnails.
+    their moving pixels, at 32 pixels or at the stored size). :meth:`decoded` is ``None`` for
+    a video without thumbnails; :meth:`scale` is how many times 32 pixels it stores.
     """
 
     def __init__(self, thumbnails, frame_index, counts, fps, *, motion_levels: int):
@@ -77,11 +82,18 @@ class VideoViews:
         a video none of whose frames move)."""
         return self.decoded(row)[2]
 
-    def view(self, row: int, frames: np.ndarray, variant: int, mirrored: bool = False):
+    def scale(self, row: int) -> int:
+        """The stored thumbnails' size over :data:`THUMB_SIZE` (1: no finer ones)."""
+        return len(self.decoded(row)[3][0]) // THUMB_SIZE
+
+    def view(self, row: int, frames, variant: int, mirrored: bool = False, *, fine: bool = False):
         """``frames`` of video ``row`` as upright hash variant ``variant`` sees them
-        (``float32[m, T, T, 3]``, mirrored if asked) and their moving pixels
-        (``bool[m, T, T]``: farther than ``motion_levels`` from the video's median)."""
-        thumbs, median, _ = self.decoded(row)
+        (``float32[m, T, T, 3]``, mirrored if asked; ``T`` 32, or the stored size if ``fine``)
+        and their moving pixels (``bool[m, T, T]``: farther than ``motion_levels`` from the
+        video's median)."""
+        thumbs, median, _, stored, stored_median = self.decoded(row)
+        if fine:
+            thumbs, median = stored, stored_median
         keep = VARIANTS[variant][1]
         seen, still = crop_variant(thumbs[frames], keep), crop_variant(median[None], keep)
         moving = np.abs(seen - still).max(axis=-1) > self._motion_levels
@@ -92,24 +104,28 @@ class VideoViews:
     def _decode(self, row: int):
         if not self._thumbnails[row]:
             return None
-        thumbs = decode_thumbnails(self._thumbnails[row], int(self._counts[row]))
+        stored = decode_thumbnails(self._thumbnails[row], int(self._counts[row]))
+        k = len(stored[0]) // THUMB_SIZE  # each 32-pixel thumbnail pixel: k x k stored ones
+        thumbs = stored.reshape(len(stored), THUMB_SIZE, k, THUMB_SIZE, k, 3).mean(axis=(2, 4))
+        thumbs = np.round(thumbs).astype(np.uint8)
         median = np.median(thumbs.astype(np.float32), axis=0)
         moving = np.abs(thumbs - median).max(axis=-1) > self._motion_levels
         informative = moving.sum(axis=(1, 2)) >= MIN_MOVING
         if not informative.any():  # a still: every frame counts
             informative[:] = True
-        return thumbs, median, informative
+        stored_median = np.median(stored.astype(np.float32), axis=0) if k > 1 else median
+        return thumbs, median, informative, stored, stored_median
 
 
 def crop_variant(thumbs: np.ndarray, keep: float) -> np.ndarray:
     """The central ``keep`` of each of ``thumbs[m, T, T, C]`` resampled (bilinear) back to
     ``T`` pixels, as the hash variant of that crop sees the frame: ``float32[m, T, T, C]``."""
-    thumbs = thumbs.astype(np.float32)
+    thumbs, size = thumbs.astype(np.float32), thumbs.shape[1]
     if keep >= 1.0:
         return thumbs
-    source = THUMB_SIZE * (1 - keep) / 2 - 0.5 + (np.arange(THUMB_SIZE) + 0.5) * keep
-    low = np.clip(np.floor(source).astype(int), 0, THUMB_SIZE - 1)
-    high = np.clip(low + 1, 0, THUMB_SIZE - 1)
+    source = size * (1 - keep) / 2 - 0.5 + (np.arange(size) + 0.5) * keep
+    low = np.clip(np.floor(source).astype(int), 0, size - 1)
+    high = np.clip(low + 1, 0, size - 1)
     weight = (source - np.floor(source)).astype(np.float32)
     rows = thumbs[:, low] * (1 - weight)[:, None, None] + thumbs[:, high] * weight[:, None, None]
     return rows[:, :, low] * (1 - weight)[:, None] + rows[:, :, high] * weight[:, None]
@@ -136,13 +152,13 @@ def _padded(x: np.ndarray, by: int) -> np.ndarray:
     return np.pad(x, [(0, 0), (by, by), (by, by)] + [(0, 0)] * (x.ndim - 3), mode="edge")
 
 
-def _moved(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Each image of ``x[:, T, T, ...]`` moved by its own ``shifts[k] = (dy, dx)``, edges
-    repeated."""
+def _moved(x: np.ndarray, shifts: np.ndarray, limit: int = SHIFT) -> np.ndarray:
+    """Each image of ``x[:, T, T, ...]`` moved by its own ``shifts[k] = (dy, dx)`` (at most
+    ``limit`` pixels), edges repeated."""
     m, size = len(x), x.shape[1]
-    padded = _padded(x, SHIFT)
-    rows = (SHIFT - shifts[:, 0])[:, None, None] + np.arange(size)[None, :, None]
-    cols = (SHIFT - shifts[:, 1])[:, None, None] + np.arange(size)[None, None, :]
+    padded = _padded(x, limit)
+    rows = (limit - shifts[:, 0])[:, None, None] + np.arange(size)[None, :, None]
+    cols = (limit - shifts[:, 1])[:, None, None] + np.arange(size)[None, None, :]
     return padded[np.arange(m)[:, None, None], rows, cols]
 
 
@@ -162,27 +178,27 @@ def _far_from_neighbours(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(low - a, a - high).max(axis=-1)
 
 
-def _shifts(centre=(0, 0), reach: int = SHIFT) -> list[tuple[int, int]]:
-    """The pixel shifts within ``reach`` of ``centre`` and within :data:`SHIFT` of none."""
-    ys = range(max(centre[0] - reach, -SHIFT), min(centre[0] + reach, SHIFT) + 1)
-    xs = range(max(centre[1] - reach, -SHIFT), min(centre[1] + reach, SHIFT) + 1)
+def _shifts(centre=(0, 0), reach: int = SHIFT, limit: int = SHIFT) -> list[tuple[int, int]]:
+    """The pixel shifts within ``reach`` of ``centre`` and within ``limit`` of none."""
+    ys = range(max(centre[0] - reach, -limit), min(centre[0] + reach, limit) + 1)
+    xs = range(max(centre[1] - reach, -limit), min(centre[1] + reach, limit) + 1)
     return [(dy, dx) for dy in ys for dx in xs]
 
 
-def _fit(a: np.ndarray, b: np.ndarray, shifts, *, max_colour_shift: int):
+def _fit(a: np.ndarray, b: np.ndarray, shifts, *, max_colour_shift: int, limit: int = SHIFT):
     """``b`` with its colour shifted by at most ``max_colour_shift`` towards ``a``'s, and the
-    mean absolute brightness error over the inner pixels for each of ``shifts``:
-    ``float[m, len(shifts)]``."""
+    mean absolute brightness error over the inner pixels for each of ``shifts`` (each at
+    most ``limit`` pixels): ``float[m, len(shifts)]``."""
     a, b = a.astype(np.float32), b.astype(np.float32)
     offset = b.mean(axis=(1, 2), keepdims=True) - a.mean(axis=(1, 2), keepdims=True)
     b = b - np.clip(offset, -max_colour_shift, max_colour_shift)
-    inner = a[:, SHIFT:-SHIFT, SHIFT:-SHIFT, 0]
+    inner = a[:, limit:-limit, limit:-limit, 0]
     size = inner.shape[1]
     dy, dx = np.array(shifts).T
-    # every window of the padded brightness, one per start (2 * SHIFT - shift), in one go
-    starts_y, starts_x = 2 * SHIFT - dy, 2 * SHIFT - dx
+    # every window of the padded brightness, one per start (2 * limit - shift), in one go
+    starts_y, starts_x = 2 * limit - dy, 2 * limit - dx
     low_y, low_x = starts_y.min(), starts_x.min()
-    padded = _padded(b[..., 0], SHIFT)[
+    padded = _padded(b[..., 0], limit)[
         :, low_y : starts_y.max() + size, low_x : starts_x.max() + size
     ]
     windows = sliding_window_view(padded, (size, size), axis=(1, 2))
@@ -194,15 +210,17 @@ def _fit(a: np.ndarray, b: np.ndarray, shifts, *, max_colour_shift: int):
     return b, errors
 
 
-def line_up(a: np.ndarray, b: np.ndarray, *, max_colour_shift: int, centre=(0, 0), reach=SHIFT):
+def line_up(
+    a: np.ndarray, b: np.ndarray, *, max_colour_shift: int, centre=(0, 0), reach=SHIFT, limit=SHIFT
+):
     """``b`` (thumbnails ``[m, T, T, 3]``) moved onto ``a``: its colour shifted by at most
     ``max_colour_shift`` towards ``a``'s, then by the pixel shift (within ``reach`` of
-    ``centre``, at most :data:`SHIFT`) whose brightness fits best. Returns the moved
+    ``centre``, at most ``limit``) whose brightness fits best. Returns the moved
     thumbnails and the shifts ``int[m, 2]``."""
-    tried = _shifts(centre, reach)
-    b, errors = _fit(a, b, tried, max_colour_shift=max_colour_shift)
+    tried = _shifts(centre, reach, limit)
+    b, errors = _fit(a, b, tried, max_colour_shift=max_colour_shift, limit=limit)
     shifts = np.array(tried)[errors.argmin(axis=1)]
-    return _moved(b, shifts), shifts
+    return _moved(b, shifts, limit), shifts
 
 
 def confirm_frames(
@@ -217,23 +235,28 @@ def confirm_frames(
     max_colour_shift,
     centre=(0, 0),
     reach=SHIFT,
+    limit=SHIFT,
+    min_moving=MIN_MOVING,
 ):
     """Which frame pairs agree: ``a``, ``b`` thumbnails ``[m, T, T, 3]`` (the variants to
     compare, ``a`` mirrored where the hashes matched mirrored), ``moving_*`` their moving
-    pixels ``[m, T, T]``; ``bool[m]``. At most ``verify_share`` of the moving region may
-    differ, and at most ``frame_share`` of the whole thumbnail (another application's
-    window, another studio)."""
-    moved, shifts = line_up(a, b, max_colour_shift=max_colour_shift, centre=centre, reach=reach)
-    moving_b = _moved(moving_b, shifts)
+    pixels ``[m, T, T]``; ``bool[m]``, and the shifts that lined ``b`` up (``int[m, 2]``).
+    At most ``verify_share`` of the moving region may differ, and at most ``frame_share`` of
+    the whole thumbnail (another application's window, another studio); ``limit`` and
+    ``min_moving`` are :data:`SHIFT` and :data:`MIN_MOVING` at the thumbnails' size."""
+    moved, shifts = line_up(
+        a, b, max_colour_shift=max_colour_shift, centre=centre, reach=reach, limit=limit
+    )
+    moving_b = _moved(moving_b, shifts, limit)
     a = a.astype(np.float32)
     differs = (_far_from_neighbours(a, moved) > verify_levels) | (
         _far_from_neighbours(moved, a) > verify_levels
     )
     region = moving_a | moving_b
-    still = region.sum(axis=(1, 2)) < MIN_MOVING
+    still = region.sum(axis=(1, 2)) < min_moving
     region[still] = True  # neither frame moves: the whole thumbnail
     moving_agree = (differs & region).sum(axis=(1, 2)) <= verify_share * region.sum(axis=(1, 2))
-    return moving_agree & (differs.mean(axis=(1, 2)) <= frame_share)
+    return moving_agree & (differs.mean(axis=(1, 2)) <= frame_share), shifts
 
 
 def offset_support(offsets, frames, n_frames, *, width):
@@ -381,6 +404,29 @@ def _confirmed(views, a, b, i, j, bits, mirrored, pixels):
             best = (fine.mean(axis=0)[k], combos[c], tried[k])
     _, (x, y), centre = best
     (thumbs_a, moving_a), (thumbs_b, moving_b) = views.view(a, i, x, mirrored), views.view(b, j, y)
-    return confirm_frames(
+    agree, shifts = confirm_frames(
         thumbs_a, thumbs_b, moving_a, moving_b, centre=centre, reach=_REACH, **pixels
     )
+    k = views.scale(a)
+    if k == 1 or views.scale(b) != k or not agree.any():
+        return agree
+    # The frame pairs that agree, compared again at the stored size: each moved by its own
+    # shift found above (k times as many pixels), then refined by up to k - 1 pixels.
+    rows = np.nonzero(agree)[0]
+    (fine_a, moving_a), (fine_b, moving_b) = (
+        views.view(a, i[rows], x, mirrored, fine=True),
+        views.view(b, j[rows], y, fine=True),
+    )
+    limit, first = SHIFT * k, shifts[rows] * k
+    fine_b, moving_b = _moved(fine_b, first, limit), _moved(moving_b, first, limit)
+    agree[rows], _ = confirm_frames(
+        fine_a,
+        fine_b,
+        moving_a,
+        moving_b,
+        reach=k - 1,
+        limit=limit,
+        min_moving=MIN_MOVING * k * k,
+        **pixels,
+    )
+    return agree
