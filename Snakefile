@@ -30,6 +30,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/completeness.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/test_corpus.smk"
 
 
 rule all:

@@ -54,9 +54,14 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg
 
 def list_inputs(source: str | Path) -> pl.DataFrame:
     """``video_id, path`` of the videos to classify: the video files of a folder (sorted,
-    recursive), or a manifest CSV with a ``path`` column (and optionally ``video_id``;
-    relative paths are taken from the manifest's folder)."""
+    recursive), a manifest CSV with a ``path`` column (and optionally ``video_id``;
+    relative paths are taken from the manifest's folder), or a videos table (the validate
+    stage's, known by its ``valid`` column: its valid videos, paths relative to the working
+    directory as the pipeline's tables store them; how the test corpus is classified)."""
     source = Path(source)
+    if source.suffix.lower() == ".csv" and "valid" in pl.read_csv(source, n_rows=0).columns:
+        videos = schemas.read_table(source, "videos").filter(pl.col("valid"))
+        return videos.select("video_id", "path")
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         ids = [p.relative_to(source).with_suffix("").as_posix().replace("/", "__") for p in paths]

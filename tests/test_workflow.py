@@ -45,6 +45,9 @@ SMALL = (
     "demo:\n  n_groups: 10\naugment:\n  n_augmentations: 1\nfolds:\n  k: 3\nshards: 2\n"
     "train:\n  models: [logreg, linear_svm, hist_gbm, dummy, naive_cnn]\n"
     "evaluate:\n  bootstrap: 100\n  permutation:\n    n_permutations: 5\n"
+    # leave one platform out (demo.yaml): with 10 groups, platform book has 4 or more test
+    # videos per class (a split: 5 more trainings), tube and chirp fewer (skipped)
+    "  leave_one_group_out:\n    min_videos_per_class: 4\n"
 )
 SMALL_CONFIG = ("--configfile", *DEMO_CONFIG, "small.yaml")
 MODELS = ("logreg", "linear_svm", "hist_gbm", "dummy")
@@ -107,8 +110,13 @@ def test_lint_and_snakefmt_are_clean():
         (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"], 0),
         # + the probe and knn on embeddings: 2 embeddings shards, their gather, the tiny
         # encoder's rule and the probe's permutation test
-        (DEMO_CONFIG, 9, 3, [*STAGES, "pretrain", "pretrain_report", "protocol_folds",
-                             "embeddings", "tiny_encoder"], 3 + 1 + 1 + 2 + 1 + 1 + 1),
+        (
+            DEMO_CONFIG,
+            9,
+            3,
+            [*STAGES, "pretrain", "pretrain_report", "protocol_folds", "embeddings", "tiny_encoder"],
+            3 + 1 + 1 + 2 + 1 + 1 + 1,
+        ),
     ],
     ids=["defaults", "demo"],
 )
@@ -244,6 +252,8 @@ def test_demo_summary_scores_originals_with_intervals_and_p_values(demo_run):
     summary = schemas.read_table(demo_run / "results/summary.csv", "summary")
     videos = schemas.read_table(demo_run / "results/folds.csv", "folds")
     assert set(summary["model"]) == set(MODELS) | {"naive_cnn"}  # SMALL's feature + deep models
+    lopo = summary.filter(pl.col("protocol") == "leave_one_platform_out")
+    summary = summary.filter(pl.col("protocol") == "kfold")
     auc = summary.filter(pl.col("metric") == "roc_auc")
     assert (auc["n_videos"] == len(videos)).all()  # one row per held-out original video
     assert (auc["ci_low"] <= auc["pooled"]).all() and (auc["pooled"] <= auc["ci_high"]).all()
@@ -253,6 +263,18 @@ def test_demo_summary_scores_originals_with_intervals_and_p_values(demo_run):
     assert auc.filter(pl.col("model") == "dummy")["mean"].item() == 0.5
     robust = schemas.read_table(demo_run / "results/robustness.csv", "robustness")
     assert "none (original)" in set(robust["augmentation"]) and len(set(robust["augmentation"])) > 1
+    # leave one platform out: every model, through the same train rules, with intervals
+    splits = schemas.read_table(
+        demo_run / "results/protocols/leave_one_platform_out/splits.csv", "protocol_splits"
+    )
+    used = splits.filter(pl.col("status") == "used")
+    assert len(used) >= 1 and (splits["status"] == "skipped").any()
+    lopo_auc = lopo.filter(pl.col("metric") == "roc_auc")
+    assert set(lopo_auc["model"]) == set(auc["model"]) and (lopo_auc["n_folds"] == len(used)).all()
+    assert (lopo_auc["n_videos"] == used["n_test_videos"].sum()).all()
+    assert (lopo_auc["ci_low"] <= lopo_auc["ci_high"]).all()
+    report = (demo_run / "results/reports/evaluation.md").read_text()
+    assert "## Generalisation" in report and "not tested: fewer than" in report
 
 
 @pytest.mark.slow

@@ -200,6 +200,21 @@ TABLES: dict[str, dict[str, str]] = {
         "same_annotated_group": "bool",
         "same_fold": "bool",
     },
+    # Test corpus (lib/audit/cross.py, lib/evaluate/test_corpus.py): videos, matches, scores.
+    "test_corpus_videos": {
+        **dict.fromkeys(("video_id", "label", "dup_group", "train_matches"), "str"),
+        **dict.fromkeys(("valid", "cross_duplicate", "cross_group"), "bool"),
+    },
+    "cross_duplicates": {
+        **dict.fromkeys(("test_video", "train_video"), "str"),
+        **{"distance": "float", "matched_frames": "int"},
+    },
+    "test_corpus_summary": {
+        **dict.fromkeys(("model", "videos", "metric"), "str"),
+        "headline": "bool",
+        **dict.fromkeys(("value", "ci_low", "ci_high"), "float"),
+        **dict.fromkeys(("n_videos", "n_groups", "n_left_out", "n_failed"), "int"),
+    },
 }
 
 # Columns that may hold NaN (unknown measurements, undefined metrics).
@@ -232,6 +247,8 @@ CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "near_duplicates": {"distance": [pa.Check.in_range(0, 64)], "matched_frames": [pa.Check.ge(1)]},
     "predictions": {"aug_idx": [pa.Check.ge(-1)]},
     "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
+    "cross_duplicates": {"matched_frames": [pa.Check.ge(1)]},
+    "test_corpus_summary": {"videos": [pa.Check.isin(("without_cross_duplicates", "all"))]},
     "pretrain_history": {"epoch": [pa.Check.ge(1)], "mask_ratio": [pa.Check.in_range(0, 1)]},
     "protocol_splits": {"status": [pa.Check.isin(("used", "skipped"))]},
     "metrics": {"level": [pa.Check.isin(("video", "window"))]},
@@ -251,4 +268,5 @@ UNIQUE = {
     "predictions": "clip_id",
     "signatures": "video_id",
     "predict": "video_id",
+    "test_corpus_videos": "video_id",
 }

@@ -23,6 +23,12 @@ from lib.stages.command_spec import (
     training_args,
 )
 
+#: The test corpus's keys that say how to ingest it (as the dataset section's do).
+TEST_CORPUS_KEYS = tuple(
+    "format path label_map allow_file_urls keep_labels label_precedence folder_group".split()
+)
+
+
 MODEL_COMMANDS: tuple[Command, ...] = (
     Command(
         "train",
@@ -184,6 +190,58 @@ MODEL_COMMANDS: tuple[Command, ...] = (
             Section(
                 "scale", into="scale", prefix="scale_"
             ),  # --scale-model, not --model
+        ),
+    ),
+    # The test corpus (config test_corpus): ingested as the dataset is, by the same function.
+    Command(
+        "test-corpus-manifest",
+        "ingest the test corpus (config test_corpus) into its manifest",
+        args=(
+            OUT,
+            arg("--report", required=True, help="ingest report (markdown) to write"),
+        ),
+        sections=(Section("test_corpus", keys=TEST_CORPUS_KEYS),),
+    ),
+    Command(
+        "test-corpus-audit",
+        "leak audit across corpora: test videos that copy training videos; the test groups",
+        args=(
+            VIDEOS,
+            reads("--signatures", "results/signatures.csv"),
+            reads("--test-videos", "results/test_corpus/videos.csv"),
+            reads("--test-signatures", "results/test_corpus/signatures.csv"),
+            arg("--out", required=True, help="cross-corpus pairs to write"),
+            arg(
+                "--groups-out",
+                required=True,
+                help="test videos, groups and matches to write",
+            ),
+        ),
+        sections=(
+            Section("near_duplicates", into="match"),
+            Section("folds", keys=("group_by",)),
+            SEED,
+        ),
+    ),
+    Command(
+        "test-corpus-score",
+        "score each final model on the test corpus, with intervals; its report section",
+        args=(
+            reads("--videos", "results/test_corpus/groups.csv"),
+            reads("--cross", "results/test_corpus/cross_duplicates.csv"),
+            arg("--out", required=True, help="test-corpus summary to write"),
+            arg("--report", required=True, help="report section (markdown) to write"),
+            arg(
+                "predictions",
+                nargs="+",
+                help="predict's table of every model on the corpus",
+            ),
+        ),
+        sections=(
+            Section("test_corpus", keys=("format", "path", "keep_cross_duplicates")),
+            Section("evaluate", keys=("bootstrap",)),
+            POSITIVE_LABEL,
+            SEED,
         ),
     ),
 )

@@ -331,6 +331,7 @@ REPORT_CATEGORIES = {
     "training": "4. Training curves",
     "pretrain": "4. Training curves",
     "data_quality": "5. Data quality",
+    "test_corpus": "6. Test corpus",
 }
 
 
@@ -388,6 +389,25 @@ def predict_model_dir(wildcards):
     return f"results/models/{model}/final/{weights}"
 
 
+# The test corpus (test_corpus.smk): on when test_corpus.path is set; the models whose
+# final fit scores it.
+TEST_CORPUS = config["test_corpus"]
+TEST_MODELS = (TEST_CORPUS["models"] or MODELS) if TEST_CORPUS["path"] else []
+TEST_DIR = "results/test_corpus"
+
+
+def test_corpus_files():
+    """What `all` builds of the test corpus (nothing when there is none)."""
+    if not TEST_MODELS:
+        return []
+    return [f"{TEST_DIR}/summary.csv", "results/reports/test_corpus.md"]
+
+
+def test_corpus_inputs(wildcards):
+    """The files the test corpus's manifest is read from, so that editing them reruns it."""
+    return dataset_files(TEST_CORPUS["format"], TEST_CORPUS["path"])
+
+
 def get_final_output():
     return [
         "results/manifest.csv",
@@ -407,6 +427,7 @@ def get_final_output():
         "results/reports/data_quality.csv",
         "results/reports/completeness.md",
         *(["results/reports/pretrain_history.png"] if SSL_MODELS else []),
+        *test_corpus_files(),
     ]
 
 
