@@ -108,14 +108,15 @@ def test_lint_and_snakefmt_are_clean():
         # + the protocol_folds checkpoint of leave_one_platform_out, whose splits' jobs a dry
         # run cannot list before it ran (lib/evaluate/protocols.py)
         (("config.yaml",), 4, 5, [s for s in STAGES if s != "train_deep"], 0),
-        # + the probe and knn on embeddings: 2 embeddings shards, their gather, the tiny
-        # encoder's rule and the probe's permutation test
+        # + the probe and knn on embeddings: 2 embeddings shards, their gather and the tiny
+        # encoder's rule (the demo permutes three models as the defaults do, the probe for
+        # hist_gbm)
         (
             DEMO_CONFIG,
             9,
             3,
             [*STAGES, "pretrain", "pretrain_report", "protocol_folds", "embeddings", "tiny_encoder"],
-            3 + 1 + 1 + 2 + 1 + 1 + 1,
+            3 + 1 + 1 + 2 + 1 + 1,
         ),
     ],
     ids=["defaults", "demo"],
