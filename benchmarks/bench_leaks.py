@@ -396,7 +396,8 @@ def precision_lines(r: dict) -> list[str]:
         "The audit's false pairs by kind: "
         + (", ".join(f"{k} {v}" for k, v in kinds) or "none")
         + ". Recordings in one studio, one application's window or one slide theme are the "
-        "hardest: their differences (hands, text) are a few pixels of a 32x32 thumbnail.",
+        "hardest: their differences (hands, text) are a few pixels of a 32x32 thumbnail, "
+        "which is why lined-up frames are compared again at 64x64 (docs/LEAKS.md).",
     ]  # fmt: skip
     return lines
 
