@@ -229,6 +229,9 @@ def _memory_cgroup(tmp_name: str) -> tuple[Path, str] | None:
             (base / tmp_name).mkdir()
         except OSError:
             continue
+        if not (base / tmp_name / limit).exists():  # v2 without memory in subtree_control
+            (base / tmp_name).rmdir()
+            continue
         return base / tmp_name, limit
     return None
 
