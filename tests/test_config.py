@@ -342,7 +342,12 @@ def test_a_bare_corpus_file_resolves_to_the_schema_defaults(tmp_path):
         "linear_svm": {},
         "hist_gbm": {},
         "dummy": {},
+        "probe": {},
+        "knn": {},
+        "probe_hc": {},
     }
+    assert resolved["embeddings"]["model"] == "openai/clip-vit-large-patch14"
+    assert resolved["embeddings"]["tiny"] is None
     deep = resolved["train"]["deep"]["naive_cnn"]
     assert (deep["num_frames"], deep["image_size"], deep["epochs"], deep["cache_mb"]) == (
         16,
@@ -373,11 +378,17 @@ def test_make_demo_resolves_to_the_demo_settings(tmp_path):
         "linear_svm",
         "hist_gbm",
         "dummy",
+        "probe",
+        "knn",
         "naive_cnn",
         "videomae",
         "timesformer",
     ]
     assert resolved["train"]["params"]["hist_gbm"] == {"max_bins": 16}
+    assert (resolved["embeddings"]["tiny"], resolved["embeddings"]["model"]) == (
+        "clip",
+        "results/encoder/tiny-clip",
+    )
     for model in ("naive_cnn", "videomae", "timesformer"):  # the tiny CPU recipe
         deep = resolved["train"]["deep"][model]
         assert (deep["num_frames"], deep["image_size"], deep["train_clips"]) == (
@@ -846,6 +857,10 @@ def test_fvc_deep_settings_plan_their_jobs_and_unreachable_hub_ids_stop_at_start
     deep_models = [m for m in shipped["models"] if m in shipped["deep"]]
     assert sorted(deep_models) == sorted(shipped["deep"]) and len(deep_models) == 5
     overlay = _tiny_checkpoints(wf, shipped["deep"])
+    # the embedding models' encoder (a hub id too): a folder with its config.json stands in
+    (wf / "models/encoder").mkdir(parents=True)
+    (wf / "models/encoder/config.json").write_text('{"model_type": "clip"}')
+    overlay["embeddings"] = {"model": "models/encoder"}
     (wf / "local.yaml").write_text(yaml.safe_dump(overlay))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
