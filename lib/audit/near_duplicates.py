@@ -255,19 +255,25 @@ def find_near_duplicates(
     max_colour_shift: int,
     time_tolerance: float,
     random_state: int,
+    skip_among: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     """Every matching pair of videos in a signatures table.
 
     Returns ``video_a, video_b`` (``video_a < video_b``), ``distance`` (mean bits between the
     counted frames' hashes), ``matched_frames`` (frames counted), ``flipped``, sorted by the
     two ids. The keywords are the ``near_duplicates`` section's keys (see the module
-    docstrings) and the seed of the index's bit sampling.
+    docstrings) and the seed of the index's bit sampling; pairs of two videos of
+    ``skip_among`` are neither checked nor reported (a corpus already audited, matched
+    against another: :mod:`lib.audit.cross`).
     """
     ids, hashes, counts = signature_arrays(signatures)
     index = {"band_bits": band_bits, "n_bands": n_bands, "max_neighbours": max_neighbours}
     candidates = candidate_pairs(
         hashes, counts, threshold=threshold, random_state=random_state, **index
     )
+    if skip_among:
+        known = np.array([v in skip_among for v in ids], dtype=bool)
+        candidates = candidates[~(known[candidates[:, 0]] & known[candidates[:, 1]])]
     log.info("%d signatures, %d candidate pairs from the index", len(ids), len(candidates))
     bounds = {
         "min_matched_frames": min_matched_frames,
