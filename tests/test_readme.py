@@ -40,7 +40,6 @@ NOT_RUN = {
 DRY_RUN = {
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml my.yaml",
     ".venv/bin/snakemake --profile profiles/local --configfile config.yaml configs/fvc.yaml",
-    ".venv/bin/snakemake --profile profiles/local --configfile config.yaml my.yaml --forcerun download",
     ".venv/bin/snakemake --profile profiles/slurm --configfile config.yaml my.yaml",
     ".venv/bin/snakemake results/predictions/new.csv --profile profiles/local --configfile config.yaml"
     " my.yaml --config predict='{input: new-videos, model: logreg}'",
