@@ -72,9 +72,7 @@ def reads(flag: str, path: str, **options: Any) -> Arg:
 
 def folder(flag: str, default: str, what: str) -> Arg:
     """A folder the command writes files into."""
-    return arg(
-        flag, default=default, help=f"where {what} are written (default: %(default)s)"
-    )
+    return arg(flag, default=default, help=f"where {what} are written (default: %(default)s)")
 
 
 OUT = arg("--out", dest="output", required=True, help="table to write")
@@ -141,6 +139,4 @@ def json_arg(flag: str, help: str, **options: Any) -> Arg:
 def resume_dir(default: str, who: str = "") -> Arg:
     """``--checkpoint-dir``: where a job keeps what a killed run resumes from."""
     resume = "where finished work survives a killed job, for a resume"
-    return arg(
-        "--checkpoint-dir", default=None, help=f"{who}{resume} (default {default})"
-    )
+    return arg("--checkpoint-dir", default=None, help=f"{who}{resume} (default {default})")

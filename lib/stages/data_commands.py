@@ -92,12 +92,8 @@ DATA_COMMANDS: tuple[Command, ...] = (
         args=(VIDEOS, OUT, folder("--clips-dir", "data/clips", "clips")),
         sections=(Section("augment"), SEED),
     ),
-    sampling_stage(
-        "features", "handcrafted features of one shard of clips", CLIPS, "features"
-    ),
-    sampling_stage(
-        "scaled-features", "features of one shard of scaled clips", SCALED, "features"
-    ),
+    sampling_stage("features", "handcrafted features of one shard of clips", CLIPS, "features"),
+    sampling_stage("scaled-features", "features of one shard of scaled clips", SCALED, "features"),
     sampling_stage(
         "signatures",
         "perceptual-hash signatures of one shard of videos",
@@ -117,9 +113,7 @@ DATA_COMMANDS: tuple[Command, ...] = (
     Command(
         "tiny-encoder",
         "save a random-init tiny image encoder (the demo's stand-in for a checkpoint)",
-        args=(
-            arg("--out-dir", required=True, help="the folder embeddings.model names"),
-        ),
+        args=(arg("--out-dir", required=True, help="the folder embeddings.model names"),),
         sections=(
             Section("embeddings", keys=("tiny", "tiny_image_size"), into="settings"),
             SEED,
