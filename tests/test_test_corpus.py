@@ -125,9 +125,11 @@ def test_the_score_leaves_out_the_copy_and_the_report_says_so(corpora, keep):
         "evaluate": {"bootstrap": 200},
     }
     summary_path, report_path = test / f"summary-{keep}.csv", test / f"report-{keep}.md"
+    kfold = test / "kfold_summary.csv"  # the evaluate stage's, for the generalisation table
+    schemas.write_table(_kfold_summary(), kfold, "summary")
     _run("test-corpus-score", "--videos", test / "groups.csv", "--cross", test / "cross.csv",
          "--out", summary_path, "--report", report_path, "--config-json", json.dumps(config),
-         preds)  # fmt: skip
+         "--summary", kfold, "--plot", test / "side_by_side.png", preds)  # fmt: skip
     summary = schemas.read_table(summary_path, "test_corpus_summary")
     report = report_path.read_text()
     n_valid = int(groups["valid"].sum())
@@ -150,6 +152,19 @@ def test_the_score_leaves_out_the_copy_and_the_report_says_so(corpora, keep):
     line = next(l for l in report.splitlines() if l.startswith("| memoriser | roc_auc |"))
     quoted = everything if keep else clean
     assert f"| {quoted['value']:.3f} |" in line and f"| {quoted['n_videos']} |" in line
+    # ... and so does the generalisation table, beside the kfold protocol
+    assert "| model | kfold | test_corpus |" in report
+    row = next(l for l in report.splitlines() if l.startswith("| memoriser | 0.800 ["))
+    assert f"| {quoted['value']:.3f} [" in row and "![Generalisation](side_by_side.png)" in report
+    assert (test / "side_by_side.png").stat().st_size > 0
+
+
+def _kfold_summary() -> pl.DataFrame:
+    row = {c: None for c in schemas.columns("summary")}
+    row |= {"model": "memoriser", "protocol": "kfold", "level": "video", "metric": "roc_auc"}
+    row |= {"pooled": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n_folds": 3, "n_videos": 20}
+    row |= {"aggregation": "mean", "n_permutations": 0}
+    return pl.DataFrame([row])
 
 
 def test_predict_reads_a_videos_table_as_its_valid_videos(corpora):

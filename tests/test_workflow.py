@@ -310,6 +310,7 @@ def test_test_corpus_leaves_out_a_planted_copy_of_a_training_video(demo_run):
     assert head["n_videos"] > 0 and head["ci_low"] <= head["value"] <= head["ci_high"]
     report = (demo_run / "results/reports/test_corpus.md").read_text()
     assert "are **left out** of the headline score" in report
+    assert "test_corpus |" in report.split("## Generalisation")[1]  # beside kfold and LOPO
 
 
 def _wait_for_progress(wf: Path, stage: str, min_units: int, proc, timeout: float = 300):

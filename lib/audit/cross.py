@@ -5,7 +5,8 @@ being reposts, re-encodes or crops of training videos: a model scored on those i
 what it was trained on. :func:`cross_corpus_audit` matches the two corpora's signatures
 (:mod:`lib.audit.signatures`) with the leak audit's own matcher
 (:func:`lib.audit.near_duplicates.find_near_duplicates`, same keys, same confirmation) run
-on both corpora at once, and keeps
+on both corpora at once (pairs of two training videos skipped: the training corpus's own
+audit found those), and keeps
 
 * the pairs of a test video and a training video (the cross-corpus near-duplicates), and
 * the pairs of two test videos, which join the test corpus's annotated groups as the folds'
@@ -73,7 +74,9 @@ def cross_corpus_audit(
         ],
         how="vertical_relaxed",
     )
-    pairs = find_near_duplicates(signed, random_state=random_state, **match)
+    trained = frozenset(signed.filter(pl.col("video_id").str.starts_with(_TRAIN))["video_id"])
+    # the training corpus's own pairs were audited by near_duplicates: not checked again
+    pairs = find_near_duplicates(signed, random_state=random_state, skip_among=trained, **match)
     first_test = pl.col("video_a").str.starts_with(_TEST)
     cross = pairs.filter(first_test & pl.col("video_b").str.starts_with(_TRAIN))
     within = pairs.filter(first_test & pl.col("video_b").str.starts_with(_TEST))

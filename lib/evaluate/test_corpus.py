@@ -108,6 +108,22 @@ def score_test_corpus(
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
+def generalisation_rows(summary: pl.DataFrame, *, metric: str = "roc_auc") -> pl.DataFrame:
+    """The headline ``metric`` of each model on the test corpus as rows of the report's
+    generalisation table (:func:`lib.evaluate.generalisation.generalisation_table`'s
+    columns), protocol ``test_corpus``: one test set, hence ``n_folds`` 1."""
+    rows = summary.filter(pl.col("headline") & (pl.col("metric") == metric))
+    return rows.select(
+        "model",
+        protocol=pl.lit("test_corpus"),
+        value="value",
+        ci_low="ci_low",
+        ci_high="ci_high",
+        n_videos="n_videos",
+        n_folds=pl.lit(1, dtype=pl.Int64),
+    )
+
+
 def _fmt(value) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
@@ -120,11 +136,12 @@ def corpus_markdown(
     corpus: str,
     keep_cross_duplicates: bool,
     n_bootstrap: int,
+    sections: tuple[str, ...] = (),
     top: int = 30,
 ) -> str:
     """The report's test-corpus section: what was scored, the cross-corpus near-duplicates
-    and what was done with them, the headline scores with intervals, and both subsets side
-    by side."""
+    and what was done with them, the headline scores with intervals, both subsets side by
+    side, then ``sections`` (markdown: the generalisation table)."""
     valid = videos.filter(pl.col("valid"))
     copies = valid.filter(pl.col("cross_duplicate"))
     left = valid.filter(pl.col("cross_group"))
@@ -198,4 +215,4 @@ def corpus_markdown(
     for r in wide.iter_rows(named=True):
         values = " | ".join(_fmt(r.get(s)) for s in SUBSETS)
         lines.append(f"| {r['model']} | {r['metric']} | {values} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *sections]) + "\n"

@@ -80,6 +80,8 @@ HEAVY_COMMANDS = frozenset(
     | {
         "data-quality",
         "predict",
+        "test-corpus-audit",
+        "test-corpus-score",
         "pretrain",
         "pretrain-report",
         "embeddings",

@@ -231,6 +231,8 @@ MODEL_COMMANDS: tuple[Command, ...] = (
             reads("--cross", "results/test_corpus/cross_duplicates.csv"),
             arg("--out", required=True, help="test-corpus summary to write"),
             arg("--report", required=True, help="report section (markdown) to write"),
+            reads("--summary", "results/summary.csv (the other protocols)", required=False),
+            arg("--plot", default=None, help="generalisation figure to write"),
             arg(
                 "predictions",
                 nargs="+",

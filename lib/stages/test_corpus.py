@@ -15,7 +15,17 @@ import polars as pl
 
 from lib import schemas
 from lib.audit.cross import cross_corpus_audit
-from lib.evaluate.test_corpus import corpus_markdown, headline_subset, score_test_corpus
+from lib.evaluate.generalisation import (
+    generalisation_markdown,
+    generalisation_table,
+    plot_generalisation,
+)
+from lib.evaluate.test_corpus import (
+    corpus_markdown,
+    generalisation_rows,
+    headline_subset,
+    score_test_corpus,
+)
 from lib.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,8 @@ def run_test_corpus_score(
     predictions: list[str | Path],
     out: str | Path,
     report: str | Path,
+    summary: str | Path | None,
+    plot: str | Path | None,
     format: str,
     path: str,
     keep_cross_duplicates: bool,
@@ -67,11 +79,13 @@ def run_test_corpus_score(
     ``.../<model>.csv`` tables of ``predict``) into ``out`` and write the report section
     ``report``: :func:`lib.evaluate.test_corpus.score_test_corpus` with ``bootstrap``
     resamples drawn with ``seed``. ``format``, ``path``: the test corpus, as the report
-    names it; ``keep_cross_duplicates``: whether the headline keeps the copies."""
+    names it; ``keep_cross_duplicates``: whether the headline keeps the copies. With
+    ``summary`` (``results/summary.csv``) the section ends with the generalisation table:
+    the evaluate stage's protocols and the test corpus side by side, drawn into ``plot``."""
     table = schemas.read_table(videos, "test_corpus_videos")
     pairs = schemas.read_table(cross, "cross_duplicates")
     by_model = {Path(p).stem: schemas.read_table(p, "predict") for p in predictions}
-    summary = score_test_corpus(
+    scores = score_test_corpus(
         table,
         by_model,
         keep_cross_duplicates=keep_cross_duplicates,
@@ -79,18 +93,32 @@ def run_test_corpus_score(
         n_bootstrap=bootstrap,
         random_state=seed,
     )
-    summary = schemas.write_table(summary, out, "test_corpus_summary")
+    scores = schemas.write_table(scores, out, "test_corpus_summary")
+    sections = ()
+    if summary:
+        side_by_side = pl.concat(
+            [
+                generalisation_table(schemas.read_table(summary, "summary")),
+                generalisation_rows(scores),
+            ]
+        )
+        sections = (generalisation_markdown(side_by_side),)
+        if plot:
+            plot_generalisation(None, Path(plot), table=side_by_side)
+            # the figure beside this section is this one, with the test corpus
+            sections = (sections[0].replace("](generalisation.png)", f"]({Path(plot).name})"),)
     text = corpus_markdown(
-        summary,
+        scores,
         pairs,
         table,
         corpus=f"`{path}` ({format} format)",
         keep_cross_duplicates=keep_cross_duplicates,
         n_bootstrap=bootstrap,
+        sections=sections,
     )
     atomic_write_text(report, text)
     headline = headline_subset(keep_cross_duplicates)
-    roc = summary.filter(pl.col("headline") & (pl.col("metric") == "roc_auc"))
+    roc = scores.filter(pl.col("headline") & (pl.col("metric") == "roc_auc"))
     for r in roc.iter_rows(named=True):
         log.info(
             "%s on the test corpus (%s): ROC-AUC %.3f, 95%% CI [%.3f, %.3f], %d videos",

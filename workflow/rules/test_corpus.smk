@@ -140,11 +140,17 @@ rule test_corpus_score:
         groups=f"{TEST_DIR}/groups.csv",
         pairs=f"{TEST_DIR}/cross_duplicates.csv",
         predictions=expand(f"{TEST_DIR}/predictions/{{model}}.csv", model=TEST_MODELS),
+        summary="results/summary.csv",
     output:
-        summary=in_report(
+        scores=in_report(
             f"{TEST_DIR}/summary.csv", "test_corpus", table="test corpus: scores, intervals"
         ),
         report="results/reports/test_corpus.md",
+        plot=in_report(
+            "results/reports/test_corpus_generalisation.png",
+            "test_corpus",
+            figure="protocols and test corpus",
+        ),
     log:
         "logs/test_corpus/score.log",
     conda:
@@ -153,7 +159,8 @@ rule test_corpus_score:
         config_json=stage_config("test-corpus-score"),
     shell:
         '"$VIDSTAGE_PYTHON" -m lib test-corpus-score --videos {input.groups}'
-        " --cross {input.pairs} --out {output.summary} --report {output.report}"
+        " --cross {input.pairs} --out {output.scores} --report {output.report}"
+        " --summary {input.summary} --plot {output.plot}"
         " --config-json {params.config_json:q} {input.predictions} > {log} 2>&1"
 
 
