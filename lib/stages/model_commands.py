@@ -67,9 +67,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
         "for few), keeping finished fits under --checkpoint-dir so a killed job resumes.",
         args=training_args(OUT, "permutation"),
         sections=(
-            Section(
-                "evaluate.permutation", keys=("n_permutations", "n_permutations_deep")
-            ),
+            Section("evaluate.permutation", keys=("n_permutations", "n_permutations_deep")),
             POSITIVE_LABEL,
             SEED,
         ),
@@ -78,16 +76,12 @@ MODEL_COMMANDS: tuple[Command, ...] = (
         "pretrain",
         "self-supervised VideoMAE pretraining on one fold's training videos (no label read)",
         args=(
-            arg(
-                "--fold", type=int, required=True, help="the evaluated fold (-1: none)"
-            ),
+            arg("--fold", type=int, required=True, help="the evaluated fold (-1: none)"),
             SCALED,
             CLIPS,
             FOLDS,
             arg("--out-dir", required=True, help="results/pretrain/<run>"),
-            json_arg(
-                "--params", "JSON: train.deep.videomae (encoder, frames, size, runtime)"
-            ),
+            json_arg("--params", "JSON: train.deep.videomae (encoder, frames, size, runtime)"),
             resume_dir("results/.checkpoints/pretrain/<run>"),
         ),
         sections=(Section("pretrain", into="pretraining"), SEED),
@@ -99,9 +93,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
         args=(
             OUT,
             arg("--plot", required=True, help="figure to write"),
-            arg(
-                "histories", nargs="+", help="results/pretrain/<run>/history.csv files"
-            ),
+            arg("histories", nargs="+", help="results/pretrain/<run>/history.csv files"),
         ),
     ),
     Command(
@@ -121,9 +113,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
                 default=[],
                 help="results/models/*/permutation.csv",
             ),
-            arg(
-                "--splits", nargs="*", default=[], help="results/protocols/*/splits.csv"
-            ),
+            arg("--splits", nargs="*", default=[], help="results/protocols/*/splits.csv"),
             arg("--robustness", default=None, help="robustness table to write"),
             arg("--platform", default=None, help="per-platform metrics to write"),
             arg("--confusion", default=None, help="confusion matrices to write"),
@@ -132,9 +122,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
                 "the resolved config, for the report",
                 dest="resolved_config",
             ),
-            arg(
-                "predictions", nargs="+", help="predictions.csv of every (model, fold)"
-            ),
+            arg("predictions", nargs="+", help="predictions.csv of every (model, fold)"),
         ),
         sections=(
             Section("evaluate", keys=("bootstrap", "window_aggregation")),
@@ -187,9 +175,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
             Section("predict", keys=("window_frames", "stride_frames")),
             Section("features", into="sampling"),
             Section("validate", into="limits"),
-            Section(
-                "scale", into="scale", prefix="scale_"
-            ),  # --scale-model, not --model
+            Section("scale", into="scale", prefix="scale_"),  # --scale-model, not --model
         ),
     ),
     # The test corpus (config test_corpus): ingested as the dataset is, by the same function.
