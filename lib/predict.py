@@ -259,7 +259,9 @@ def predict_videos(
     and class probabilities). A video that fails the probe or whose windows all fail keeps
     its row with ``status=failed`` and the reason.
     """
-    model = load_model(model_dir, sampling=sampling, clip_writer=ScaledClipWriter(**scale))
+    # the scale section's disk budget (remove_clips) is the scale stage's, not a clip's
+    writer = ScaledClipWriter(**{k: v for k, v in scale.items() if k != "remove_clips"})
+    model = load_model(model_dir, sampling=sampling, clip_writer=writer)
     info, classes = model.info, model.classes
     pos = info.get("positive_label", classes[-1])
     inputs = list_inputs(source)
