@@ -325,6 +325,7 @@ REPORT_CATEGORIES = {
     "summary": "1. Headline (originals)",
     "platform": "1. Headline (originals)",
     "curves": "1. Headline (originals)",
+    "generalisation": "1. Headline (originals)",
     "confusion": "1. Headline (originals)",
     "null": "2. Permutation test",
     "robustness": "3. Robustness (augmented clips)",

@@ -68,7 +68,9 @@ rule evaluate:
         null=in_report("results/reports/permutation_null.png", "null", figure="null distributions"),
         training=in_report("results/reports/training_curves.png", "training", figure="deep models"),
         generalisation=in_report(
-            "results/reports/generalisation.png", "curves", figure="protocols side by side"
+            "results/reports/generalisation.png",
+            "generalisation",
+            figure="protocols side by side",
         ),
     log:
         "logs/evaluate/evaluate.log",
