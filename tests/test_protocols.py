@@ -11,6 +11,7 @@ import pytest
 
 from lib import schemas
 from lib.evaluate.evaluation import evaluate
+from lib.evaluate.generalisation import generalisation_markdown, generalisation_table
 from lib.evaluate.metrics import aggregate_windows, table_metrics
 from lib.evaluate.protocols import leave_one_group_out_folds, used_folds
 from lib.stages.protocols import run_protocol_folds
@@ -180,3 +181,5 @@ def test_evaluate_reports_protocols_side_by_side_with_levels_and_frames(tmp_path
     assert "## Generalisation" in report and "platform=c not tested" in report
     assert "1 videos left out" in report and "platform=a" in report
     assert (tmp_path / "reports/generalisation.png").stat().st_size > 5000
+    table = generalisation_table(summary)
+    assert "![Generalisation](other.png)" in generalisation_markdown(table, figure="other.png")

@@ -51,10 +51,12 @@ def generalisation_markdown(
     metrics: pl.DataFrame | None = None,
     splits: pl.DataFrame | None = None,
     metric: str = HEADLINE_METRIC,
+    figure: str = "generalisation.png",
 ) -> str:
     """The section: protocols side by side (value [95% CI] per model), each split's value
-    (``metrics``' rows of the protocols other than kfold, named by ``splits``), and the
-    values skipped with their reason."""
+    (``metrics``' rows of the protocols other than kfold, named by ``splits``), the values
+    skipped with their reason, and the image ``figure`` (:func:`plot_generalisation`'s file,
+    relative to the markdown)."""
     protocols = sorted(table["protocol"].unique().to_list(), key=lambda p: (p != KFOLD, p))
     lines = [
         "## Generalisation",
@@ -115,7 +117,7 @@ def generalisation_markdown(
                 f"- {left_out} videos left out of the protocols above: reposts on another value "
                 "than their duplicate group's original (the group follows its original)."
             )
-    lines += ["", "![Generalisation](generalisation.png)", ""]
+    lines += ["", f"![Generalisation]({figure})", ""]
     return "\n".join(lines)
 
 
