@@ -124,6 +124,10 @@ def generalisation_rows(summary: pl.DataFrame, *, metric: str = "roc_auc") -> pl
     )
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _fmt(value) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
@@ -173,10 +177,11 @@ def corpus_markdown(
             "false`, the default)"
         )
         lines += [
-            f"The leak audit matched {len(copies)} test videos to "
-            f"{cross['train_video'].n_unique()} training videos ({len(cross)} pairs). They "
-            f"and the rest of their test duplicate groups ({len(left)} videos in "
-            f"{left['dup_group'].n_unique()} groups) {verdict}. Pairs "
+            f"The leak audit matched {_count(len(copies), 'test video')} to "
+            f"{_count(cross['train_video'].n_unique(), 'training video')} "
+            f"({_count(len(cross), 'pair')}). They and the rest of their test duplicate groups "
+            f"({_count(len(left), 'video')} in {_count(left['dup_group'].n_unique(), 'group')}) "
+            f"{verdict}. Pairs "
             "(all in `results/test_corpus/cross_duplicates.csv`):",
             "",
             markdown_table(
