@@ -26,13 +26,17 @@ size (a signer's hands a few pixels apart are one pixel apart at 32). Tables sig
 
 A signature row stores ``hashes``: one token per hashed frame, separated by spaces, each six
 16-digit hex hashes joined by ``:`` in the order of :data:`VARIANTS`; and ``thumbnails``: the
-thumbnails of those frames, in order, as one zlib-compressed, base64-encoded block; ``fps``:
-the video's frame rate, so that frame indices become times (copies often change the rate).
+thumbnails of those frames, in order, one base64-encoded JPEG (quality
+:data:`JPEG_QUALITY`, a few levels of error, well inside what the comparison tolerates) per
+frame, separated by spaces, a quarter of the size of the raw pixels compressed without loss;
+``fps``: the video's frame rate, so that frame indices become times (copies often change the
+rate).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import zlib
 from typing import NamedTuple
 
@@ -55,6 +59,7 @@ N_UPRIGHT = 3  # the first three variants are the frame as shown; the last three
 HASH_BITS = 64
 THUMB_SIZE = 32  # the thumbnails on which frames are lined up
 DETAIL_SIZE = 64  # the thumbnails stored, on which lined-up frames are compared
+JPEG_QUALITY = 90
 _WORK_SIZE = (128, 128)
 
 
@@ -151,17 +156,34 @@ def frame_thumbnail(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.nda
 
 
 def encode_thumbnails(thumbnails: list[np.ndarray]) -> str:
-    """The ``thumbnails`` column: the frames' thumbnails, zlib-compressed and base64-encoded."""
-    if not thumbnails:
-        return ""
-    data = np.ascontiguousarray(np.stack(thumbnails), dtype=np.uint8).tobytes()
-    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+    """The ``thumbnails`` column: each YCbCr thumbnail as a base64-encoded JPEG, in order,
+    separated by spaces."""
+    tokens = []
+    for thumbnail in thumbnails:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(thumbnail, dtype=np.uint8), "YCbCr").save(
+            buffer, "JPEG", quality=JPEG_QUALITY
+        )
+        tokens.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return " ".join(tokens)
+
+
+def _jpeg_ycbcr(token: str) -> np.ndarray:
+    image = Image.open(io.BytesIO(base64.b64decode(token)))
+    image.draft("YCbCr", image.size)  # the decoder's own YCbCr: no round trip through RGB
+    return np.asarray(image)
 
 
 def decode_thumbnails(text: str, n_frames: int) -> np.ndarray:
     """Inverse of :func:`encode_thumbnails`: ``uint8[n_frames, size, size, 3]``, ``size``
-    :data:`DETAIL_SIZE` (or :data:`THUMB_SIZE` for a table signed before it grew)."""
-    data = zlib.decompress(base64.b64decode(text)) if text else b""
+    :data:`DETAIL_SIZE`. Tables signed before thumbnails were JPEGs hold one zlib-compressed
+    block of raw pixels, of :data:`DETAIL_SIZE` or :data:`THUMB_SIZE`: read as well."""
+    tokens = text.split(" ") if text else []
+    if len(tokens) == n_frames and n_frames and base64.b64decode(tokens[0][:8])[:2] == b"\xff\xd8":
+        thumbs = np.stack([_jpeg_ycbcr(token) for token in tokens])
+        if thumbs.shape[1:] == (DETAIL_SIZE, DETAIL_SIZE, 3):
+            return thumbs
+    data = zlib.decompress(base64.b64decode(text)) if len(tokens) == 1 else b""
     for size in (DETAIL_SIZE, THUMB_SIZE):
         shape = (n_frames, size, size, 3)
         if n_frames and len(data) == int(np.prod(shape)):
