@@ -369,7 +369,7 @@ def test_make_demo_resolves_to_the_demo_settings(tmp_path):
     resolved = resolved_config(wf, *args)
     assert resolved == with_defaults(layered_config(wf, *DEMO_CONFIG), SCHEMA)
     assert (resolved["augment"]["n_augmentations"], resolved["augment"]["encoder_threads"]) == (
-        2,
+        1,
         1,
     )
     assert (resolved["folds"]["k"], resolved["scale"]["size"]) == (3, 128)
