@@ -35,6 +35,7 @@ from lib.evaluate.metrics import (
     permutation_p_value,
     robustness,
     score_columns,
+    metrics_per,
     table_metrics,
 )
 from lib.utils import atomic_path, atomic_write_text
@@ -325,21 +326,7 @@ def _platform_rows(heads: pl.DataFrame, platforms: dict, model: str, positive_la
             [platforms.get(v, "") for v in heads["video_id"].to_list()], dtype=pl.String
         )
     )
-    rows = []
-    for (name,), part in plat.sort("platform", maintain_order=True).group_by(
-        "platform", maintain_order=True
-    ):
-        for metric, value in table_metrics(part, positive_label).items():
-            rows.append(
-                {
-                    "model": model,
-                    "platform": name or "unknown",
-                    "metric": metric,
-                    "value": value,
-                    "n_videos": len(part),
-                }
-            )
-    return rows
+    return metrics_per(plat, "platform", model=model, positive_label=positive_label)
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:

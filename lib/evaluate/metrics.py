@@ -255,8 +255,10 @@ def aggregate_windows(predictions: pl.DataFrame, *, aggregation: str) -> pl.Data
     agg, cols = WINDOW_AGGREGATIONS[aggregation], score_columns(predictions)
     rest = [c for c in predictions.columns if c not in {*cols, "score", "window", "clip_id"}]
     clip = pl.col("clip_id").str.replace(r"#[^#]*$", "")
-    out = predictions.with_columns(clip).group_by("clip_id", maintain_order=True).agg(
-        *[pl.col(c).first() for c in rest], *[agg(c) for c in [*cols, "score"]]
+    out = (
+        predictions.with_columns(clip)
+        .group_by("clip_id", maintain_order=True)
+        .agg(*[pl.col(c).first() for c in rest], *[agg(c) for c in [*cols, "score"]])
     )
     total = pl.sum_horizontal(cols)
     out = out.with_columns(
@@ -362,21 +364,27 @@ def robustness(
         for c, k in zip(pooled["clip_id"].to_list(), pooled["aug_idx"].to_list())
     ]
     table = pooled.with_columns(augmentation=pl.Series(kind, dtype=pl.String))
+    rows = metrics_per(
+        table, "augmentation", model=model, positive_label=positive_label, count="n_clips"
+    )
+    return pl.DataFrame(rows, schema=ROBUSTNESS_SCHEMA)
+
+
+def metrics_per(
+    table: pl.DataFrame, column: str, *, model: str, positive_label: str, count: str = "n_videos"
+) -> list[dict]:
+    """:func:`table_metrics` of ``table``'s rows per value of ``column`` (by value; an empty
+    one is ``unknown``): rows ``model, <column>, metric, value, <count>`` (rows scored)."""
     rows = []
-    for (name,), part in table.sort("augmentation", maintain_order=True).group_by(
-        "augmentation", maintain_order=True
+    for (name,), part in table.sort(column, maintain_order=True).group_by(
+        column, maintain_order=True
     ):
         for metric, value in table_metrics(part, positive_label).items():
             rows.append(
-                {
-                    "model": model,
-                    "augmentation": name,
-                    "metric": metric,
-                    "value": value,
-                    "n_clips": len(part),
-                }
+                {"model": model, column: name or "unknown", "metric": metric, "value": value}
+                | {count: len(part)}
             )
-    return pl.DataFrame(rows, schema=ROBUSTNESS_SCHEMA)
+    return rows
 
 
 #: Columns of the robustness table (one row per model, augmentation type and metric).
