@@ -4,17 +4,23 @@ per video and the generalisation section (lib/evaluate/evaluation.py, generalisa
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
 import pytest
 
+from conftest import DEMO_CONFIG, copy_workflow, snakemake
+from test_evaluate import _synthetic
 from lib import schemas
 from lib.evaluate.evaluation import evaluate
 from lib.evaluate.generalisation import generalisation_markdown, generalisation_table
-from lib.evaluate.metrics import aggregate_windows, table_metrics
+from lib.evaluate.metrics import aggregate_windows, permutation_p_value, table_metrics
 from lib.evaluate.protocols import leave_one_group_out_folds, used_folds
+from lib.stages.permutation import run_permutation
 from lib.stages.protocols import run_protocol_folds
+from lib.train import permutation as permutation_module
+from lib.train.feature_models import train_fold
 
 
 def _corpus(per_class=12, rng_seed=0):
@@ -70,16 +76,22 @@ def test_leave_one_platform_out_never_trains_on_the_tested_platform_or_group():
         assert by_value[test["platform"].item(0)]["n_test_videos"] == len(test)
 
 
-def test_protocol_stage_writes_contract_tables_and_names_a_missing_column(tmp_path):
-    folds, videos = _corpus(per_class=3)
-    schemas.write_table(folds, tmp_path / "folds.csv", "folds")
+def _write_videos(videos: pl.DataFrame, path):
+    """``videos`` (video_id, is_original, platform) as a videos.csv, other columns blank."""
     blank = {"str": "", "int": 1, "float": 1.0, "bool": True}
     full = videos.with_columns(
         pl.lit(blank[kind]).alias(name)
         for name, kind in schemas.TABLES["videos"].items()
         if name not in videos.columns
     )
-    schemas.write_table(full, tmp_path / "videos.csv", "videos")
+    schemas.write_table(full, path, "videos")
+    return path
+
+
+def test_protocol_stage_writes_contract_tables_and_names_a_missing_column(tmp_path):
+    folds, videos = _corpus(per_class=3)
+    schemas.write_table(folds, tmp_path / "folds.csv", "folds")
+    _write_videos(videos, tmp_path / "videos.csv")
     run_protocol_folds(folds=tmp_path / "folds.csv", videos=tmp_path / "videos.csv",
                        out=tmp_path / "p/folds.csv", splits=tmp_path / "p/splits.csv",
                        column="platform", min_videos_per_class=5)  # fmt: skip
@@ -183,3 +195,83 @@ def test_evaluate_reports_protocols_side_by_side_with_levels_and_frames(tmp_path
     assert (tmp_path / "reports/generalisation.png").stat().st_size > 5000
     table = generalisation_table(summary)
     assert "![Generalisation](other.png)" in generalisation_markdown(table, figure="other.png")
+
+
+def test_leave_one_group_out_permutation_tests_its_used_splits_and_fills_p_values(
+    tmp_path, monkeypatch
+):
+    """evaluate.permutation.protocols: the permutation stage on the protocol's folds table
+    holds out its used splits only (a skipped value's videos still train) and evaluate puts
+    the null beside that protocol's rows, as it does kfold's."""
+    features, clips, kfolds = _synthetic(tmp_path, n_groups=24, signal=2.0, n_augmentations=0)
+    folds = schemas.read_table(kfolds, "folds")
+    group = pl.col("dup_group").str.strip_prefix("g").cast(pl.Int64)
+    videos = folds.select(
+        "video_id",
+        is_original=pl.col("video_id").str.ends_with("v0"),
+        platform=pl.when(group < 10).then(pl.lit("a")).when(group < 20).then(pl.lit("b"))
+        .otherwise(pl.lit("c")),  # c: 2 groups of 3 videos per class, skipped
+    )  # fmt: skip
+    lopo = tmp_path / "protocols/leave_one_platform_out"
+    run_protocol_folds(folds=kfolds, videos=_write_videos(videos, tmp_path / "videos.csv"),
+                       out=lopo / "folds.csv", splits=lopo / "splits.csv", column="platform",
+                       min_videos_per_class=10)  # fmt: skip
+    splits = schemas.read_table(lopo / "splits.csv", "protocol_splits")
+    assert set(splits["status"]) == {"used", "skipped"} and used_folds(splits) == [0, 1]
+    held_out = []
+    fit_predict = permutation_module.feature_fit_predict
+
+    def recording(*args, **kwargs):
+        inner = fit_predict(*args, **kwargs)
+        return lambda train, test: held_out.append(test["fold"][0]) or inner(train, test)
+
+    monkeypatch.setattr(permutation_module, "feature_fit_predict", recording)
+    models, paths, nulls = tmp_path / "models/logreg", [], []
+    for protocol, table, split_table, folds_run in (
+        ("", kfolds, None, [0, 1, 2]),
+        ("leave_one_platform_out/", lopo / "folds.csv", lopo / "splits.csv", [0, 1]),
+    ):
+        for k in folds_run:
+            train_fold(features, clips, table, models / f"{protocol}fold-{k}", model_name="logreg",
+                       fold=k, random_state=0)  # fmt: skip
+            paths.append(models / f"{protocol}fold-{k}/predictions.csv")
+        held_out.clear()
+        nulls.append(models / f"{protocol}permutation.csv")
+        run_permutation(features=features, scaled=None, clips=clips, folds=table,
+                        splits=split_table, model="logreg", output=nulls[-1], params={},
+                        checkpoint_dir=None, n_permutations=4, n_permutations_deep=1,
+                        positive_label="fake", seed=0)  # fmt: skip
+        assert sorted(held_out) == sorted(folds_run * 4)  # never the skipped value's fold
+    summary = evaluate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv",
+                       tmp_path / "reports", clips_path=clips, folds_path=kfolds,
+                       permutation_paths=nulls, split_paths=[lopo / "splits.csv"],
+                       positive_label="fake", n_bootstrap=30, random_state=0,
+                       window_aggregation="mean")  # fmt: skip
+    auc = {
+        r["protocol"]: r
+        for r in summary.filter(pl.col("metric") == "roc_auc").iter_rows(named=True)
+    }
+    for protocol, path in zip(("kfold", "leave_one_platform_out"), nulls):
+        null = schemas.read_table(path, "permutation")["value"].to_numpy()
+        row = auc[protocol]
+        assert row["n_permutations"] == 4 and row["null_mean"] == pytest.approx(null.mean())
+        assert row["p_value"] == pytest.approx(permutation_p_value(row["mean"], null))
+        assert row["p_value"] == pytest.approx(1 / 5)  # the real model beats every null
+    assert summary.filter(pl.col("metric") != "roc_auc")["p_value"].is_nan().all()
+    assert (tmp_path / "reports/permutation_null.png").stat().st_size > 5000
+
+
+def test_the_workflow_plans_a_permutation_job_per_listed_protocol(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    (wf / "perm.yaml").write_text(
+        "evaluate:\n  permutation:\n    protocols: [kfold, leave_one_group_out]\n"
+    )
+    plan = snakemake(wf, "-n", "-p", "--configfile", *DEMO_CONFIG, "perm.yaml").stdout
+    assert re.search(r"^permutation\s+6$", plan, re.M)  # the demo's 3 models, 2 protocols
+    lopo = "results/protocols/leave_one_platform_out"
+    assert (
+        f"--folds {lopo}/folds.csv --out results/models/logreg/leave_one_platform_out/"
+        f"permutation.csv" in plan
+    )
+    assert f"--splits {lopo}/splits.csv" in plan
+    assert "--folds results/folds.csv --out results/models/logreg/permutation.csv" in plan

@@ -47,10 +47,28 @@ def _split_of(path: Path) -> tuple[str, str, int]:
     """(model, protocol, fold) of ``.../models/<model>/fold-<k>/predictions.csv`` (kfold) or
     ``.../models/<model>/<protocol>/fold-<k>/predictions.csv`` (another protocol)."""
     fold = int(path.parent.name.removeprefix("fold-"))
-    above = path.parent.parent
-    if above.name.startswith("leave_one_") and above.name.endswith("_out"):
-        return above.parent.name, above.name, fold
-    return above.name, KFOLD, fold
+    return (*_model_protocol(path.parent.parent), fold)
+
+
+def _model_protocol(folder: Path) -> tuple[str, str]:
+    """(model, protocol) of ``.../models/<model>`` (kfold) or ``.../models/<model>/<protocol>``
+    (another protocol), the folder of a protocol's runs or permutation test."""
+    if folder.name.startswith("leave_one_") and folder.name.endswith("_out"):
+        return folder.parent.name, folder.name
+    return folder.name, KFOLD
+
+
+def _null_panels(nulls: dict, summary: pl.DataFrame) -> tuple[dict, pl.DataFrame]:
+    """The permutation nulls and the video-level summary rows of :func:`report.plot_nulls`,
+    one panel per (model, protocol): kfold's named by the model, another protocol's by
+    protocol and model."""
+    rows = summary.filter(pl.col("level") == "video").with_columns(
+        model=pl.when(pl.col("protocol") == KFOLD)
+        .then(pl.col("model"))
+        .otherwise(pl.concat_str("protocol", pl.lit("\n"), "model"))
+    )
+    named = {m if p == KFOLD else f"{p}\n{m}": null for (m, p), null in nulls.items()}
+    return named, rows
 
 
 def _frames_per_video(path: Path) -> float:
@@ -148,7 +166,8 @@ def evaluate(
     Prediction paths look like ``.../models/<model>/fold-<k>/predictions.csv`` (kfold) or
     ``.../models/<model>/<protocol>/fold-<k>/predictions.csv`` (e.g. leave_one_platform_out,
     whose splits tables are ``split_paths``); permutation paths like
-    ``.../models/<model>/permutation.csv`` (kfold only). Predictions with a ``window``
+    ``.../models/<model>/permutation.csv`` (kfold) or ``.../models/<model>/<protocol>/
+    permutation.csv`` (``evaluate.permutation.protocols``). Predictions with a ``window``
     column (several temporal windows per clip) are scored per window (level ``window``)
     and per video, the windows' probabilities aggregated by ``window_aggregation``
     (:func:`lib.evaluate.metrics.aggregate_windows`). Robustness, per-platform metrics,
@@ -163,7 +182,7 @@ def evaluate(
         videos = schemas.read_table(videos_path, "videos", columns=[])
         platforms = dict(zip(videos["video_id"].to_list(), videos["platform"].to_list()))
     nulls = {
-        Path(p).parent.name: schemas.read_table(p, "permutation")["value"].to_numpy()
+        _model_protocol(Path(p).parent): schemas.read_table(p, "permutation")["value"].to_numpy()
         for p in permutation_paths
     }
     splits = (
@@ -212,7 +231,7 @@ def evaluate(
                 fold_rows,
                 groups,
                 key=key,
-                null=nulls.get(model) if protocol == KFOLD and level == "video" else None,
+                null=nulls.get((model, protocol)) if level == "video" else None,
                 n_bootstrap=n_bootstrap,
                 random_state=random_state,
                 positive_label=positive_label,
@@ -267,7 +286,7 @@ def evaluate(
     report_dir.mkdir(parents=True, exist_ok=True)
     report.plot_curves(by_model, report_dir / "curves.png", positive_label=positive_label)
     report.plot_confusions(confusions, report_dir / "confusion.png")
-    report.plot_nulls(nulls, summary, report_dir / "permutation_null.png")
+    report.plot_nulls(*_null_panels(nulls, summary), report_dir / "permutation_null.png")
     kfold_paths = [p for p in prediction_paths if _split_of(Path(p))[1] == KFOLD]
     report.plot_training_curves(kfold_paths, report_dir / "training_curves.png")
     plot_generalisation(summary, report_dir / "generalisation.png")

@@ -65,7 +65,16 @@ MODEL_COMMANDS: tuple[Command, ...] = (
         description="Feature models read --features; deep models read --scaled and "
         "retrain every fold for every permutation (permutations x folds trainings: ask "
         "for few), keeping finished fits under --checkpoint-dir so a killed job resumes.",
-        args=training_args(OUT, "permutation"),
+        args=training_args(
+            OUT,
+            "permutation",
+            reads(
+                "--splits",
+                "results/protocols/<protocol>/splits.csv, with that protocol's --folds: "
+                "the splits it tests (evaluate.permutation.protocols)",
+                required=False,
+            ),
+        ),
         sections=(
             Section("evaluate.permutation", keys=("n_permutations", "n_permutations_deep")),
             POSITIVE_LABEL,
@@ -111,7 +120,8 @@ MODEL_COMMANDS: tuple[Command, ...] = (
                 "--permutations",
                 nargs="*",
                 default=[],
-                help="results/models/*/permutation.csv",
+                help="results/models/<model>/permutation.csv (kfold), "
+                "results/models/<model>/<protocol>/permutation.csv",
             ),
             arg("--splits", nargs="*", default=[], help="results/protocols/*/splits.csv"),
             arg("--robustness", default=None, help="robustness table to write"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lib import schemas
+from lib.evaluate.protocols import used_folds
 from lib.train.permutation import run_permutation_test
 from lib.train.settings import is_deep
 
@@ -15,6 +17,7 @@ def run_permutation(
     scaled: str | Path | None,
     clips: str | Path,
     folds: str | Path,
+    splits: str | Path | None = None,
     model: str,
     output: str | Path,
     params: dict,
@@ -26,7 +29,11 @@ def run_permutation(
 ) -> None:
     """The permutation test of ``model`` (:func:`lib.train.permutation.run_permutation_test`):
     ``n_permutations`` for a feature model, ``n_permutations_deep`` for a deep one (each
-    retrains every fold)."""
+    retrains every fold). ``folds`` is k-fold's table, or another protocol's with its
+    ``splits`` table (``evaluate.permutation.protocols``): its used splits are tested."""
+    test_folds = None
+    if splits:
+        test_folds = used_folds(schemas.read_table(splits, "protocol_splits"))
     run_permutation_test(
         features,
         clips,
@@ -39,4 +46,5 @@ def run_permutation(
         random_state=seed,
         scaled_path=scaled,
         checkpoint_dir=checkpoint_dir,
+        test_folds=test_folds,
     )

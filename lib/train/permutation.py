@@ -137,6 +137,7 @@ def permutation_test(
     statistic,
     n_permutations: int = 100,
     random_state: int = 0,
+    test_folds=None,
     progress: str | None = None,
 ) -> np.ndarray:
     """Null distribution of ``statistic`` under permuted group labels, same folds and training.
@@ -148,8 +149,10 @@ def permutation_test(
     :func:`deep_fit_predict` for deep models (``table``: their clip table).
     ``statistic(by_fold)`` is the headline statistic the evaluation reports for the real model (mean over folds of
     the originals-only ROC-AUC). Permutation ``i`` is seeded by ``(random_state, i)``.
+    ``test_folds``: the folds held out in turn (default: every fold of ``table``); another
+    protocol's splits table tests its used splits only, the others' videos still train.
     """
-    folds = sorted(table["fold"].unique().to_list())
+    folds = sorted(table["fold"].unique().to_list() if test_folds is None else test_folds)
     null = np.empty(n_permutations)
     steps = range(n_permutations)
     if progress:
@@ -188,6 +191,7 @@ def run_permutation_test(
     random_state: int = 0,
     scaled_path=None,
     checkpoint_dir=None,
+    test_folds=None,
 ) -> pl.DataFrame:
     """:func:`permutation_test` on the pipeline's tables; writes ``permutation, metric, value``.
 
@@ -196,7 +200,9 @@ def run_permutation_test(
     retrain every fold of every permutation (:func:`deep_fit_predict`):
     permutations × folds trainings, so ask for few. Their finished (permutation, fold) fits
     are kept under ``checkpoint_dir`` (default ``results/.checkpoints/<model>/permutation``)
-    until the table is written: a killed job resumes where it stopped.
+    until the table is written: a killed job resumes where it stopped. ``folds_path`` may be
+    another protocol's folds table, with ``test_folds`` its used splits
+    (:func:`lib.evaluate.protocols.used_folds`).
     """
     work_dir = None
     if is_deep(model_name):
@@ -232,6 +238,7 @@ def run_permutation_test(
         fit_predict=fit_predict,
         n_permutations=n_permutations,
         random_state=random_state,
+        test_folds=test_folds,
         progress=model_name,
         statistic=lambda by_fold: headline_statistic(by_fold, positive_label=positive_label),
     )

@@ -81,6 +81,16 @@ PROTOCOL_DIRS = (
 )
 # A training run of the cross-validation: fold-<k> (kfold) or <protocol>/fold-<k>.
 SPLIT_PATTERN = rf"(?:(?:{'|'.join(PROTOCOL_DIRS) or '(?!)'})/)?fold-\d+"
+# The protocols with a permutation test (evaluate.permutation.protocols, those also run): as
+# the {protocol_dir} of its files, "" (kfold: results/models/<model>/permutation.csv) or
+# "<protocol>/" (its own folds table and splits).
+PERMUTED_PROTOCOLS = config["evaluate"]["permutation"]["protocols"]
+PERMUTED_DIRS = [
+    *([""] if "kfold" in PERMUTED_PROTOCOLS else []),
+    *(f"{p}/" for p in PROTOCOL_DIRS if "leave_one_group_out" in PERMUTED_PROTOCOLS),
+]
+# (a group: an empty pattern would mean none, Snakemake's default that never matches "")
+PERMUTED_DIR_PATTERN = f"(?:{'|'.join(PERMUTED_DIRS)})" if PERMUTED_DIRS else "(?!)"
 
 # Self-supervised pretraining (pretrain.smk): the deep models that start from it
 # (train.deep.<model>.pretrained: ssl; videomae only, lib/train/check.py) and its runs: one
@@ -374,7 +384,27 @@ def protocol_split_files():
 
 
 def permutation_files():
-    return expand("results/models/{model}/permutation.csv", model=PERMUTED)
+    return expand(
+        "results/models/{model}/{protocol_dir}permutation.csv",
+        model=PERMUTED,
+        protocol_dir=PERMUTED_DIRS,
+    )
+
+
+def permutation_folds(wildcards):
+    """The folds table a permutation test holds out: k-fold's or its protocol's."""
+    return run_folds_table(f"{wildcards.protocol_dir}permutation")
+
+
+def permutation_splits(wildcards):
+    """Another protocol's splits table (the splits its permutation test holds out)."""
+    protocol = wildcards.protocol_dir.rstrip("/")
+    return [f"results/protocols/{protocol}/splits.csv"] if protocol else []
+
+
+def permutation_splits_option(wildcards):
+    """The permutation command's --splits (another protocol's), nothing for kfold."""
+    return " ".join(f"--splits {path}" for path in permutation_splits(wildcards))
 
 
 def predict_model_dir(wildcards):

@@ -3,9 +3,10 @@
 # augmented held-out clips in a separate robustness table; the report's figures.
 
 
-# One job per model in evaluate.permutation.models, every permutation inside it. Feature
-# models (rule `permutation`) start as soon as the features exist, beside the deep models'
-# training. A deep model (rule `permutation_deep`, on request) retrains every fold per
+# One job per model in evaluate.permutation.models and protocol in
+# evaluate.permutation.protocols (kfold; leave_one_group_out on its own folds table, holding
+# out its used splits), every permutation inside it. Feature models (rule `permutation`)
+# start as soon as the features exist, beside the deep models' training. A deep model (rule `permutation_deep`, on request) retrains every fold per
 # permutation from the scaled clips with its train.deep settings, as train_deep does;
 # finished (permutation, fold) fits and the running one's checkpoints survive a killed job
 # (common.smk, checkpoint_option).
@@ -17,15 +18,17 @@ for kind, models in MODELS_BY_KIND.items():
         input:
             data=model_data,
             clips="results/clips.csv",
-            folds="results/folds.csv",
+            folds=permutation_folds,
+            splits=permutation_splits,
         output:
-            "results/models/{model}/permutation.csv",
+            "results/models/{model}/{protocol_dir}permutation.csv",
         log:
-            "logs/permutation/{model}.log",
+            "logs/permutation/{protocol_dir}{model}.log",
         benchmark:
-            "results/benchmarks/permutation/{model}.tsv"
+            "results/benchmarks/permutation/{protocol_dir}{model}.tsv"
         wildcard_constraints:
             model=model_pattern(models),
+            protocol_dir=PERMUTED_DIR_PATTERN,
         priority: 10 if kind == "feature" else 0
         conda:
             ENV
@@ -36,12 +39,14 @@ for kind, models in MODELS_BY_KIND.items():
         params:
             data_option=model_data_option,
             settings=model_settings,
-            checkpoint=checkpoint_option("permutation"),
+            checkpoint=checkpoint_option("{protocol_dir}permutation"),
+            splits=permutation_splits_option,
             config_json=stage_config("permutation"),
         shell:
             '"$VIDSTAGE_PYTHON" -m lib permutation {params.data_option} {input.data}'
             " --clips {input.clips} --folds {input.folds} --out {output}"
             " --model {wildcards.model} --params {params.settings:q} {params.checkpoint}"
+            " {params.splits}"
             " --config-json {params.config_json:q} > {log} 2>&1"
 
 
