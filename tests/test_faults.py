@@ -360,5 +360,7 @@ def test_disk_budget_plan_gives_the_readers_augments_shards(workflow_dir):
         for stage in ("features", "scale"):
             assert (f"-m lib {stage} --clips results/shards/augment/{shard}.csv --shard 1-of-1"
                     f" --progress-dir results/.progress/{shard}") in out, out  # fmt: skip
+        # and, where a model reads embeddings (the demo's probe), after the embeddings too
         assert re.search(rf"input: results/shards/augment/{shard}.csv, "
-                         rf"results/shards/features/{shard}.csv\n", out), out  # fmt: skip
+                         rf"results/shards/features/{shard}.csv(, results/embeddings.parquet)?\n",
+                         out), out  # fmt: skip

@@ -9,7 +9,7 @@ need no work, and the parameters that fingerprint its progress.
 
 from __future__ import annotations
 
-import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -78,11 +78,18 @@ def remove_stale_temporaries(paths: list[Path]) -> None:
     """
     for path in paths:
         path = Path(path)
-        prefix = f".tmp-{path.stem}-"
-        for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+        prefix, suffix = f".tmp-{path.stem}-", path.suffix
+        try:
+            names = os.listdir(path.parent)
+        except FileNotFoundError:
+            continue
+        # string tests, not glob: a glob pattern per clip fills pathlib's and fnmatch's caches
+        # of compiled patterns, which grew the shard's memory unit after unit
+        for name in names:
+            middle = name[len(prefix) : len(name) - len(suffix)]
             # mkstemp's random part has no '-': another stem never matches
-            if "-" not in stale.name[len(prefix) : len(stale.name) - len(path.suffix)]:
-                stale.unlink(missing_ok=True)
+            if name.startswith(prefix) and name.endswith(suffix) and middle and "-" not in middle:
+                (path.parent / name).unlink(missing_ok=True)
 
 
 def require_clip(row: dict) -> None:
