@@ -195,6 +195,28 @@ def test_a_bad_test_corpus_stops_at_start_up_naming_the_key(tmp_path, overlay, m
     assert check_config(good, root=tmp_path) == []
 
 
+@pytest.mark.parametrize("rows,label_map,message", [
+    ("a.mp4,fake\nb.mp4,fake\n", {}, "the corpus has one class only (fake: 2 videos; 2 rows "
+     "read, dropped by reason: none); its scores (ROC-AUC) need at least two: add videos of "
+     "another class or fix test_corpus.label_map"),
+    ("a.mp4,fake\nb.mp4,real\n", {"fake": None, "real": None}, "the corpus yields no video "
+     "(2 rows read, dropped by reason: label_dropped_by_map: 2); check test_corpus.path and "
+     "test_corpus.format, the label column and test_corpus.label_map"),
+], ids=["one class", "no video"])  # fmt: skip
+def test_an_unscorable_test_corpus_is_refused_at_ingest_naming_its_keys(
+    tmp_path, caplog, rows, label_map, message
+):
+    (tmp_path / "tc.csv").write_text("path,label\n" + rows)
+    section = {"format": "csv", "path": str(tmp_path / "tc.csv")}
+    config = {"test_corpus": {**section, "label_map": label_map or None}}
+    argv = ["test-corpus-manifest", "--out", tmp_path / "manifest.csv", "--report",
+            tmp_path / "ingest.md", "--config-json", json.dumps(config)]  # fmt: skip
+    caplog.clear()
+    assert cli.main([str(a) for a in argv]) == 1
+    assert message in caplog.text and "dataset." not in caplog.text
+    assert not (tmp_path / "manifest.csv").exists()
+
+
 def _plan(out: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out, re.M)}
 

@@ -442,23 +442,29 @@ def build_manifest(
     return manifest, report
 
 
-def check_trainable(manifest: pl.DataFrame, report: IngestReport) -> None:
+def check_trainable(
+    manifest: pl.DataFrame, report: IngestReport, *, section: str = "dataset"
+) -> None:
     """Raise ValueError (naming the numbers and the fix) when no classifier can be trained on
-    ``manifest``: no video kept, or a single class. Called before the manifest is written."""
+    ``manifest``, or scored on it: no video kept, or a single class. Called before the
+    manifest is written. ``section``: the config section of the corpus (``dataset``,
+    ``test_corpus``), whose keys the message names."""
     drops = ", ".join(f"{reason}: {n}" for reason, n in report.dropped.items()) or "none"
     read = f"{report.rows_read_total} rows read, dropped by reason: {drops}"
     if manifest.is_empty():
         fix = (
-            "check dataset.path and dataset.format, the label column and dataset.label_map "
-            "(a label mapped to null drops its rows); the ingest report lists examples"
+            f"check {section}.path and {section}.format, the label column and "
+            f"{section}.label_map (a label mapped to null drops its rows); the ingest report "
+            "lists examples"
         )
         raise ValueError(f"the corpus yields no video ({read}); {fix}")
     labels = report.labels
     if len(labels) < 2:
+        needs = "a classifier needs" if section == "dataset" else "its scores (ROC-AUC) need"
         raise ValueError(
             f"the corpus has one class only ({', '.join(f'{k}: {v} videos' for k, v in labels.items())}; "
-            f"{read}); a classifier needs at least two: add videos of another class "
-            "or fix dataset.label_map"
+            f"{read}); {needs} at least two: add videos of another class "
+            f"or fix {section}.label_map"
         )
 
 

@@ -116,7 +116,7 @@ FUNCTIONS: dict[str, str] = {
     "evaluate": "lib.stages.evaluate:run_evaluate",
     "protocol-folds": "lib.stages.protocols:run_protocol_folds",
     "data-quality": "lib.stages.evaluate:run_data_quality",
-    "test-corpus-manifest": "lib.stages.corpus:run_manifest",
+    "test-corpus-manifest": "lib.stages.corpus:run_test_corpus_manifest",
     "test-corpus-audit": "lib.stages.test_corpus:run_test_corpus_audit",
     "test-corpus-score": "lib.stages.test_corpus:run_test_corpus_score",
     "predict": "lib.predict:predict_videos",

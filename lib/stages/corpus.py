@@ -3,6 +3,7 @@ into ``results/manifest.csv`` and its report)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from lib import schemas
@@ -27,10 +28,12 @@ def run_manifest(
     label_precedence: list[str],
     folder_group: str,
     allow_file_urls: bool,
+    section: str = "dataset",
 ) -> None:
     """Ingest the ``dataset`` config section's corpus: the manifest table and its report.
 
-    Refuses a corpus that cannot be trained on (:func:`lib.corpus.ingest.check_trainable`).
+    Refuses a corpus that cannot be trained on (:func:`lib.corpus.ingest.check_trainable`),
+    naming the keys of ``section``.
     """
     # false = the format's own choice: the demo opts in by itself, every other corpus refuses.
     manifest, ingest_report = build_manifest(
@@ -42,6 +45,11 @@ def run_manifest(
         folder_group=folder_group,
         allow_file_urls=allow_file_urls or None,
     )
-    check_trainable(manifest, ingest_report)
+    check_trainable(manifest, ingest_report, section=section)
     schemas.write_table(manifest, output, "manifest")
     write_ingest_report(ingest_report, report)
+
+
+#: Stage ``test-corpus-manifest``: the ``test_corpus`` section's corpus, ingested as the
+#: dataset is; a refusal names the test_corpus keys.
+run_test_corpus_manifest = partial(run_manifest, section="test_corpus")
