@@ -159,6 +159,51 @@ def test_the_score_leaves_out_the_copy_and_the_report_says_so(corpora, keep):
     assert (test / "side_by_side.png").stat().st_size > 0
 
 
+def test_windows_are_scored_and_aggregate_to_the_video_score_by_the_named_rule(corpora):
+    """predict's windows table: the video-level score is evaluate.window_aggregation of its
+    windows (here max, not predict's mean), and every window is scored beside it."""
+    from sklearn.metrics import roc_auc_score
+
+    test = corpora["test"]
+    groups = schemas.read_table(test / "groups.csv", "test_corpus_videos")
+    preds = _predictions(test / "memoriser.csv", groups, _id_of(groups, "planted"), seed=4)
+    ok = schemas.read_table(preds, "predict").filter(pl.col("status") == "ok")
+    rng = np.random.default_rng(5)
+    fake = np.column_stack([ok["score_fake"], rng.uniform(size=len(ok))])  # two windows each
+    windows = pl.DataFrame({
+        "video_id": np.repeat(ok["video_id"].to_numpy(), 2), "window": np.tile([0, 1], len(ok)),
+        "start_frame": 0, "stop_frame": 8, "score_fake": fake.ravel(),
+        "score_real": 1 - fake.ravel()})  # fmt: skip
+    windows.write_csv(test / "memoriser.windows.csv")
+    corpus = {"format": "demo", "path": str(corpora["root"] / "test_corpus")}
+    config = {"test_corpus": {**corpus, "keep_cross_duplicates": True},
+              "evaluate": {"bootstrap": 50, "window_aggregation": "max"}}  # fmt: skip
+    _run("test-corpus-score", "--videos", test / "groups.csv", "--cross", test / "cross.csv",
+         "--out", test / "windowed.csv", "--report", test / "windowed.md", "--windows",
+         test / "memoriser.windows.csv", "--config-json", json.dumps(config), preds)  # fmt: skip
+    summary = schemas.read_table(test / "windowed.csv", "test_corpus_summary")
+    roc = summary.filter((pl.col("metric") == "roc_auc") & (pl.col("videos") == "all"))
+    by_level = {r["level"]: r for r in roc.iter_rows(named=True)}
+    labels = dict(zip(groups["video_id"], groups["label"] == "fake"))
+    truth = [labels[v] for v in ok["video_id"]]
+    top = fake.max(axis=1) / (fake.max(axis=1) + (1 - fake).max(axis=1))
+    assert by_level["video"]["value"] == pytest.approx(roc_auc_score(truth, top))
+    assert by_level["video"]["value"] != pytest.approx(roc_auc_score(truth, fake.mean(axis=1)))
+    assert by_level["window"]["value"] == pytest.approx(
+        roc_auc_score(np.repeat(truth, 2), fake.ravel())
+    )
+    assert (by_level["video"]["aggregation"], by_level["window"]["aggregation"]) == ("max", "")
+    assert by_level["video"]["headline"] and not by_level["window"]["headline"]
+    assert by_level["video"]["n_videos"] == by_level["window"]["n_videos"] == len(ok)
+    report = (test / "windowed.md").read_text()
+    assert "## Window and video level" in report and "the max of its windows'" in report
+    section = report.split("## Window and video level")[1].split("##")[0]
+    line = next(l for l in section.splitlines() if l.startswith("| memoriser | roc_auc |"))
+    assert line.endswith(
+        f"| {by_level['window']['value']:.3f} | {by_level['video']['value']:.3f} |"
+    )
+
+
 def _kfold_summary() -> pl.DataFrame:
     row = {c: None for c in schemas.columns("summary")}
     row |= {"model": "memoriser", "protocol": "kfold", "level": "video", "metric": "roc_auc"}

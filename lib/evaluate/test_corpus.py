@@ -1,8 +1,11 @@
 """The test corpus's scores: each final model on a labelled corpus it never saw, with intervals.
 
 The final model of a model (``train_final``: trained on every video of the training corpus)
-classifies the test corpus as ``predict`` classifies new videos (:mod:`lib.predict`: a
-video's score is the mean of its windows' class probabilities). Every valid test video whose
+classifies the test corpus as ``predict`` classifies new videos (:mod:`lib.predict`: one
+score per temporal window). A video's score aggregates its windows' class probabilities by
+``evaluate.window_aggregation`` (:func:`lib.evaluate.metrics.aggregate_windows`; level
+``video``, the headline), and every window is also scored on its own (level ``window``), as
+the evaluate stage does for windowed predictions. Every valid test video whose
 prediction succeeded and whose label is one of the model's classes is scored with the
 headline metrics of the cross-validation (:func:`lib.evaluate.metrics.headline_metrics`)
 and their 95% interval from a bootstrap over the test corpus's duplicate groups
@@ -23,6 +26,7 @@ import polars as pl
 from lib.evaluate.metrics import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
+    aggregate_windows,
     classes_of,
     group_bootstrap,
     headline_metrics,
@@ -64,48 +68,90 @@ def subset_scores(
     ]
 
 
+def window_levels(
+    ok: pl.DataFrame, windows: pl.DataFrame | None, *, aggregation: str
+) -> dict[str, pl.DataFrame]:
+    """``level -> video_id, score_<class>`` rows of one model: ``video`` (one row per video:
+    its ``windows`` aggregated by ``aggregation``, or predict's own score without windows)
+    and, with windows, ``window`` (one row per window of a video in ``ok``). ``ok``: the
+    model's predictions that succeeded; ``windows``: predict's windows table."""
+    cols = score_columns(ok)
+    if windows is None or windows.is_empty():
+        return {"video": ok}
+    windows = windows.join(ok.select("video_id"), on="video_id", how="semi")
+    rows = windows.select(
+        "video_id",
+        "window",
+        *cols,
+        clip_id=pl.concat_str("video_id", pl.lit("#"), pl.col("window").cast(pl.String)),
+        score=pl.max_horizontal(cols),  # aggregate_windows' own column; not read here
+        pred=pl.lit(""),
+    )
+    video = aggregate_windows(rows, aggregation=aggregation).select("video_id", *cols)
+    missing = ok.join(video, on="video_id", how="anti")  # a video without window rows
+    video = pl.concat([video, missing.select("video_id", *cols)])
+    return {"video": video, "window": rows.select("video_id", *cols)}
+
+
 def score_test_corpus(
     videos: pl.DataFrame,
     predictions: dict[str, pl.DataFrame],
     *,
+    windows: dict[str, pl.DataFrame] | None = None,
+    window_aggregation: str,
     keep_cross_duplicates: bool,
     positive_label: str,
     n_bootstrap: int,
     random_state: int,
 ) -> pl.DataFrame:
     """The ``test_corpus_summary`` table: per model (``predictions``: model -> its ``predict``
-    table on the test corpus), subset and headline metric, the value, its interval, the
-    videos and groups scored, the videos left out as cross-corpus near-duplicates' groups
+    table on the test corpus), level (:func:`window_levels`; ``windows``: model -> predict's
+    windows table), subset and headline metric, the value, its interval, the videos and
+    groups scored, the videos left out as cross-corpus near-duplicates' groups
     (``n_left_out``) and those not scored (``n_failed``: prediction failed, or a label the
-    model does not know). ``videos``: the ``test_corpus_videos`` table."""
+    model does not know). ``videos``: the ``test_corpus_videos`` table. The headline: the
+    headline subset at video level."""
     valid = videos.filter(pl.col("valid")).select("video_id", "label", "dup_group", "cross_group")
     headline = headline_subset(keep_cross_duplicates)
     rows = []
     for model, table in sorted(predictions.items()):
         classes = classes_of(table)
         ok = table.filter(pl.col("status") == "ok").select("video_id", *score_columns(table))
-        scored = valid.join(ok, on="video_id", how="inner", maintain_order="left")
-        scored = scored.filter(pl.col("label").is_in(classes))
-        for subset in SUBSETS:
-            part = scored if subset == "all" else scored.filter(~pl.col("cross_group"))
-            common = {
-                "model": model,
-                "videos": subset,
-                "headline": subset == headline,
-                "n_videos": len(part),
-                "n_groups": part["dup_group"].n_unique(),
-                "n_left_out": len(scored) - len(part),
-                "n_failed": len(valid) - len(scored),
-            }
-            for score in subset_scores(
-                part,
-                classes,
-                positive_label=positive_label,
-                n_bootstrap=n_bootstrap,
-                seed=random_state,
-            ):
-                rows.append({**common, **score})
+        levels = window_levels(ok, (windows or {}).get(model), aggregation=window_aggregation)
+        for level, by_level in levels.items():
+            scored = valid.join(by_level, on="video_id", how="inner", maintain_order="left")
+            scored = scored.filter(pl.col("label").is_in(classes))
+            n_scored = scored["video_id"].n_unique()
+            for subset in SUBSETS:
+                part = scored if subset == "all" else scored.filter(~pl.col("cross_group"))
+                common = {
+                    "model": model,
+                    "videos": subset,
+                    "level": level,
+                    "aggregation": _aggregation(level, levels, window_aggregation),
+                    "headline": subset == headline and level == "video",
+                    "n_videos": part["video_id"].n_unique(),
+                    "n_groups": part["dup_group"].n_unique(),
+                    "n_left_out": n_scored - part["video_id"].n_unique(),
+                    "n_failed": len(valid) - n_scored,
+                }
+                for score in subset_scores(
+                    part,
+                    classes,
+                    positive_label=positive_label,
+                    n_bootstrap=n_bootstrap,
+                    seed=random_state,
+                ):
+                    rows.append({**common, **score})
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _aggregation(level: str, levels: dict, window_aggregation: str) -> str:
+    """How a video-level score was made from windows: ``window_aggregation``, or predict's
+    own mean when no windows table was given; empty at window level."""
+    if level != "video":
+        return ""
+    return window_aggregation if "window" in levels else "mean"
 
 
 def generalisation_rows(summary: pl.DataFrame, *, metric: str = "roc_auc") -> pl.DataFrame:
@@ -150,15 +196,19 @@ def corpus_markdown(
     copies = valid.filter(pl.col("cross_duplicate"))
     left = valid.filter(pl.col("cross_group"))
     headline = headline_subset(keep_cross_duplicates)
+    aggregations = sorted(set(summary.filter(pl.col("headline"))["aggregation"]))
+    windowed = summary.filter(pl.col("level") == "window")
     lines = [
         "# Test corpus",
         "",
         f"{corpus}: {len(videos)} videos, {len(valid)} valid, in "
         f"{valid['dup_group'].n_unique()} duplicate groups; never used for training or "
         "selection. Each model's final model (trained on the whole training corpus) "
-        "classified it as `predict` does (a video's score: the mean of its windows' class "
-        f"probabilities). Intervals: 95%, from {n_bootstrap} bootstrap resamples of the test "
-        "corpus's duplicate groups.",
+        "classified it as `predict` does (a video's score: the "
+        f"{'/'.join(aggregations) or 'mean'} of its windows' class probabilities"
+        f"{', each window also scored on its own' if len(windowed) else ''}). "
+        f"Intervals: 95%, from {n_bootstrap} bootstrap resamples of the test corpus's "
+        "duplicate groups.",
         "",
         "## Cross-corpus near-duplicates",
         "",
@@ -205,7 +255,9 @@ def corpus_markdown(
             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['n_videos']} | "
             f"{r['n_groups']} | {r['n_left_out']} | {r['n_failed']} |"
         )
-    shown = summary.filter(pl.col("metric").is_in(_SHOWN))
+    if len(windowed):
+        lines += _window_lines(summary.filter(pl.col("videos") == headline))
+    shown = summary.filter(pl.col("metric").is_in(_SHOWN) & (pl.col("level") == "video"))
     wide = shown.pivot("videos", index=["model", "metric"], values="value")
     lines += [
         "",
@@ -221,3 +273,26 @@ def corpus_markdown(
         values = " | ".join(_fmt(r.get(s)) for s in SUBSETS)
         lines.append(f"| {r['model']} | {r['metric']} | {values} |")
     return "\n".join([*lines, "", *sections]) + "\n"
+
+
+def _window_lines(summary: pl.DataFrame) -> list[str]:
+    """The headline subset's metrics per window beside per video (its aggregation named)."""
+    shown = summary.filter(pl.col("metric").is_in(_SHOWN))
+    wide = shown.pivot("level", index=["model", "metric"], values="value")
+    aggregation = "/".join(sorted(set(shown.filter(pl.col("level") == "video")["aggregation"])))
+    lines = [
+        "",
+        "## Window and video level",
+        "",
+        "Each window of a video scored on its own (`level = window`) beside the video's "
+        f"score (`level = video`: the {aggregation} of its windows' probabilities, "
+        "`evaluate.window_aggregation`; the headline).",
+        "",
+        "| model | metric | window | video |",
+        "|---" * 4 + "|",
+    ]
+    for r in wide.iter_rows(named=True):
+        lines.append(
+            f"| {r['model']} | {r['metric']} | {_fmt(r.get('window'))} | {_fmt(r.get('video'))} |"
+        )
+    return lines

@@ -210,7 +210,7 @@ TABLES: dict[str, dict[str, str]] = {
         **{"distance": "float", "matched_frames": "int"},
     },
     "test_corpus_summary": {
-        **dict.fromkeys(("model", "videos", "metric"), "str"),
+        **dict.fromkeys(("model", "videos", "level", "aggregation", "metric"), "str"),
         "headline": "bool",
         **dict.fromkeys(("value", "ci_low", "ci_high"), "float"),
         **dict.fromkeys(("n_videos", "n_groups", "n_left_out", "n_failed"), "int"),
@@ -248,7 +248,10 @@ CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "predictions": {"aug_idx": [pa.Check.ge(-1)]},
     "predict": {"status": [pa.Check.isin(CLIP_STATUSES)]},
     "cross_duplicates": {"matched_frames": [pa.Check.ge(1)]},
-    "test_corpus_summary": {"videos": [pa.Check.isin(("without_cross_duplicates", "all"))]},
+    "test_corpus_summary": {
+        "videos": [pa.Check.isin(("without_cross_duplicates", "all"))],
+        "level": [pa.Check.isin(("video", "window"))],
+    },
     "pretrain_history": {"epoch": [pa.Check.ge(1)], "mask_ratio": [pa.Check.in_range(0, 1)]},
     "protocol_splits": {"status": [pa.Check.isin(("used", "skipped"))]},
     "metrics": {"level": [pa.Check.isin(("video", "window"))]},

@@ -230,6 +230,12 @@ MODEL_COMMANDS: tuple[Command, ...] = (
             reads("--summary", "results/summary.csv (the other protocols)", required=False),
             arg("--plot", default=None, help="generalisation figure to write"),
             arg(
+                "--windows",
+                nargs="*",
+                default=[],
+                help="predict's windows table of every model (<model>.windows.csv)",
+            ),
+            arg(
                 "predictions",
                 nargs="+",
                 help="predict's table of every model on the corpus",
@@ -237,7 +243,7 @@ MODEL_COMMANDS: tuple[Command, ...] = (
         ),
         sections=(
             Section("test_corpus", keys=("format", "path", "keep_cross_duplicates")),
-            Section("evaluate", keys=("bootstrap",)),
+            Section("evaluate", keys=("bootstrap", "window_aggregation")),
             POSITIVE_LABEL,
             SEED,
         ),

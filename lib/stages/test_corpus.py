@@ -68,26 +68,33 @@ def run_test_corpus_score(
     report: str | Path,
     summary: str | Path | None,
     plot: str | Path | None,
+    windows: list[str | Path] = (),
     format: str,
     path: str,
     keep_cross_duplicates: bool,
     bootstrap: int,
+    window_aggregation: str,
     positive_label: str,
     seed: int,
 ) -> None:
     """Score every model's predictions on the test corpus (``predictions``:
     ``.../<model>.csv`` tables of ``predict``) into ``out`` and write the report section
     ``report``: :func:`lib.evaluate.test_corpus.score_test_corpus` with ``bootstrap``
-    resamples drawn with ``seed``. ``format``, ``path``: the test corpus, as the report
+    resamples drawn with ``seed``; ``windows`` (``.../<model>.windows.csv``) give each video's
+    windows, aggregated by ``window_aggregation`` and scored per window too. ``format``,
+    ``path``: the test corpus, as the report
     names it; ``keep_cross_duplicates``: whether the headline keeps the copies. With
     ``summary`` (``results/summary.csv``) the section ends with the generalisation table:
     the evaluate stage's protocols and the test corpus side by side, drawn into ``plot``."""
     table = schemas.read_table(videos, "test_corpus_videos")
     pairs = schemas.read_table(cross, "cross_duplicates")
     by_model = {Path(p).stem: schemas.read_table(p, "predict") for p in predictions}
+    by_window = {Path(p).name.removesuffix(".windows.csv"): _windows(p) for p in windows}
     scores = score_test_corpus(
         table,
         by_model,
+        windows=by_window,
+        window_aggregation=window_aggregation,
         keep_cross_duplicates=keep_cross_duplicates,
         positive_label=positive_label,
         n_bootstrap=bootstrap,
@@ -129,3 +136,9 @@ def run_test_corpus_score(
             r["ci_high"],
             r["n_videos"],
         )
+
+
+def _windows(path: str | Path) -> pl.DataFrame:
+    """predict's windows table (``video_id, window, start_frame, stop_frame, score_<class>``);
+    an empty one (no window scored) has no columns."""
+    return pl.read_csv(path) if Path(path).stat().st_size else pl.DataFrame()

@@ -140,6 +140,7 @@ rule test_corpus_score:
         groups=f"{TEST_DIR}/groups.csv",
         pairs=f"{TEST_DIR}/cross_duplicates.csv",
         predictions=expand(f"{TEST_DIR}/predictions/{{model}}.csv", model=TEST_MODELS),
+        windows=expand(f"{TEST_DIR}/predictions/{{model}}.windows.csv", model=TEST_MODELS),
         summary="results/summary.csv",
     output:
         scores=in_report(
@@ -160,7 +161,7 @@ rule test_corpus_score:
     shell:
         '"$VIDSTAGE_PYTHON" -m lib test-corpus-score --videos {input.groups}'
         " --cross {input.pairs} --out {output.scores} --report {output.report}"
-        " --summary {input.summary} --plot {output.plot}"
+        " --summary {input.summary} --plot {output.plot} --windows {input.windows}"
         " --config-json {params.config_json:q} {input.predictions} > {log} 2>&1"
 
 
