@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -170,11 +170,38 @@ BUDGET_TABLES = {
 }
 
 
+def _stamp(line: str) -> float:
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def clips_on_disk_from_logs(work: Path) -> dict:
+    """Peak size of data/clips/ under the budget, from the jobs' logs: each shard's clips
+    count from its augment job's start (upper bound) or end (lower bound) until its scale
+    job logs their removal (with their bytes)."""
+    events = {"upper": [], "lower": []}
+    for log in sorted((work / "logs/scale").glob("*.log")):
+        removal = [ln for ln in log.read_text().splitlines() if "clip files (" in ln]
+        if not removal:
+            continue
+        size = float(re.search(r"\(([\d.]+) MB\)", removal[-1]).group(1)) * 1e6
+        augment = (work / "logs/augment" / log.name).read_text().splitlines()
+        ended = [ln for ln in augment if "INFO vidstage: augment done" in ln]
+        gone = _stamp(removal[-1])
+        events["upper"] += [(_stamp(augment[0]), size), (gone, -size)]
+        events["lower"] += [(_stamp(ended[-1]), size), (gone, -size)]
+    peaks = {}
+    for bound, changes in events.items():
+        level = peak = 0.0
+        for _, change in sorted(changes, key=lambda e: (e[0], e[1])):
+            level += change
+            peak = max(peak, level)
+        peaks[bound] = peak
+    return peaks
+
+
 def budget_run(scratch: Path, plain: dict, commit: str | None, shards: int) -> dict:
     """The clip readers again at the rehearsal's size under ``scale.remove_clips``: peak and
     final size of data/clips/, and whether their tables equal the plain run's."""
-    from lib import schemas
-
     work = scratch / "budget"
     shutil.rmtree(work, ignore_errors=True)
     run = rehearse(
@@ -186,14 +213,20 @@ def budget_run(scratch: Path, plain: dict, commit: str | None, shards: int) -> d
         remove_clips=True,
         targets=list(BUDGET_TABLES),
     )
+    return budget_result(scratch, work, run)
+
+
+def budget_result(scratch: Path, work: Path, run: dict) -> dict:
+    """The budget run's figures, and its tables compared with the plain run's."""
+    from lib import schemas
+
     equal = {}
     for table, kind in BUDGET_TABLES.items():
         a = schemas.read_table(scratch / "workflow" / table, kind)
         b = schemas.read_table(work / table, kind)
         equal[table] = a.equals(b)
-    out = {k: run[k] for k in ("wall_s", "peak_clips_bytes", "disk", "counts", "shards")}
-    shutil.rmtree(work, ignore_errors=True)
-    return {**out, "equal": equal}
+    out = {k: run[k] for k in ("wall_s", "disk", "shards", "commit")}
+    return {**out, "equal": equal, "from_logs": clips_on_disk_from_logs(work)}
 
 
 def _sample(workdir: Path, load: Path, done: threading.Event, peak: list) -> None:
@@ -262,8 +295,9 @@ def _stage_seconds(workdir: Path) -> dict:
 def _du(path: Path) -> int:
     if not path.exists():
         return 0
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0])
+    # not check=True: under the budget files vanish while du walks (it then exits 1)
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.stdout.strip() else 0
 
 
 def _disk(workdir: Path) -> dict:
@@ -274,6 +308,8 @@ def _disk(workdir: Path) -> dict:
 
 
 def _counts(workdir: Path) -> dict:
+    if not (workdir / "results/clips.csv").exists():  # the budget run's targets
+        return {}
     videos = pl.read_csv(workdir / "results/videos.csv", infer_schema_length=0)
     clips = pl.read_csv(workdir / "results/clips.csv", infer_schema_length=0)
     return {
@@ -651,11 +687,15 @@ def section(raw: dict) -> str:
             "",
             f"The clip readers (features, scale) again at the same size with the budget on, "
             f"`shards: {b.get('shards', '?')}` (the budget helps where shards outnumber the "
-            "jobs that run at once): "
-            f"data/clips/ peaked at **{b['peak_clips_bytes'] / 1e6:.0f} MB** (sampled every 5 s) "
-            f"against **{plain_peak / 1e6:.0f} MB** without (every clip kept), and ended at "
-            f"{b['disk']['data/clips'] / 1e6:.1f} MB; wall {b['wall_s']:.0f} s. Tables equal to "
-            "the run without the budget: "
+            "jobs that run at once"
+            + (f"; commit `{b['commit']}`, the plain run's settings" if b.get("commit") else "")
+            + "): "
+            f"from the jobs' logs, data/clips/ peaked at **{b['from_logs']['lower'] / 1e6:.0f}-"
+            f"{b['from_logs']['upper'] / 1e6:.0f} MB** (a shard's clips counted from the end, "
+            "or from the start, of its augment job until its scale job logged their removal) "
+            f"against **{plain_peak / 1e6:.0f} MB** without (every clip kept until the end), "
+            f"and ended at {b['disk']['data/clips'] / 1e6:.1f} MB. "
+            "Tables equal to the run without the budget: "
             + ", ".join(f"`{k}` {'yes' if v else '**no**'}" for k, v in b["equal"].items())
             + ".",
         ]
