@@ -32,6 +32,8 @@ SCRIPTS = (
     "bench_startup.py",  # start-up of a stage process, per command (issue 20)
     "bench_snakefile.py",  # start-up of a Snakemake run: what the train check imports (issue 20)
     "bench_gc.py",  # the cycle collector's workarounds (issue 20)
+    "bench_evaluate_scale.py",  # evaluate's bootstrap at 10^3 to 10^5 videos (issue 23; ~2 min)
+    "bench_embeddings.py",  # the embeddings stage on CPU, encoders at 224 (issue 25)
     "bench_demo.py",
 )
 
