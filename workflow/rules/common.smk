@@ -126,6 +126,13 @@ def mem_mb(base):
     return lambda wildcards, attempt: base * attempt
 
 
+def mem_mb_with_input(base, per_input_mb):
+    """Memory request of a job that holds its input in memory: ``base`` MB plus
+    ``per_input_mb`` MB per MB of input, growing with each retry (a missing input, as in a
+    dry run, counts as empty)."""
+    return lambda wildcards, input, attempt: int(base + per_input_mb * input.size_mb) * attempt
+
+
 def runtime(base):
     """Runtime request (minutes) that grows with each retry of a failed job."""
     return lambda wildcards, attempt: base * attempt
